@@ -1,0 +1,119 @@
+//! Types and names shared by every kind: references, condition types and reasons, annotations.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A key inside a Secret in the same namespace as the referencing object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the object's own namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's data. Defaults differ per use and are documented there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// A reference to a Secret by name, in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret, in the object's own namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Values of a Condition's `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// The controller cannot tell.
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// The string the API stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// True maps to `True`, false to `False`.
+    pub fn from_bool(b: bool) -> Self {
+        if b { Self::True } else { Self::False }
+    }
+}
+
+/// Condition types. `Ready`, `Reconciling` and `Stalled` follow kstatus so Flux and Argo CD read
+/// health without plugins.
+pub mod condition_types {
+    /// The object is fully what its spec asks for.
+    pub const READY: &str = "Ready";
+    /// The controller is working towards the spec (kstatus).
+    pub const RECONCILING: &str = "Reconciling";
+    /// The controller cannot make progress without a change from a human (kstatus).
+    pub const STALLED: &str = "Stalled";
+    /// Rack: no two servers share a U and every server fits inside the rack.
+    pub const LAYOUT_VALID: &str = "LayoutValid";
+    /// Rack: the servers' declared power fits the rack's budget.
+    pub const POWER_WITHIN_BUDGET: &str = "PowerWithinBudget";
+    /// Rack: the node IP pool has free addresses.
+    pub const IP_POOL_AVAILABLE: &str = "IPPoolAvailable";
+    /// Server/UpstreamLink: every object it references exists and is usable.
+    pub const REFERENCES_RESOLVED: &str = "ReferencesResolved";
+    /// Server: the BMC answers.
+    pub const BMC_REACHABLE: &str = "BMCReachable";
+    /// Server: the BMC accepts the credentials.
+    pub const CREDENTIALS_VALID: &str = "CredentialsValid";
+    /// Server: the observed power state matches `spec.online`.
+    pub const POWER_MATCHES_SPEC: &str = "PowerMatchesSpec";
+    /// UpstreamLink: the BGP session is Established.
+    pub const SESSION_ESTABLISHED: &str = "SessionEstablished";
+}
+
+/// Condition reasons (CamelCase, stable: alerts and dashboards key on them).
+pub mod reasons {
+    /// Everything is as the spec asks.
+    pub const RECONCILED: &str = "Reconciled";
+    /// Work is in progress.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Two or more servers claim the same U.
+    pub const U_OVERLAP: &str = "UOverlap";
+    /// A server does not fit inside the rack's height.
+    pub const OUT_OF_RANGE: &str = "OutOfRange";
+    /// The declared power exceeds the rack's budget.
+    pub const OVER_BUDGET: &str = "OverBudget";
+    /// The node IP pool is exhausted.
+    pub const POOL_EXHAUSTED: &str = "PoolExhausted";
+    /// A referenced Rack does not exist.
+    pub const RACK_NOT_FOUND: &str = "RackNotFound";
+    /// A referenced Secret does not exist.
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// A referenced Secret lacks a required key.
+    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+    /// The spec is inconsistent in a way CEL cannot see.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The `groundwork.dev/paused` annotation is set.
+    pub const PAUSED: &str = "Paused";
+    /// The work of a later capability has not started for this object yet.
+    pub const PENDING: &str = "Pending";
+    /// Another UpstreamLink on the same router already peers with this address.
+    pub const DUPLICATE_PEER: &str = "DuplicatePeer";
+}
+
+/// Annotations the controller honours.
+pub mod annotations {
+    /// Any value: the controller leaves the object alone (no BMC, boot or status work).
+    pub const PAUSED: &str = "groundwork.dev/paused";
+    /// A request id: power-cycle the server once per new id.
+    pub const REBOOT: &str = "groundwork.dev/reboot";
+    /// A request id: re-inspect the server once per new id.
+    pub const INSPECT: &str = "groundwork.dev/inspect";
+}

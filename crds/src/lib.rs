@@ -1,0 +1,65 @@
+//! The Groundwork API: `groundwork.dev/v1alpha1`.
+//!
+//! One namespace is one site. [`Rack`], [`Server`] and [`UpstreamLink`] declare the site; the
+//! controller only ever writes their `status`. This crate holds types and pure helpers only: no
+//! I/O, no imports from the rest of the workspace.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
+
+pub mod common;
+pub mod rack;
+pub mod server;
+pub mod upstream;
+
+pub use common::{ConditionStatus, SecretKeyRef, annotations, condition_types, reasons};
+pub use rack::{Rack, RackSpec, RackStatus};
+pub use server::{Server, ServerSpec, ServerState, ServerStatus};
+pub use upstream::{UpstreamLink, UpstreamLinkSpec, UpstreamLinkStatus};
+
+/// The API group of every Groundwork kind.
+pub const GROUP: &str = "groundwork.dev";
+/// The API version served today.
+pub const VERSION: &str = "v1alpha1";
+
+/// Every CustomResourceDefinition of the API, in a stable order (the generator writes them).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    let mut crds = vec![Rack::crd(), Server::crd(), UpstreamLink::crd()];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+                kubernetes_formats(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// schemars emits `uint32`/`uint64` formats the API server does not know (it warns on every
+/// apply); Kubernetes spells integers `int32`/`int64`, and schemars already adds `minimum: 0`.
+fn kubernetes_formats(schema: &mut JSONSchemaProps) {
+    if let Some(format) = schema.format.as_mut() {
+        match format.as_str() {
+            "uint32" | "uint16" | "uint8" => *format = "int32".into(),
+            "uint64" | "uint" => *format = "int64".into(),
+            _ => {}
+        }
+    }
+    let children = schema
+        .properties
+        .iter_mut()
+        .flat_map(|p| p.values_mut())
+        .chain(schema.items.iter_mut().filter_map(|i| match i {
+            JSONSchemaPropsOrArray::Schema(s) => Some(s.as_mut()),
+            JSONSchemaPropsOrArray::Schemas(_) => None,
+        }))
+        .chain(schema.additional_properties.iter_mut().filter_map(|a| match a {
+            JSONSchemaPropsOrBool::Schema(s) => Some(s.as_mut()),
+            JSONSchemaPropsOrBool::Bool(_) => None,
+        }));
+    for child in children {
+        kubernetes_formats(child);
+    }
+}

@@ -1,0 +1,461 @@
+//! Server: one machine, its BMC, how it boots and what should be installed on it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{SecretKeyRef, SecretRef};
+
+/// One machine. `spec` says what it should be; the controller reports what it is in `status`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "groundwork.dev",
+    version = "v1alpha1",
+    kind = "Server",
+    namespaced,
+    status = "ServerStatus",
+    shortname = "srv",
+    category = "groundwork",
+    printcolumn(name = "Rack", type_ = "string", json_path = ".spec.rackRef.name"),
+    printcolumn(name = "U", type_ = "integer", json_path = ".spec.rackUnit"),
+    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(name = "Power", type_ = "string", json_path = ".status.powerState"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.bootMACAddress) == has(oldSelf.spec.bootMACAddress) && (!has(self.spec.bootMACAddress) || self.spec.bootMACAddress == oldSelf.spec.bootMACAddress))").message("spec.bootMACAddress cannot change while the server is provisioned; deprovision it first"),
+    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.rackRef) == has(oldSelf.spec.rackRef) && (!has(self.spec.rackRef) || self.spec.rackRef.name == oldSelf.spec.rackRef.name))").message("spec.rackRef cannot change while the server is provisioned; deprovision it first")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.rackRef) == has(self.rackUnit)").message("rackRef and rackUnit must be set together"))]
+#[x_kube(validation = Rule::new("!has(self.image) || !self.externallyProvisioned").message("an externally provisioned server is never imaged: remove image or externallyProvisioned"))]
+pub struct ServerSpec {
+    /// The Rack the server is mounted in (same namespace). Absent for discovered machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack_ref: Option<RackRef>,
+    /// Lowest rack unit the server occupies (U1 is the bottom of the rack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("rackUnit must be at least 1"))]
+    pub rack_unit: Option<u32>,
+    /// Height of the server in rack units.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("heightU must be between 1 and 20"))]
+    pub height_u: u32,
+    /// How to reach the server's baseboard management controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<BmcSpec>,
+    /// MAC address of the NIC the server network-boots from, e.g. `52:54:00:12:34:56`.
+    #[serde(default, rename = "bootMACAddress", skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')").message("bootMACAddress must be a MAC address such as 52:54:00:12:34:56"))]
+    #[schemars(length(max = 17))]
+    pub boot_mac_address: Option<String>,
+    /// Desired power state: true powers the server on, false off.
+    #[serde(default)]
+    pub online: bool,
+    /// Firmware boot mode.
+    #[serde(default)]
+    pub boot_mode: BootMode,
+    /// The image to install. Setting it provisions the server; removing it deprovisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    /// Which disk the image is written to; the smallest disk matching every hint wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_device_hints: Option<RootDeviceHints>,
+    /// Secret key holding cloud-init user-data (key defaults to `userData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<SecretKeyRef>,
+    /// Secret key holding cloud-init network-config (key defaults to `networkData`); generated
+    /// from the Rack's node network when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_data: Option<SecretKeyRef>,
+    /// What happens to the disks when the server is deprovisioned.
+    #[serde(default)]
+    pub cleaning: CleaningMode,
+    /// The server was installed by other means: adopt it, never write its disks.
+    #[serde(default)]
+    pub externally_provisioned: bool,
+    /// Maximum power draw in watts, counted against the Rack's budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_power_watts: Option<u32>,
+    /// Labels and taints the server's Kubernetes node gets when it joins a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeTemplate>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A reference to a Rack in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RackRef {
+    /// Name of the Rack.
+    #[x_kube(validation = Rule::new("self.size() >= 1").message("rackRef.name must not be empty"))]
+    #[schemars(length(max = 253))]
+    pub name: String,
+}
+
+/// How to reach a BMC.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.disableCertificateVerification) && self.disableCertificateVerification && has(self.caBundleSecretRef))").message("caBundleSecretRef has no effect when disableCertificateVerification is true"))]
+pub struct BmcSpec {
+    /// BMC URL: `redfish://host/redfish/v1/Systems/ID` (HTTPS), `redfish+http://…`,
+    /// `redfish+https://…`, or `ipmi://host[:port]`.
+    #[x_kube(validation = Rule::new("self.matches('^(redfish|redfish\\\\+http|redfish\\\\+https|ipmi)://[^/?#]+')").message("address must start with redfish://, redfish+http://, redfish+https:// or ipmi:// followed by a host"))]
+    #[schemars(length(max = 2048))]
+    pub address: String,
+    /// Secret with the keys `username` and `password`.
+    pub credentials_secret_ref: SecretRef,
+    /// Skip TLS certificate verification for this BMC (explicit opt-out; logged as a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_certificate_verification: Option<bool>,
+    /// Secret key holding a PEM CA bundle to verify the BMC with (key defaults to `ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Firmware boot mode.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum BootMode {
+    /// UEFI without Secure Boot.
+    #[default]
+    #[serde(rename = "UEFI")]
+    Uefi,
+    /// UEFI with Secure Boot.
+    #[serde(rename = "UEFISecureBoot")]
+    UefiSecureBoot,
+    /// Legacy BIOS.
+    Legacy,
+}
+
+/// An OS image.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    /// Where to download the image: an http:// or https:// URL.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("image url must start with http:// or https://"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self)").message("image url must be a valid URL"))]
+    pub url: String,
+    /// Checksum of the downloaded file: `sha256:<64 hex>` or `sha512:<128 hex>`.
+    #[x_kube(validation = Rule::new("self.matches('^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$')").message("checksum must be sha256:<64 lowercase hex> or sha512:<128 lowercase hex>"))]
+    #[schemars(length(max = 135))]
+    pub checksum: String,
+    /// Format of the downloaded file.
+    #[serde(default)]
+    pub format: ImageFormat,
+}
+
+/// Format of a downloaded image.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum ImageFormat {
+    /// A raw disk image.
+    #[default]
+    #[serde(rename = "raw")]
+    Raw,
+    /// A raw disk image compressed with zstd.
+    #[serde(rename = "raw+zstd")]
+    RawZstd,
+    /// A raw disk image compressed with gzip.
+    #[serde(rename = "raw+gzip")]
+    RawGzip,
+    /// A qcow2 image.
+    #[serde(rename = "qcow2")]
+    Qcow2,
+}
+
+/// Hints selecting the root disk; every given hint must match.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RootDeviceHints {
+    /// Kernel device name, e.g. `/dev/vda`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/dev/')").message("deviceName must start with /dev/"))]
+    #[schemars(length(max = 256))]
+    pub device_name: Option<String>,
+    /// SCSI address `host:channel:target:lun`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hctl: Option<String>,
+    /// Disk model (substring match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Disk vendor (substring match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Disk serial number (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// World Wide Name (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    /// Minimum size in GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size_gigabytes: Option<u32>,
+    /// True selects spinning disks only, false solid-state only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+}
+
+/// What deprovisioning does to the disks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum CleaningMode {
+    /// Wipe partition tables and filesystem signatures (fast).
+    #[default]
+    Metadata,
+    /// Overwrite whole disks (slow, thorough).
+    Full,
+    /// Leave the disks untouched.
+    Disabled,
+}
+
+/// What a server's Kubernetes node is given when it joins.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeTemplate {
+    /// Labels for the node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Taints for the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+}
+
+/// Lifecycle state of a Server.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+pub enum ServerState {
+    /// Reading identity and power state from the BMC.
+    #[default]
+    Registering,
+    /// Booted into the ramdisk, collecting hardware inventory.
+    Inspecting,
+    /// Inspected and idle, ready to be provisioned.
+    Available,
+    /// Writing the image.
+    Provisioning,
+    /// The image is installed (or the server was adopted).
+    Provisioned,
+    /// Cleaning the disks after the image was removed.
+    Deprovisioning,
+    /// An unknown machine that netbooted and registered itself (auto-enrolment).
+    Discovered,
+    /// Something failed; see `lastError` and the conditions.
+    Error,
+}
+
+impl ServerState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [ServerState; 8] = [
+        Self::Registering,
+        Self::Inspecting,
+        Self::Available,
+        Self::Provisioning,
+        Self::Provisioned,
+        Self::Deprovisioning,
+        Self::Discovered,
+        Self::Error,
+    ];
+
+    /// The name the API stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registering => "Registering",
+            Self::Inspecting => "Inspecting",
+            Self::Available => "Available",
+            Self::Provisioning => "Provisioning",
+            Self::Provisioned => "Provisioned",
+            Self::Deprovisioning => "Deprovisioning",
+            Self::Discovered => "Discovered",
+            Self::Error => "Error",
+        }
+    }
+}
+
+/// Observed power state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PowerState {
+    /// Powered on.
+    On,
+    /// Powered off.
+    Off,
+    /// Not known (BMC unreachable or not yet read).
+    #[default]
+    Unknown,
+}
+
+/// What the controller observed about a server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ServerState>,
+    /// When the server entered its current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_since: Option<Time>,
+    /// Power state as last reported by the BMC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_state: Option<PowerState>,
+    /// Identity as reported by the BMC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<SystemIdentity>,
+    /// Hardware inventory from inspection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<HardwareInventory>,
+    /// Addresses allocated to the server from its Rack's networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<AllocatedAddress>,
+    /// The image installed on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_image: Option<ProvisionedImage>,
+    /// Name of the Kubernetes node the server became.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// Start, end and duration of each lifecycle phase, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTiming>,
+    /// Failures since the server last succeeded (drives the backoff).
+    #[serde(default)]
+    pub error_count: u32,
+    /// The last error, for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The last `groundwork.dev/reboot` request id acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reboot_request: Option<String>,
+    /// The last `groundwork.dev/inspect` request id acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inspect_request: Option<String>,
+    /// Standard conditions: Ready, Reconciling, Stalled, ReferencesResolved, BMCReachable,
+    /// CredentialsValid, PowerMatchesSpec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Identity of a system as its BMC reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemIdentity {
+    /// Manufacturer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// Model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// System UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// BIOS / UEFI firmware version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_version: Option<String>,
+    /// BMC firmware version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_firmware_version: Option<String>,
+    /// MAC addresses of the NICs the BMC exposes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac_addresses: Vec<String>,
+}
+
+/// Hardware found by inspection.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HardwareInventory {
+    /// CPU model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    /// Logical CPUs.
+    #[serde(default)]
+    pub cpu_count: u32,
+    /// Memory in bytes.
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// Disks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<Disk>,
+    /// Network interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<Nic>,
+}
+
+/// A disk found by inspection.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Disk {
+    /// Kernel device name.
+    pub name: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// World Wide Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    /// Spinning disk.
+    #[serde(default)]
+    pub rotational: bool,
+}
+
+/// A network interface found by inspection.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Nic {
+    /// Interface name.
+    pub name: String,
+    /// MAC address.
+    pub mac: String,
+    /// Link speed in Mbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_mbps: Option<u32>,
+    /// Link detected.
+    #[serde(default)]
+    pub link_up: bool,
+}
+
+/// An address allocated to a server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocatedAddress {
+    /// Which rack network the address is from (`node`, `provisioning`, `bmc`).
+    pub network: String,
+    /// The address.
+    pub address: String,
+}
+
+/// The image installed on a server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionedImage {
+    /// URL it was downloaded from.
+    pub url: String,
+    /// Verified checksum.
+    pub checksum: String,
+}
+
+/// Start, end and duration of one phase (timestamps, never a ticking counter).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseTiming {
+    /// Phase name, e.g. `Registering`, `PowerOn`, `DHCP`, `Write`.
+    pub name: String,
+    /// When the phase started.
+    pub started_at: Time,
+    /// When the phase ended; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Duration in milliseconds, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
