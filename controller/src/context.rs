@@ -1,0 +1,59 @@
+//! What every reconciler shares: the client, the caches, metrics and the event recorder.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crds::{Rack, Server, UpstreamLink};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use crate::http::Health;
+use crate::metrics::Metrics;
+
+/// Shared state handed to every reconciliation.
+pub struct Context {
+    /// API client (rate limited).
+    pub client: Client,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Cached Racks.
+    pub racks: Store<DeserializeGuard<Rack>>,
+    /// Cached Servers.
+    pub servers: Store<DeserializeGuard<Server>>,
+    /// Cached UpstreamLinks.
+    pub links: Store<DeserializeGuard<UpstreamLink>>,
+    /// Cached Secret metadata (never their data).
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Re-check interval when nothing changes.
+    pub resync: Duration,
+    /// Unreadable objects already reported, by (uid, resourceVersion).
+    pub reported_invalid: Mutex<HashSet<(String, String)>>,
+    /// Readiness, set once every cache has synced.
+    pub health: Arc<Health>,
+}
+
+impl Context {
+    /// Until every cache has synced, a reconciler would see missing references that exist:
+    /// reconcilers wait for this (requeueing) rather than write wrong conditions.
+    pub fn synced(&self) -> bool {
+        self.health.ready.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The action to take while the caches sync.
+    pub fn wait_for_sync() -> kube::runtime::controller::Action {
+        kube::runtime::controller::Action::requeue(Duration::from_millis(500))
+    }
+
+    /// Whether a Secret with this name exists in `namespace`.
+    pub fn secret_exists(&self, namespace: &str, name: &str) -> bool {
+        self.secrets
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+            .is_some()
+    }
+}

@@ -1,0 +1,74 @@
+//! Events: one per condition transition, and one per unreadable object version.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::events::{Event, EventType};
+
+use crds::condition_types::{RECONCILING, STALLED};
+
+/// The Events announcing how `new` differs from `old` (pure). Only status flips and new
+/// conditions produce one, so a steady object produces none.
+pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Event> {
+    new.iter()
+        .filter(|c| c.type_ != RECONCILING)
+        .filter(|c| {
+            old.iter()
+                .find(|o| o.type_ == c.type_)
+                .is_none_or(|o| o.status != c.status || o.reason != c.reason)
+        })
+        .filter(|c| !(c.type_ == STALLED && c.status == "False" && old.iter().all(|o| o.type_ != STALLED)))
+        .map(|c| {
+            let bad = if c.type_ == STALLED { c.status == "True" } else { c.status == "False" };
+            Event {
+                type_: if bad { EventType::Warning } else { EventType::Normal },
+                reason: c.reason.clone(),
+                note: Some(truncate(&format!("{} is {}: {}", c.type_, c.status, c.message), 1000)),
+                action: "Reconcile".into(),
+                secondary: None,
+            }
+        })
+        .collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn c(t: &str, s: &str, r: &str) -> Condition {
+        Condition {
+            type_: t.into(),
+            status: s.into(),
+            reason: r.into(),
+            message: "m".into(),
+            observed_generation: None,
+            last_transition_time: Time("2026-01-01T00:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn steady_conditions_emit_nothing() {
+        let now = [c("Ready", "True", "Reconciled"), c("LayoutValid", "True", "Reconciled")];
+        assert!(transitions(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn flip_to_false_is_a_warning() {
+        let old = [c("LayoutValid", "True", "Reconciled")];
+        let new = [c("LayoutValid", "False", "UOverlap")];
+        let ev = transitions(&old, &new);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].reason, "UOverlap");
+        assert!(matches!(ev[0].type_, EventType::Warning));
+    }
+}

@@ -1,0 +1,24 @@
+//! The Groundwork controller: reconcilers for Rack, Server and UpstreamLink, and the plumbing
+//! they share. `main.rs` wires these together.
+
+pub mod apply;
+pub mod conditions;
+pub mod config;
+pub mod context;
+pub mod events;
+pub mod http;
+pub mod invalid;
+pub mod ipam;
+pub mod leader;
+pub mod metrics;
+pub mod patch;
+pub mod rack;
+pub mod run;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;
+
+/// Whether the object carries the `groundwork.dev/paused` annotation (hands off).
+pub fn paused<K: kube::Resource>(obj: &K) -> bool {
+    obj.meta().annotations.as_ref().is_some_and(|a| a.contains_key(crds::annotations::PAUSED))
+}

@@ -1,0 +1,85 @@
+//! Prometheus metrics: reconciles, durations, errors by kind and reason, status writes.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels naming a kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Rack, Server or UpstreamLink.
+    pub kind: &'static str,
+}
+
+/// Labels naming a kind and an error reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Rack, Server or UpstreamLink.
+    pub kind: &'static str,
+    /// The error's metric label.
+    pub reason: &'static str,
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    reconciles: Family<KindLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    durations: Family<KindLabels, Histogram>,
+    status_writes: Family<KindLabels, Counter>,
+    invalid_objects: Family<KindLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("groundwork");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let durations = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let status_writes = Family::<KindLabels, Counter>::default();
+        let invalid_objects = Family::<KindLabels, Gauge>::default();
+        registry.register("reconciles", "Reconciliations run", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciliations that failed, by reason", errors.clone());
+        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", durations.clone());
+        registry.register("status_writes", "Status patches sent (none when nothing changed)", status_writes.clone());
+        registry.register(
+            "invalid_objects",
+            "Stored objects that cannot be read with the current types",
+            invalid_objects.clone(),
+        );
+        Self { registry, reconciles, errors, durations, status_writes, invalid_objects }
+    }
+}
+
+impl Metrics {
+    /// Records one reconciliation of `kind` that took `elapsed`.
+    pub fn reconciled(&self, kind: &'static str, elapsed: Duration) {
+        self.reconciles.get_or_create(&KindLabels { kind }).inc();
+        self.durations.get_or_create(&KindLabels { kind }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a failed reconciliation.
+    pub fn failed(&self, kind: &'static str, reason: &'static str) {
+        self.errors.get_or_create(&ErrorLabels { kind, reason }).inc();
+    }
+
+    /// Records a status patch.
+    pub fn status_written(&self, kind: &'static str) {
+        self.status_writes.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Sets how many stored objects of `kind` cannot be read.
+    pub fn set_invalid(&self, kind: &'static str, count: usize) {
+        self.invalid_objects
+            .get_or_create(&KindLabels { kind })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+}

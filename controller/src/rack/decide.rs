@@ -1,0 +1,247 @@
+//! Decide stage (pure): the Rack's status from its spec and its members.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crds::condition_types::{IP_POOL_AVAILABLE, LAYOUT_VALID, POWER_WITHIN_BUDGET};
+use crds::rack::{IpPoolUsage, PowerUsage, RackSlot, RackSpec, RackStatus};
+use crds::reasons::{INVALID_SPEC, OUT_OF_RANGE, OVER_BUDGET, POOL_EXHAUSTED, RECONCILED, U_OVERLAP};
+use crds::ConditionStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::read::Member;
+use super::validate::SpecProblem;
+use crate::conditions::{Blocker, Desired, kstatus, merge};
+use crate::ipam::Pool;
+
+/// What is wrong with where the servers sit.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Groups of servers sharing U, with the shared units: (units, servers).
+    pub overlaps: Vec<(Vec<u32>, Vec<String>)>,
+    /// Servers that do not fit inside the rack: (server, top U).
+    pub out_of_range: Vec<(String, u32)>,
+}
+
+impl Layout {
+    /// Whether every server fits and none shares a U.
+    pub fn is_valid(&self) -> bool {
+        self.overlaps.is_empty() && self.out_of_range.is_empty()
+    }
+
+    /// A message naming every server in conflict.
+    pub fn message(&self) -> String {
+        let mut parts: Vec<String> = self
+            .overlaps
+            .iter()
+            .map(|(units, servers)| format!("{} share {}", servers.join(", "), units_text(units)))
+            .collect();
+        parts.extend(
+            self.out_of_range
+                .iter()
+                .map(|(server, top)| format!("{server} reaches U{top}, above the rack's top")),
+        );
+        parts.join("; ")
+    }
+}
+
+fn units_text(units: &[u32]) -> String {
+    match (units.first(), units.last()) {
+        (Some(a), Some(b)) if a == b => format!("U{a}"),
+        (Some(a), Some(b)) => format!("U{a}-U{b}"),
+        _ => String::new(),
+    }
+}
+
+/// Finds overlaps and servers beyond the rack's height (switches with a U count as occupants).
+pub fn layout(height: u32, members: &[Member], switches: &[(String, u32)]) -> Layout {
+    let mut occupants: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+    let mut out_of_range = Vec::new();
+    for m in members {
+        let top = m.bottom_u.saturating_add(m.height_u.max(1)) - 1;
+        if m.bottom_u == 0 || top > height {
+            out_of_range.push((m.name.clone(), top));
+        }
+        for u in m.bottom_u..=top.min(height) {
+            occupants.entry(u).or_default().insert(m.name.clone());
+        }
+    }
+    for (name, u) in switches {
+        occupants.entry(*u).or_default().insert(format!("switch/{name}"));
+    }
+    // Group the shared units by the exact set of servers sharing them.
+    let mut groups: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+    for (u, names) in occupants {
+        if names.len() > 1 {
+            groups.entry(names.into_iter().collect()).or_default().push(u);
+        }
+    }
+    let overlaps = groups.into_iter().map(|(servers, units)| (units, servers)).collect();
+    Layout { overlaps, out_of_range }
+}
+
+/// The complete desired status.
+pub fn decide(
+    spec: &RackSpec,
+    generation: Option<i64>,
+    members: &[Member],
+    pool: &Result<Option<Pool>, Vec<SpecProblem>>,
+    current: Option<&RackStatus>,
+    now: &Time,
+) -> RackStatus {
+    let switches: Vec<(String, u32)> =
+        spec.tor_switches.iter().filter_map(|s| s.rack_unit.map(|u| (s.name.clone(), u))).collect();
+    let layout = layout(spec.height_u, members, &switches);
+
+    let mut servers_by_state: BTreeMap<String, u32> = BTreeMap::new();
+    for m in members {
+        *servers_by_state.entry(m.state.as_str().to_string()).or_default() += 1;
+    }
+    let mut slots: Vec<RackSlot> = members
+        .iter()
+        .map(|m| RackSlot {
+            bottom_u: m.bottom_u,
+            height_u: m.height_u,
+            server: m.name.clone(),
+            state: Some(m.state.as_str().to_string()),
+        })
+        .collect();
+    slots.sort();
+    let used_u = {
+        let mut units = BTreeSet::new();
+        for m in members {
+            let top = m.bottom_u.saturating_add(m.height_u.max(1)) - 1;
+            units.extend(m.bottom_u.max(1)..=top.min(spec.height_u));
+        }
+        u32::try_from(units.len()).unwrap_or(u32::MAX)
+    };
+    let declared: u64 = members.iter().map(|m| u64::from(m.max_power_watts)).sum();
+    let budget = u64::from(spec.power.budget_watts);
+    let over_budget = budget > 0 && declared > budget;
+    let used_addresses = members.iter().filter(|m| m.holds_node_address).count() as u64;
+    let ip_pool = match pool {
+        Ok(Some(p)) => Some(IpPoolUsage { size: p.size(), used: used_addresses }),
+        _ => None,
+    };
+
+    let layout_condition = if layout.is_valid() {
+        Desired::new(LAYOUT_VALID, ConditionStatus::True, RECONCILED, "every server fits and no U is shared")
+    } else {
+        let reason = if layout.overlaps.is_empty() { OUT_OF_RANGE } else { U_OVERLAP };
+        Desired::new(LAYOUT_VALID, ConditionStatus::False, reason, layout.message())
+    };
+    let power_condition = if over_budget {
+        Desired::new(
+            POWER_WITHIN_BUDGET,
+            ConditionStatus::False,
+            OVER_BUDGET,
+            format!("servers declare {declared} W, the rack's budget is {budget} W"),
+        )
+    } else if budget == 0 {
+        Desired::new(POWER_WITHIN_BUDGET, ConditionStatus::True, RECONCILED, "no budget declared")
+    } else {
+        Desired::new(POWER_WITHIN_BUDGET, ConditionStatus::True, RECONCILED, format!("{declared} W of {budget} W declared"))
+    };
+    let pool_condition = match &ip_pool {
+        Some(p) if p.used >= p.size => Desired::new(
+            IP_POOL_AVAILABLE,
+            ConditionStatus::False,
+            POOL_EXHAUSTED,
+            format!("all {} node addresses are allocated", p.size),
+        ),
+        Some(p) => Desired::new(
+            IP_POOL_AVAILABLE,
+            ConditionStatus::True,
+            RECONCILED,
+            format!("{} of {} node addresses free", p.size - p.used, p.size),
+        ),
+        None => Desired::new(IP_POOL_AVAILABLE, ConditionStatus::True, RECONCILED, "no node network declared"),
+    };
+
+    let blocker = match pool {
+        Err(problems) => Err(Blocker::Stalled {
+            reason: INVALID_SPEC,
+            message: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        }),
+        Ok(_) if !layout.is_valid() => {
+            Err(Blocker::Stalled { reason: layout_condition.reason, message: layout_condition.message.clone() })
+        }
+        Ok(_) if over_budget => {
+            Err(Blocker::Stalled { reason: OVER_BUDGET, message: power_condition.message.clone() })
+        }
+        Ok(_) => Ok(()),
+    };
+    let mut desired: Vec<Desired> = kstatus(blocker).into();
+    desired.extend([layout_condition, power_condition, pool_condition]);
+
+    let current_conditions = current.map(|c| c.conditions.as_slice()).unwrap_or_default();
+    RackStatus {
+        observed_generation: generation,
+        location_summary: Some(spec.location.summary()),
+        server_count: u32::try_from(members.len()).unwrap_or(u32::MAX),
+        servers_by_state,
+        used_u,
+        slots,
+        power: Some(PowerUsage { declared_watts: declared, budget_watts: budget }),
+        ip_pool,
+        conditions: merge(current_conditions, &desired, generation, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::ServerState;
+
+    fn m(name: &str, u: u32, h: u32) -> Member {
+        Member {
+            name: name.into(),
+            bottom_u: u,
+            height_u: h,
+            max_power_watts: 500,
+            state: ServerState::Registering,
+            holds_node_address: false,
+        }
+    }
+
+    #[test]
+    fn overlap_names_both_servers() {
+        let l = layout(42, &[m("a", 10, 2), m("b", 11, 1), m("c", 20, 1)], &[]);
+        assert_eq!(l.overlaps, vec![(vec![11], vec!["a".to_string(), "b".to_string()])]);
+        assert_eq!(l.message(), "a, b share U11");
+    }
+
+    #[test]
+    fn server_taller_than_rack_is_out_of_range() {
+        let l = layout(42, &[m("big", 41, 4)], &[]);
+        assert_eq!(l.out_of_range, vec![("big".to_string(), 44)]);
+        assert!(!l.is_valid());
+    }
+
+    #[test]
+    fn switch_slot_conflicts_with_server() {
+        let l = layout(42, &[m("a", 42, 1)], &[("tor1".into(), 42)]);
+        assert_eq!(l.overlaps[0].1, vec!["a".to_string(), "switch/tor1".to_string()]);
+    }
+
+    #[test]
+    fn power_and_counts() {
+        let spec: RackSpec = serde_json::from_value(serde_json::json!({
+            "location": {"site": "fra1"}, "heightU": 42, "power": {"budgetWatts": 900},
+            "networks": {"provisioning": {"subnet": "10.0.0.0/24"}}
+        }))
+        .unwrap();
+        let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let members = [m("a", 1, 1), m("b", 2, 1)];
+        let st = decide(&spec, Some(1), &members, &Ok(None), None, &now);
+        assert_eq!(st.server_count, 2);
+        assert_eq!(st.used_u, 2);
+        assert_eq!(st.servers_by_state["Registering"], 2);
+        let power = st.conditions.iter().find(|c| c.type_ == "PowerWithinBudget").unwrap();
+        assert_eq!(power.reason, "OverBudget");
+        let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "False");
+        // Deciding again from the written status changes nothing: no write at rest.
+        let later = Time("2026-01-02T00:00:00Z".parse().unwrap());
+        assert_eq!(decide(&spec, Some(1), &members, &Ok(None), Some(&st), &later), st);
+    }
+}

@@ -1,0 +1,225 @@
+//! Runs the caches and the three controllers until shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crds::{Rack, Server, UpstreamLink};
+use futures::{Stream, StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::{rack, server, upstream};
+
+const BUFFER: usize = 1024;
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Passes an object on only when its generation changed (spec edits, creation), so status
+/// writes of one kind do not fan out into reconciles of another.
+fn generation_changed<K: Resource>(stream: impl Stream<Item = Arc<K>>) -> impl Stream<Item = Arc<K>> {
+    let seen: Mutex<HashMap<String, Option<i64>>> = Mutex::default();
+    stream.filter(move |obj| {
+        let key = obj.meta().uid.clone().unwrap_or_default();
+        let generation = obj.meta().generation;
+        let changed = seen.lock().map(|mut s| s.insert(key, generation) != Some(generation)).unwrap_or(true);
+        future::ready(changed)
+    })
+}
+
+/// Runs until `shutdown` resolves or the caches fail for good.
+pub async fn run(
+    client: Client,
+    config: &Config,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let ns = config.namespace.as_deref();
+    let wc = watcher::Config::default().any_semantic();
+
+    let (racks, rack_writer) = reflector::store_shared::<DeserializeGuard<Rack>>(BUFFER);
+    let (servers, server_writer) = reflector::store_shared::<DeserializeGuard<Server>>(BUFFER);
+    let (links, link_writer) = reflector::store_shared::<DeserializeGuard<UpstreamLink>>(BUFFER);
+    let (secrets, secret_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(BUFFER);
+
+    let subscribe = |w: &reflector::store::Writer<_>| w.subscribe();
+    let (Some(racks_for_racks), Some(racks_for_servers)) = (subscribe(&rack_writer), subscribe(&rack_writer)) else {
+        return;
+    };
+    let (Some(servers_for_servers), Some(servers_for_racks)) =
+        (server_writer.subscribe(), server_writer.subscribe())
+    else {
+        return;
+    };
+    let (Some(links_for_links), Some(secrets_for_servers), Some(secrets_for_links)) =
+        (link_writer.subscribe(), secret_writer.subscribe(), secret_writer.subscribe())
+    else {
+        return;
+    };
+
+    let synced = Arc::new(Synced::new(health.clone(), 4));
+    let (s1, s2, s3, s4) = (synced.clone(), synced.clone(), synced.clone(), synced);
+    let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, ns), wc.clone())
+        .default_backoff()
+        .reflect_shared(rack_writer)
+        .for_each(move |r| s1.observe("Rack", r));
+    let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, ns), wc.clone())
+        .default_backoff()
+        .reflect_shared(server_writer)
+        .for_each(move |r| s2.observe("Server", r));
+    let link_watch = watcher(api::<DeserializeGuard<UpstreamLink>>(&client, ns), wc.clone())
+        .default_backoff()
+        .reflect_shared(link_writer)
+        .for_each(move |r| s3.observe("UpstreamLink", r));
+    let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc)
+        .default_backoff()
+        .reflect_shared(secret_writer)
+        .for_each(move |r| s4.observe("Secret", r));
+    let watches = tokio::spawn(async move {
+        tokio::join!(rack_watch, server_watch, link_watch, secret_watch);
+    });
+
+    let reporter = Reporter { controller: "groundwork-controller".into(), instance: config.identity.clone() };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: metrics.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        racks: racks.clone(),
+        servers: servers.clone(),
+        links: links.clone(),
+        secrets: secrets.clone(),
+        resync: Duration::from_secs(config.resync_seconds),
+        reported_invalid: Mutex::default(),
+        health: health.clone(),
+    });
+
+
+
+    let cc = ControllerConfig::default().concurrency(config.concurrency);
+    let rack_members = servers.clone();
+    let rack_controller = Controller::for_shared_stream(racks_for_racks, racks.clone())
+        .with_config(cc.clone())
+        .watches_shared_stream(servers_for_racks, |s: Arc<DeserializeGuard<Server>>| {
+            let server = s.0.as_ref().ok();
+            let rack = server.and_then(|s| s.spec.rack_ref.as_ref().map(|r| r.name.clone()));
+            let ns = server.and_then(ResourceExt::namespace);
+            rack.zip(ns).map(|(r, ns)| ObjectRef::new(&r).within(&ns))
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(rack::reconcile, |_, e: &rack::Error, ctx: Arc<Context>| {
+            backoff(&ctx, rack::KIND, e.metric_label(), e)
+        }, ctx.clone())
+        .for_each(|_| future::ready(()));
+    drop(rack_members);
+
+    let by_rack = servers.clone();
+    let by_secret = servers.clone();
+    let server_controller = Controller::for_shared_stream(servers_for_servers, servers.clone())
+        .with_config(cc.clone())
+        .watches_shared_stream(generation_changed(racks_for_servers), move |r: Arc<DeserializeGuard<Rack>>| {
+            let ns = r.namespace().unwrap_or_default();
+            server::in_rack(&by_rack, &ns, &r.name_any())
+        })
+        .watches_shared_stream(secrets_for_servers, move |s: Arc<PartialObjectMeta<Secret>>| {
+            let ns = s.namespace().unwrap_or_default();
+            server::referencing_secret(&by_secret, &ns, &s.name_any())
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(server::reconcile, |_, e: &server::Error, ctx: Arc<Context>| {
+            backoff(&ctx, server::KIND, e.metric_label(), e)
+        }, ctx.clone())
+        .for_each(|_| future::ready(()));
+
+    let link_peers: Store<DeserializeGuard<UpstreamLink>> = links.clone();
+    let link_controller = Controller::for_shared_stream(links_for_links, links.clone())
+        .with_config(cc)
+        .watches_shared_stream(secrets_for_links, move |s: Arc<PartialObjectMeta<Secret>>| {
+            let ns = s.namespace().unwrap_or_default();
+            let name = s.name_any();
+            link_peers
+                .state()
+                .iter()
+                .filter_map(|g| g.0.as_ref().ok())
+                .filter(|l| l.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|l| l.spec.bgp.password_secret_ref.as_ref().is_some_and(|r| r.name == name))
+                .map(|l| ObjectRef::new(&l.name_any()).within(&ns))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(upstream::reconcile, |_, e: &upstream::Error, ctx: Arc<Context>| {
+            backoff(&ctx, upstream::KIND, e.metric_label(), e)
+        }, ctx.clone())
+        .for_each(|_| future::ready(()));
+
+    tokio::join!(rack_controller, server_controller, link_controller);
+    health.ready.store(false, Ordering::Relaxed);
+    watches.abort();
+    info!("controllers stopped");
+}
+
+/// Marks the controller ready once every watch has delivered its initial list.
+struct Synced {
+    health: Arc<Health>,
+    pending: Mutex<HashSet<&'static str>>,
+    watches: usize,
+}
+
+impl Synced {
+    fn new(health: Arc<Health>, watches: usize) -> Self {
+        Self { health, pending: Mutex::default(), watches }
+    }
+
+    fn observe<K, E: std::fmt::Display>(
+        &self,
+        kind: &'static str,
+        event: Result<watcher::Event<K>, E>,
+    ) -> future::Ready<()> {
+        match event {
+            Ok(watcher::Event::InitDone) => {
+                let all = self
+                    .pending
+                    .lock()
+                    .map(|mut seen| {
+                        seen.insert(kind);
+                        seen.len() == self.watches
+                    })
+                    .unwrap_or(false);
+                info!(kind, "cache synced");
+                if all {
+                    info!("all caches synced: ready");
+                    self.health.ready.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(kind, error = %e, "watch error; retrying with backoff"),
+        }
+        future::ready(())
+    }
+}
+
+/// Error policy: count the failure and retry later (never a hot loop).
+fn backoff(ctx: &Context, kind: &'static str, reason: &'static str, e: &dyn std::fmt::Display) -> Action {
+    warn!(kind, reason, error = %e, "reconcile failed");
+    ctx.metrics.failed(kind, reason);
+    Action::requeue(Duration::from_secs(5))
+}
