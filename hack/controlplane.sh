@@ -63,6 +63,7 @@ etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
   --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "default=http://127.0.0.1:$peer_port" \
   --unsafe-no-fsync --quota-backend-bytes 8589934592 >"$dir/etcd.log" 2>&1 &
 echo $! > "$dir/etcd.pid"
+echo "http://127.0.0.1:$etcd_port" > "$dir/etcd-url"
 
 "$bins/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --cert-dir "$pki" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \

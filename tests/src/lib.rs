@@ -1,0 +1,187 @@
+//! Harness for the end-to-end tests: the real control plane started by `hack/test.sh`, the
+//! example site, and the controller run in-process with a chosen identity.
+//!
+//! Every helper fails loudly when its peer is missing: a test never skips itself.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap_free::parse_config;
+use controller::http::Health;
+use controller::metrics::Metrics;
+use futures::FutureExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use tokio::sync::oneshot;
+
+/// The control plane directory written by `hack/controlplane.sh up` (kubeconfig, audit log,
+/// etcd URL). Panics when the variable or the directory is missing.
+pub fn controlplane_dir() -> PathBuf {
+    let dir = std::env::var("GROUNDWORK_TEST_CONTROLPLANE").expect(
+        "GROUNDWORK_TEST_CONTROLPLANE is not set: run the tests through hack/test.sh, which starts a real kube-apiserver",
+    );
+    let dir = PathBuf::from(dir);
+    assert!(dir.join("kubeconfig").exists(), "no kubeconfig in {}: is the control plane up?", dir.display());
+    dir
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An admin client for the test control plane.
+pub async fn admin_client() -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// Creates a namespace with a unique name (a bare API server never finishes deleting one, so
+/// every test gets its own).
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond() % 1_000_000);
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    name
+}
+
+/// The API resource of a kind the tests handle.
+pub fn resource_of(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
+}
+
+/// Every document of every file in `examples/`, in file order, namespace documents left out.
+pub fn example_documents() -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            if !value.is_null() && value["kind"] != "Namespace" {
+                docs.push(value);
+            }
+        }
+    }
+    docs
+}
+
+/// Server-side applies a document into `namespace` as the admin (the user's field manager).
+pub async fn apply_doc(client: &Client, namespace: &str, mut doc: serde_json::Value) -> Result<DynamicObject, kube::Error> {
+    doc["metadata"]["namespace"] = namespace.into();
+    let ar = resource_of(doc["apiVersion"].as_str().unwrap(), doc["kind"].as_str().unwrap());
+    let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+    api.patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await
+}
+
+/// Applies the example site into `namespace`.
+pub async fn apply_examples(client: &Client, namespace: &str) {
+    for doc in example_documents() {
+        apply_doc(client, namespace, doc).await.unwrap();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns Some, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The controller running in this process against `client` (any identity).
+pub struct RunningController {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// Its readiness.
+    pub health: Arc<Health>,
+}
+
+impl RunningController {
+    /// Starts the controllers watching `namespace` and waits until the caches synced.
+    pub async fn start(client: Client, namespace: &str) -> Self {
+        let config = parse_config(&["--namespace", namespace, "--resync-seconds", "3600"]);
+        let metrics = Arc::new(Metrics::default());
+        let health = Arc::new(Health { metrics: metrics.clone(), ready: AtomicBool::new(false) });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = stopped.map(|_| ()).shared();
+        let (m, h) = (metrics.clone(), health.clone());
+        let task = tokio::spawn(async move { controller::run::run(client, &config, m, h, shutdown).await });
+        let running = Self { stop: Some(stop), task, metrics, health };
+        let h = running.health.clone();
+        eventually(Duration::from_secs(30), "controller caches to sync", || {
+            let ready = h.ready.load(Ordering::Relaxed);
+            async move { ready.then_some(()) }
+        })
+        .await;
+        running
+    }
+
+    /// Stops the controllers gracefully.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("controller did not stop").unwrap();
+    }
+}
+
+/// Mutating requests to groundwork.dev objects recorded in the API server's audit log from
+/// byte `offset` on, in `namespace`: (verb, resource/subresource, name). Lease renewals are in
+/// another API group and never counted.
+pub fn groundwork_writes(offset: u64, namespace: &str) -> Vec<String> {
+    let text = std::fs::read(controlplane_dir().join("audit.log")).expect("audit log missing");
+    let text = String::from_utf8_lossy(&text[usize::try_from(offset).unwrap().min(text.len())..]).to_string();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["objectRef"]["apiGroup"] == "groundwork.dev" && e["objectRef"]["namespace"] == namespace)
+        .filter(|e| matches!(e["verb"].as_str(), Some("create" | "update" | "patch" | "delete")))
+        .map(|e| {
+            format!(
+                "{} {}/{} {}",
+                e["verb"].as_str().unwrap_or(""),
+                e["objectRef"]["resource"].as_str().unwrap_or(""),
+                e["objectRef"]["subresource"].as_str().unwrap_or(""),
+                e["objectRef"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Current size of the audit log (a position for [`groundwork_writes`]).
+pub fn audit_offset() -> u64 {
+    std::fs::metadata(controlplane_dir().join("audit.log")).expect("audit log missing").len()
+}
+
+mod clap_free {
+    use clap::Parser;
+    use controller::config::Config;
+
+    /// The controller's configuration from flags, as the binary would parse them.
+    pub fn parse_config(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("groundwork-controller").chain(args.iter().copied()))
+    }
+}
