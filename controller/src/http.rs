@@ -29,11 +29,7 @@ pub fn router(health: Arc<Health>) -> Router {
 }
 
 async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &h.metrics.registry) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string()),
-    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.metrics.registry_text())
 }
 
 async fn readyz(State(h): State<Arc<Health>>) -> impl IntoResponse {

@@ -83,3 +83,14 @@ impl Metrics {
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }
+
+impl Metrics {
+    /// The registry in the Prometheus text format (what `/metrics` serves).
+    pub fn registry_text(&self) -> String {
+        let mut body = String::new();
+        match prometheus_client::encoding::text::encode(&mut body, &self.registry) {
+            Ok(()) => body,
+            Err(e) => format!("# encoding failed: {e}"),
+        }
+    }
+}

@@ -184,7 +184,7 @@ pub enum MaxPrefixAction {
 /// What we accept from the peer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.mode != 'PrefixList' || size(self.prefixes) > 0").message("import mode PrefixList needs at least one prefix"))]
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode != 'PrefixList' || (has(self.prefixes) && size(self.prefixes) > 0)").message("import mode PrefixList needs at least one prefix"))]
 pub struct ImportPolicy {
     /// Which routes to accept.
     #[serde(default)]

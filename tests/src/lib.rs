@@ -185,3 +185,42 @@ mod clap_free {
         Config::parse_from(std::iter::once("groundwork-controller").chain(args.iter().copied()))
     }
 }
+
+/// Writes `value` at `key` through etcd's JSON gateway (`/v3/kv/put`), bypassing the API server.
+pub async fn etcd_put(etcd_url: &str, key: &str, value: &str) {
+    use std::io::{Read, Write};
+    let b64 = |s: &str| base64_encode(s.as_bytes());
+    let body = serde_json::json!({"key": b64(key), "value": b64(value)}).to_string();
+    let hostport = etcd_url.trim_start_matches("http://").to_string();
+    let request = format!(
+        "POST /v3/kv/put HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&hostport).expect("etcd is not reachable");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "etcd put failed: {response}");
+}
+
+fn base64_encode(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
