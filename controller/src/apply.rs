@@ -26,7 +26,11 @@ macro_rules! has_conditions {
         }
     )*};
 }
-has_conditions!(crds::RackStatus, crds::ServerStatus, crds::UpstreamLinkStatus);
+has_conditions!(
+    crds::RackStatus,
+    crds::ServerStatus,
+    crds::UpstreamLinkStatus
+);
 
 /// Writes `desired` when it differs from `current`, then publishes one Event per condition
 /// transition. Returns whether a write happened.
@@ -38,7 +42,10 @@ pub async fn status<K, S>(
     desired: &S,
 ) -> Result<bool, kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
     S: Serialize + PartialEq + HasConditions,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());

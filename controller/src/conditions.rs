@@ -25,13 +25,23 @@ impl Desired {
         reason: &'static str,
         message: impl Into<String>,
     ) -> Self {
-        Self { type_, status, reason, message: message.into() }
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
     }
 }
 
 /// Merges `desired` into full conditions, keeping `lastTransitionTime` from `current` when the
 /// status did not change. Output is sorted by type, so equal inputs give equal outputs.
-pub fn merge(current: &[Condition], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub fn merge(
+    current: &[Condition],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
     let mut out: Vec<Condition> = desired
         .iter()
         .map(|d| {
@@ -64,12 +74,22 @@ pub fn kstatus(ready: Result<(), Blocker>) -> [Desired; 3] {
     match ready {
         Ok(()) => [
             Desired::new(READY, ConditionStatus::True, RECONCILED, "ready"),
-            Desired::new(RECONCILING, ConditionStatus::False, RECONCILED, "nothing to do"),
+            Desired::new(
+                RECONCILING,
+                ConditionStatus::False,
+                RECONCILED,
+                "nothing to do",
+            ),
             Desired::new(STALLED, ConditionStatus::False, RECONCILED, "not stalled"),
         ],
         Err(Blocker::Stalled { reason, message }) => [
             Desired::new(READY, ConditionStatus::False, reason, message.clone()),
-            Desired::new(RECONCILING, ConditionStatus::False, reason, "waiting for a change to the spec or its references"),
+            Desired::new(
+                RECONCILING,
+                ConditionStatus::False,
+                reason,
+                "waiting for a change to the spec or its references",
+            ),
             Desired::new(STALLED, ConditionStatus::True, reason, message),
         ],
         Err(Blocker::Progressing { reason, message }) => [
@@ -109,11 +129,26 @@ mod tests {
 
     #[test]
     fn transition_time_kept_while_status_unchanged() {
-        let first = merge(&[], &[Desired::new("Ready", ConditionStatus::False, "A", "m")], Some(1), &t("2026-01-01T00:00:00Z"));
-        let again = merge(&first, &[Desired::new("Ready", ConditionStatus::False, "B", "n")], Some(2), &t("2026-01-02T00:00:00Z"));
+        let first = merge(
+            &[],
+            &[Desired::new("Ready", ConditionStatus::False, "A", "m")],
+            Some(1),
+            &t("2026-01-01T00:00:00Z"),
+        );
+        let again = merge(
+            &first,
+            &[Desired::new("Ready", ConditionStatus::False, "B", "n")],
+            Some(2),
+            &t("2026-01-02T00:00:00Z"),
+        );
         assert_eq!(again[0].last_transition_time, t("2026-01-01T00:00:00Z"));
         assert_eq!(again[0].reason, "B");
-        let flipped = merge(&again, &[Desired::new("Ready", ConditionStatus::True, "C", "o")], Some(2), &t("2026-01-03T00:00:00Z"));
+        let flipped = merge(
+            &again,
+            &[Desired::new("Ready", ConditionStatus::True, "C", "o")],
+            Some(2),
+            &t("2026-01-03T00:00:00Z"),
+        );
         assert_eq!(flipped[0].last_transition_time, t("2026-01-03T00:00:00Z"));
     }
 
@@ -124,14 +159,19 @@ mod tests {
             Desired::new("Ready", ConditionStatus::True, "R", ""),
         ];
         let a = merge(&[], &d, None, &t("2026-01-01T00:00:00Z"));
-        assert_eq!(a.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Ready", "Stalled"]);
+        assert_eq!(
+            a.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["Ready", "Stalled"]
+        );
         assert_eq!(merge(&a, &d, None, &t("2026-02-01T00:00:00Z")), a);
     }
 
     #[test]
     fn kstatus_stalled_is_not_reconciling() {
-        let [ready, reconciling, stalled] =
-            kstatus(Err(Blocker::Stalled { reason: "X", message: "m".into() }));
+        let [ready, reconciling, stalled] = kstatus(Err(Blocker::Stalled {
+            reason: "X",
+            message: "m".into(),
+        }));
         assert_eq!(ready.status, ConditionStatus::False);
         assert_eq!(reconciling.status, ConditionStatus::False);
         assert_eq!(stalled.status, ConditionStatus::True);

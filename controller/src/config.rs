@@ -12,7 +12,11 @@ pub struct Config {
     #[arg(long, env = "GROUNDWORK_NAMESPACE")]
     pub namespace: Option<String>,
     /// Address of the metrics, health and readiness endpoints.
-    #[arg(long, env = "GROUNDWORK_METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "GROUNDWORK_METRICS_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub metrics_addr: SocketAddr,
     /// Client requests per second to the API server (0: unlimited).
     #[arg(long, env = "GROUNDWORK_KUBE_QPS", default_value_t = 500)]
@@ -25,7 +29,11 @@ pub struct Config {
     #[arg(long, env = "GROUNDWORK_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
     /// Name of the leader-election Lease.
-    #[arg(long, env = "GROUNDWORK_LEASE_NAME", default_value = "groundwork-controller")]
+    #[arg(
+        long,
+        env = "GROUNDWORK_LEASE_NAME",
+        default_value = "groundwork-controller"
+    )]
     pub lease_name: String,
     /// Namespace of the leader-election Lease (defaults to the pod's namespace, else `default`).
     #[arg(long, env = "GROUNDWORK_LEASE_NAMESPACE")]

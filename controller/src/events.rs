@@ -15,13 +15,26 @@ pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Event> {
                 .find(|o| o.type_ == c.type_)
                 .is_none_or(|o| o.status != c.status || o.reason != c.reason)
         })
-        .filter(|c| !(c.type_ == STALLED && c.status == "False" && old.iter().all(|o| o.type_ != STALLED)))
+        .filter(|c| {
+            !(c.type_ == STALLED && c.status == "False" && old.iter().all(|o| o.type_ != STALLED))
+        })
         .map(|c| {
-            let bad = if c.type_ == STALLED { c.status == "True" } else { c.status == "False" };
+            let bad = if c.type_ == STALLED {
+                c.status == "True"
+            } else {
+                c.status == "False"
+            };
             Event {
-                type_: if bad { EventType::Warning } else { EventType::Normal },
+                type_: if bad {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
                 reason: c.reason.clone(),
-                note: Some(truncate(&format!("{} is {}: {}", c.type_, c.status, c.message), 1000)),
+                note: Some(truncate(
+                    &format!("{} is {}: {}", c.type_, c.status, c.message),
+                    1000,
+                )),
                 action: "Reconcile".into(),
                 secondary: None,
             }
@@ -58,7 +71,10 @@ mod tests {
 
     #[test]
     fn steady_conditions_emit_nothing() {
-        let now = [c("Ready", "True", "Reconciled"), c("LayoutValid", "True", "Reconciled")];
+        let now = [
+            c("Ready", "True", "Reconciled"),
+            c("LayoutValid", "True", "Reconciled"),
+        ];
         assert!(transitions(&now, &now).is_empty());
     }
 

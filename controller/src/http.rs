@@ -29,7 +29,10 @@ pub fn router(health: Arc<Health>) -> Router {
 }
 
 async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.metrics.registry_text())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        h.metrics.registry_text(),
+    )
 }
 
 async fn readyz(State(h): State<Arc<Health>>) -> impl IntoResponse {

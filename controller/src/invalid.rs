@@ -11,14 +11,26 @@ use crate::context::Context;
 
 /// Logs, counts and publishes a Warning Event for an unreadable object, once per
 /// resourceVersion, so the other objects keep reconciling.
-pub async fn report<K>(ctx: &Context, kind: &'static str, invalid: &InvalidObject, store: &Store<DeserializeGuard<K>>)
-where
+pub async fn report<K>(
+    ctx: &Context,
+    kind: &'static str,
+    invalid: &InvalidObject,
+    store: &Store<DeserializeGuard<K>>,
+) where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
 {
     let meta = &invalid.metadata;
-    let key = (meta.uid.clone().unwrap_or_default(), meta.resource_version.clone().unwrap_or_default());
-    ctx.metrics.set_invalid(kind, store.state().iter().filter(|g| g.0.is_err()).count());
-    let first = ctx.reported_invalid.lock().map(|mut seen| seen.insert(key)).unwrap_or(true);
+    let key = (
+        meta.uid.clone().unwrap_or_default(),
+        meta.resource_version.clone().unwrap_or_default(),
+    );
+    ctx.metrics
+        .set_invalid(kind, store.state().iter().filter(|g| g.0.is_err()).count());
+    let first = ctx
+        .reported_invalid
+        .lock()
+        .map(|mut seen| seen.insert(key))
+        .unwrap_or(true);
     if !first {
         return;
     }
@@ -35,7 +47,10 @@ where
     let event = Event {
         type_: EventType::Warning,
         reason: "InvalidObject".into(),
-        note: Some(format!("the controller cannot read this object and skips it: {}", invalid.error)),
+        note: Some(format!(
+            "the controller cannot read this object and skips it: {}",
+            invalid.error
+        )),
         action: "Read".into(),
         secondary: None,
     };

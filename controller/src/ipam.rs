@@ -19,6 +19,7 @@ pub enum IpamError {
 }
 
 /// A node network's usable addresses.
+#[derive(Debug)]
 pub struct Pool {
     net: IpNet,
     excluded: Vec<(u128, u128)>,
@@ -44,7 +45,9 @@ impl Pool {
         dns: &[String],
         reserved: &[(String, String)],
     ) -> Result<Self, IpamError> {
-        let net: IpNet = subnet.parse().map_err(|_| IpamError::BadSubnet(subnet.to_string()))?;
+        let net: IpNet = subnet
+            .parse()
+            .map_err(|_| IpamError::BadSubnet(subnet.to_string()))?;
         let mut excluded = Vec::new();
         for single in std::iter::once(gateway).chain(dns.iter().map(String::as_str)) {
             let o = ordinal(parse_ip(single)?);
@@ -102,7 +105,9 @@ impl Pool {
 
     /// Whether `address` is inside the subnet.
     pub fn contains(&self, address: &str) -> bool {
-        address.parse::<IpAddr>().is_ok_and(|ip| self.net.contains(&ip))
+        address
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| self.net.contains(&ip))
     }
 }
 
@@ -116,7 +121,10 @@ mod tests {
             "10.1.0.0/24",
             "10.1.0.1",
             &["10.1.0.2".into()],
-            &[("10.1.0.1".into(), "10.1.0.10".into()), ("10.1.0.200".into(), "10.1.0.254".into())],
+            &[
+                ("10.1.0.1".into(), "10.1.0.10".into()),
+                ("10.1.0.200".into(), "10.1.0.254".into()),
+            ],
         )
         .unwrap();
         // 254 hosts, minus .1–.10 (gateway and DNS inside) and .200–.254.
@@ -126,15 +134,29 @@ mod tests {
     #[test]
     fn rejects_inverted_and_garbage() {
         assert_eq!(
-            Pool::new("10.0.0.0/24", "10.0.0.1", &[], &[("10.0.0.9".into(), "10.0.0.3".into())]).err(),
-            Some(IpamError::InvertedRange("10.0.0.9".into(), "10.0.0.3".into()))
+            Pool::new(
+                "10.0.0.0/24",
+                "10.0.0.1",
+                &[],
+                &[("10.0.0.9".into(), "10.0.0.3".into())]
+            )
+            .err(),
+            Some(IpamError::InvertedRange(
+                "10.0.0.9".into(),
+                "10.0.0.3".into()
+            ))
         );
         assert!(Pool::new("10.0.0.0/33", "10.0.0.1", &[], &[]).is_err());
     }
 
     #[test]
     fn ipv6_and_point_to_point() {
-        assert_eq!(Pool::new("10.0.0.0/31", "10.0.0.0", &[], &[]).unwrap().size(), 1);
+        assert_eq!(
+            Pool::new("10.0.0.0/31", "10.0.0.0", &[], &[])
+                .unwrap()
+                .size(),
+            1
+        );
         let v6 = Pool::new("2001:db8::/120", "2001:db8::1", &[], &[]).unwrap();
         assert_eq!(v6.size(), 254);
         assert!(v6.contains("2001:db8::20"));

@@ -28,12 +28,20 @@ pub struct Elector {
 }
 
 /// Whether a lease held by `holder` and last renewed at `renewed` can be taken by `me` at `now`.
-pub fn can_take(holder: Option<&str>, renewed: Option<jiff::Timestamp>, duration: Duration, me: &str, now: jiff::Timestamp) -> bool {
+pub fn can_take(
+    holder: Option<&str>,
+    renewed: Option<jiff::Timestamp>,
+    duration: Duration,
+    me: &str,
+    now: jiff::Timestamp,
+) -> bool {
     match (holder, renewed) {
         (None, _) | (Some(""), _) | (_, None) => true,
         (Some(h), _) if h == me => true,
         (Some(_), Some(at)) => {
-            let expires = at.checked_add(jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX));
+            let expires = at.checked_add(
+                jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX),
+            );
             expires.map_or(true, |e| e <= now)
         }
     }
@@ -41,8 +49,19 @@ pub fn can_take(holder: Option<&str>, renewed: Option<jiff::Timestamp>, duration
 
 impl Elector {
     /// An elector for the Lease `name` in `namespace`.
-    pub fn new(client: kube::Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Self {
-        Self { api: Api::namespaced(client, namespace), name: name.into(), identity: identity.into(), duration }
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            duration,
+        }
     }
 
     /// Renewal interval.
@@ -56,7 +75,10 @@ impl Elector {
         let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
                     lease_duration_seconds: Some(seconds),
@@ -75,7 +97,13 @@ impl Elector {
         let spec = lease.spec.get_or_insert_with(Default::default);
         let holder = spec.holder_identity.clone();
         let renewed = spec.renew_time.as_ref().map(|t| t.0);
-        if !can_take(holder.as_deref(), renewed, self.duration, &self.identity, now) {
+        if !can_take(
+            holder.as_deref(),
+            renewed,
+            self.duration,
+            &self.identity,
+            now,
+        ) {
             return Ok(false);
         }
         if holder.as_deref() != Some(self.identity.as_str()) {
@@ -86,7 +114,11 @@ impl Elector {
         }
         spec.renew_time = Some(MicroTime(now));
         spec.lease_duration_seconds = Some(seconds);
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e.into()),
@@ -124,13 +156,21 @@ impl Elector {
 
     /// Gives the lease up (on shutdown) so another replica takes over without waiting.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else { return };
-        let Some(spec) = lease.spec.as_mut() else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
         if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
-        if let Err(e) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        if let Err(e) = self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             warn!(error = %e, "could not release the leader lease");
         }
     }

@@ -20,5 +20,8 @@ pub mod upstream;
 
 /// Whether the object carries the `groundwork.dev/paused` annotation (hands off).
 pub fn paused<K: kube::Resource>(obj: &K) -> bool {
-    obj.meta().annotations.as_ref().is_some_and(|a| a.contains_key(crds::annotations::PAUSED))
+    obj.meta()
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crds::annotations::PAUSED))
 }

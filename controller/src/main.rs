@@ -30,7 +30,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
     let kube_config = kube::Config::infer().await?;
-    let lease_namespace = config.lease_namespace.clone().unwrap_or_else(|| kube_config.default_namespace.clone());
+    let lease_namespace = config
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| kube_config.default_namespace.clone());
     let identity = config
         .identity
         .get_or_insert_with(|| format!("{}-{}", hostname(), std::process::id()))
@@ -39,24 +42,40 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
     let client = if config.kube_qps == 0 {
         builder.build()
     } else {
-        builder.with_layer(&tower::limit::RateLimitLayer::new(config.kube_qps, Duration::from_secs(1))).build()
+        builder
+            .with_layer(&tower::limit::RateLimitLayer::new(
+                config.kube_qps,
+                Duration::from_secs(1),
+            ))
+            .build()
     };
 
     let metrics = Arc::new(Metrics::default());
-    let health = Arc::new(Health { metrics: metrics.clone(), ready: AtomicBool::new(false) });
+    let health = Arc::new(Health {
+        metrics: metrics.clone(),
+        ready: AtomicBool::new(false),
+    });
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await?;
     info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     let shutdown = shutdown_signal().shared();
     let http_shutdown = shutdown.clone();
     let served_health = health.clone();
     tokio::spawn(async move {
-        let served = axum::serve(listener, http::router(served_health)).with_graceful_shutdown(http_shutdown).await;
+        let served = axum::serve(listener, http::router(served_health))
+            .with_graceful_shutdown(http_shutdown)
+            .await;
         if let Err(e) = served {
             error!(error = %e, "http server failed");
         }
     });
 
-    let elector = Elector::new(client.clone(), &lease_namespace, &config.lease_name, &identity, Duration::from_secs(config.lease_seconds));
+    let elector = Elector::new(
+        client.clone(),
+        &lease_namespace,
+        &config.lease_name,
+        &identity,
+        Duration::from_secs(config.lease_seconds),
+    );
     info!(%identity, lease = %config.lease_name, namespace = %lease_namespace, "waiting for leadership");
     tokio::select! {
         () = elector.acquire() => {}
@@ -72,7 +91,9 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "groundwork".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "groundwork".into())
 }
 
 async fn shutdown_signal() {

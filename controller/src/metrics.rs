@@ -47,15 +47,34 @@ impl Default for Metrics {
         let status_writes = Family::<KindLabels, Counter>::default();
         let invalid_objects = Family::<KindLabels, Gauge>::default();
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciliations that failed, by reason", errors.clone());
-        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", durations.clone());
-        registry.register("status_writes", "Status patches sent (none when nothing changed)", status_writes.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciliations that failed, by reason",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            durations.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status patches sent (none when nothing changed)",
+            status_writes.clone(),
+        );
         registry.register(
             "invalid_objects",
             "Stored objects that cannot be read with the current types",
             invalid_objects.clone(),
         );
-        Self { registry, reconciles, errors, durations, status_writes, invalid_objects }
+        Self {
+            registry,
+            reconciles,
+            errors,
+            durations,
+            status_writes,
+            invalid_objects,
+        }
     }
 }
 
@@ -63,12 +82,16 @@ impl Metrics {
     /// Records one reconciliation of `kind` that took `elapsed`.
     pub fn reconciled(&self, kind: &'static str, elapsed: Duration) {
         self.reconciles.get_or_create(&KindLabels { kind }).inc();
-        self.durations.get_or_create(&KindLabels { kind }).observe(elapsed.as_secs_f64());
+        self.durations
+            .get_or_create(&KindLabels { kind })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records a failed reconciliation.
     pub fn failed(&self, kind: &'static str, reason: &'static str) {
-        self.errors.get_or_create(&ErrorLabels { kind, reason }).inc();
+        self.errors
+            .get_or_create(&ErrorLabels { kind, reason })
+            .inc();
     }
 
     /// Records a status patch.

@@ -36,12 +36,17 @@ where
 
 /// Passes an object on only when its generation changed (spec edits, creation), so status
 /// writes of one kind do not fan out into reconciles of another.
-fn generation_changed<K: Resource>(stream: impl Stream<Item = Arc<K>>) -> impl Stream<Item = Arc<K>> {
+fn generation_changed<K: Resource>(
+    stream: impl Stream<Item = Arc<K>>,
+) -> impl Stream<Item = Arc<K>> {
     let seen: Mutex<HashMap<String, Option<i64>>> = Mutex::default();
     stream.filter(move |obj| {
         let key = obj.meta().uid.clone().unwrap_or_default();
         let generation = obj.meta().generation;
-        let changed = seen.lock().map(|mut s| s.insert(key, generation) != Some(generation)).unwrap_or(true);
+        let changed = seen
+            .lock()
+            .map(|mut s| s.insert(key, generation) != Some(generation))
+            .unwrap_or(true);
         future::ready(changed)
     })
 }
@@ -63,7 +68,9 @@ pub async fn run(
     let (secrets, secret_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(BUFFER);
 
     let subscribe = |w: &reflector::store::Writer<_>| w.subscribe();
-    let (Some(racks_for_racks), Some(racks_for_servers)) = (subscribe(&rack_writer), subscribe(&rack_writer)) else {
+    let (Some(racks_for_racks), Some(racks_for_servers)) =
+        (subscribe(&rack_writer), subscribe(&rack_writer))
+    else {
         return;
     };
     let (Some(servers_for_servers), Some(servers_for_racks)) =
@@ -71,9 +78,11 @@ pub async fn run(
     else {
         return;
     };
-    let (Some(links_for_links), Some(secrets_for_servers), Some(secrets_for_links)) =
-        (link_writer.subscribe(), secret_writer.subscribe(), secret_writer.subscribe())
-    else {
+    let (Some(links_for_links), Some(secrets_for_servers), Some(secrets_for_links)) = (
+        link_writer.subscribe(),
+        secret_writer.subscribe(),
+        secret_writer.subscribe(),
+    ) else {
         return;
     };
 
@@ -87,10 +96,13 @@ pub async fn run(
         .default_backoff()
         .reflect_shared(server_writer)
         .for_each(move |r| s2.observe("Server", r));
-    let link_watch = watcher(api::<DeserializeGuard<UpstreamLink>>(&client, ns), wc.clone())
-        .default_backoff()
-        .reflect_shared(link_writer)
-        .for_each(move |r| s3.observe("UpstreamLink", r));
+    let link_watch = watcher(
+        api::<DeserializeGuard<UpstreamLink>>(&client, ns),
+        wc.clone(),
+    )
+    .default_backoff()
+    .reflect_shared(link_writer)
+    .for_each(move |r| s3.observe("UpstreamLink", r));
     let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc)
         .default_backoff()
         .reflect_shared(secret_writer)
@@ -99,7 +111,10 @@ pub async fn run(
         tokio::join!(rack_watch, server_watch, link_watch, secret_watch);
     });
 
-    let reporter = Reporter { controller: "groundwork-controller".into(), instance: config.identity.clone() };
+    let reporter = Reporter {
+        controller: "groundwork-controller".into(),
+        instance: config.identity.clone(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: metrics.clone(),
@@ -113,8 +128,6 @@ pub async fn run(
         health: health.clone(),
     });
 
-
-
     let cc = ControllerConfig::default().concurrency(config.concurrency);
     let rack_members = servers.clone();
     let rack_controller = Controller::for_shared_stream(racks_for_racks, racks.clone())
@@ -126,9 +139,11 @@ pub async fn run(
             rack.zip(ns).map(|(r, ns)| ObjectRef::new(&r).within(&ns))
         })
         .graceful_shutdown_on(shutdown.clone())
-        .run(rack::reconcile, |_, e: &rack::Error, ctx: Arc<Context>| {
-            backoff(&ctx, rack::KIND, e.metric_label(), e)
-        }, ctx.clone())
+        .run(
+            rack::reconcile,
+            |_, e: &rack::Error, ctx: Arc<Context>| backoff(&ctx, rack::KIND, e.metric_label(), e),
+            ctx.clone(),
+        )
         .for_each(|_| future::ready(()));
     drop(rack_members);
 
@@ -136,39 +151,62 @@ pub async fn run(
     let by_secret = servers.clone();
     let server_controller = Controller::for_shared_stream(servers_for_servers, servers.clone())
         .with_config(cc.clone())
-        .watches_shared_stream(generation_changed(racks_for_servers), move |r: Arc<DeserializeGuard<Rack>>| {
-            let ns = r.namespace().unwrap_or_default();
-            server::in_rack(&by_rack, &ns, &r.name_any())
-        })
-        .watches_shared_stream(secrets_for_servers, move |s: Arc<PartialObjectMeta<Secret>>| {
-            let ns = s.namespace().unwrap_or_default();
-            server::referencing_secret(&by_secret, &ns, &s.name_any())
-        })
+        .watches_shared_stream(
+            generation_changed(racks_for_servers),
+            move |r: Arc<DeserializeGuard<Rack>>| {
+                let ns = r.namespace().unwrap_or_default();
+                server::in_rack(&by_rack, &ns, &r.name_any())
+            },
+        )
+        .watches_shared_stream(
+            secrets_for_servers,
+            move |s: Arc<PartialObjectMeta<Secret>>| {
+                let ns = s.namespace().unwrap_or_default();
+                server::referencing_secret(&by_secret, &ns, &s.name_any())
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
-        .run(server::reconcile, |_, e: &server::Error, ctx: Arc<Context>| {
-            backoff(&ctx, server::KIND, e.metric_label(), e)
-        }, ctx.clone())
+        .run(
+            server::reconcile,
+            |_, e: &server::Error, ctx: Arc<Context>| {
+                backoff(&ctx, server::KIND, e.metric_label(), e)
+            },
+            ctx.clone(),
+        )
         .for_each(|_| future::ready(()));
 
     let link_peers: Store<DeserializeGuard<UpstreamLink>> = links.clone();
     let link_controller = Controller::for_shared_stream(links_for_links, links.clone())
         .with_config(cc)
-        .watches_shared_stream(secrets_for_links, move |s: Arc<PartialObjectMeta<Secret>>| {
-            let ns = s.namespace().unwrap_or_default();
-            let name = s.name_any();
-            link_peers
-                .state()
-                .iter()
-                .filter_map(|g| g.0.as_ref().ok())
-                .filter(|l| l.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|l| l.spec.bgp.password_secret_ref.as_ref().is_some_and(|r| r.name == name))
-                .map(|l| ObjectRef::new(&l.name_any()).within(&ns))
-                .collect::<Vec<_>>()
-        })
+        .watches_shared_stream(
+            secrets_for_links,
+            move |s: Arc<PartialObjectMeta<Secret>>| {
+                let ns = s.namespace().unwrap_or_default();
+                let name = s.name_any();
+                link_peers
+                    .state()
+                    .iter()
+                    .filter_map(|g| g.0.as_ref().ok())
+                    .filter(|l| l.namespace().as_deref() == Some(ns.as_str()))
+                    .filter(|l| {
+                        l.spec
+                            .bgp
+                            .password_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                    })
+                    .map(|l| ObjectRef::new(&l.name_any()).within(&ns))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
-        .run(upstream::reconcile, |_, e: &upstream::Error, ctx: Arc<Context>| {
-            backoff(&ctx, upstream::KIND, e.metric_label(), e)
-        }, ctx.clone())
+        .run(
+            upstream::reconcile,
+            |_, e: &upstream::Error, ctx: Arc<Context>| {
+                backoff(&ctx, upstream::KIND, e.metric_label(), e)
+            },
+            ctx.clone(),
+        )
         .for_each(|_| future::ready(()));
 
     tokio::join!(rack_controller, server_controller, link_controller);
@@ -186,7 +224,11 @@ struct Synced {
 
 impl Synced {
     fn new(health: Arc<Health>, watches: usize) -> Self {
-        Self { health, pending: Mutex::default(), watches }
+        Self {
+            health,
+            pending: Mutex::default(),
+            watches,
+        }
     }
 
     fn observe<K, E: std::fmt::Display>(
@@ -218,7 +260,12 @@ impl Synced {
 }
 
 /// Error policy: count the failure and retry later (never a hot loop).
-fn backoff(ctx: &Context, kind: &'static str, reason: &'static str, e: &dyn std::fmt::Display) -> Action {
+fn backoff(
+    ctx: &Context,
+    kind: &'static str,
+    reason: &'static str,
+    e: &dyn std::fmt::Display,
+) -> Action {
     warn!(kind, reason, error = %e, "reconcile failed");
     ctx.metrics.failed(kind, reason);
     Action::requeue(Duration::from_secs(5))

@@ -25,7 +25,11 @@ pub fn controlplane_dir() -> PathBuf {
         "GROUNDWORK_TEST_CONTROLPLANE is not set: run the tests through hack/test.sh, which starts a real kube-apiserver",
     );
     let dir = PathBuf::from(dir);
-    assert!(dir.join("kubeconfig").exists(), "no kubeconfig in {}: is the control plane up?", dir.display());
+    assert!(
+        dir.join("kubeconfig").exists(),
+        "no kubeconfig in {}: is the control plane up?",
+        dir.display()
+    );
     dir
 }
 
@@ -36,18 +40,28 @@ pub fn repo_root() -> PathBuf {
 
 /// An admin client for the test control plane.
 pub async fn admin_client() -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
     Client::try_from(config).unwrap()
 }
 
 /// Creates a namespace with a unique name (a bare API server never finishes deleting one, so
 /// every test gets its own).
 pub async fn namespace(client: &Client, prefix: &str) -> String {
-    let name = format!("{prefix}-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond() % 1_000_000);
+    let name = format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_millisecond() % 1_000_000
+    );
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-    Api::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    Api::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     name
 }
 
@@ -79,12 +93,24 @@ pub fn example_documents() -> Vec<serde_json::Value> {
 }
 
 /// Server-side applies a document into `namespace` as the admin (the user's field manager).
-pub async fn apply_doc(client: &Client, namespace: &str, mut doc: serde_json::Value) -> Result<DynamicObject, kube::Error> {
+pub async fn apply_doc(
+    client: &Client,
+    namespace: &str,
+    mut doc: serde_json::Value,
+) -> Result<DynamicObject, kube::Error> {
     doc["metadata"]["namespace"] = namespace.into();
-    let ar = resource_of(doc["apiVersion"].as_str().unwrap(), doc["kind"].as_str().unwrap());
+    let ar = resource_of(
+        doc["apiVersion"].as_str().unwrap(),
+        doc["kind"].as_str().unwrap(),
+    );
     let name = doc["metadata"]["name"].as_str().unwrap().to_string();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-    api.patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await
+    api.patch(
+        &name,
+        &PatchParams::apply("e2e-user").force(),
+        &Patch::Apply(&doc),
+    )
+    .await
 }
 
 /// Applies the example site into `namespace`.
@@ -105,7 +131,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -125,12 +154,23 @@ impl RunningController {
     pub async fn start(client: Client, namespace: &str) -> Self {
         let config = parse_config(&["--namespace", namespace, "--resync-seconds", "3600"]);
         let metrics = Arc::new(Metrics::default());
-        let health = Arc::new(Health { metrics: metrics.clone(), ready: AtomicBool::new(false) });
+        let health = Arc::new(Health {
+            metrics: metrics.clone(),
+            ready: AtomicBool::new(false),
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = stopped.map(|_| ()).shared();
         let (m, h) = (metrics.clone(), health.clone());
-        let task = tokio::spawn(async move { controller::run::run(client, &config, m, h, shutdown).await });
-        let running = Self { stop: Some(stop), task, metrics, health };
+        let task =
+            tokio::spawn(
+                async move { controller::run::run(client, &config, m, h, shutdown).await },
+            );
+        let running = Self {
+            stop: Some(stop),
+            task,
+            metrics,
+            health,
+        };
         let h = running.health.clone();
         eventually(Duration::from_secs(30), "controller caches to sync", || {
             let ready = h.ready.load(Ordering::Relaxed);
@@ -145,7 +185,10 @@ impl RunningController {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("controller did not stop").unwrap();
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("controller did not stop")
+            .unwrap();
     }
 }
 
@@ -154,11 +197,20 @@ impl RunningController {
 /// another API group and never counted.
 pub fn groundwork_writes(offset: u64, namespace: &str) -> Vec<String> {
     let text = std::fs::read(controlplane_dir().join("audit.log")).expect("audit log missing");
-    let text = String::from_utf8_lossy(&text[usize::try_from(offset).unwrap().min(text.len())..]).to_string();
+    let text = String::from_utf8_lossy(&text[usize::try_from(offset).unwrap().min(text.len())..])
+        .to_string();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["objectRef"]["apiGroup"] == "groundwork.dev" && e["objectRef"]["namespace"] == namespace)
-        .filter(|e| matches!(e["verb"].as_str(), Some("create" | "update" | "patch" | "delete")))
+        .filter(|e| {
+            e["objectRef"]["apiGroup"] == "groundwork.dev"
+                && e["objectRef"]["namespace"] == namespace
+        })
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            )
+        })
         .map(|e| {
             format!(
                 "{} {}/{} {}",
@@ -173,7 +225,9 @@ pub fn groundwork_writes(offset: u64, namespace: &str) -> Vec<String> {
 
 /// Current size of the audit log (a position for [`groundwork_writes`]).
 pub fn audit_offset() -> u64 {
-    std::fs::metadata(controlplane_dir().join("audit.log")).expect("audit log missing").len()
+    std::fs::metadata(controlplane_dir().join("audit.log"))
+        .expect("audit log missing")
+        .len()
 }
 
 mod clap_free {
@@ -205,14 +259,21 @@ pub async fn etcd_put(etcd_url: &str, key: &str, value: &str) {
     })
     .await
     .unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "etcd put failed: {response}");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "etcd put failed: {response}"
+    );
 }
 
 fn base64_encode(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

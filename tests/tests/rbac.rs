@@ -6,7 +6,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use crds::{Rack, Server};
-use e2e::{RunningController, admin_client, apply_examples, controlplane_dir, eventually, namespace, repo_root};
+use e2e::{
+    RunningController, admin_client, apply_examples, controlplane_dir, eventually, namespace,
+    repo_root,
+};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -19,15 +22,24 @@ fn helm(args: &[&str]) -> String {
         .env("KUBECONFIG", &kubeconfig)
         .output()
         .expect("helm is not on PATH: hack/test.sh builds it from Go modules");
-    assert!(out.status.success(), "helm {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 async fn client_as_service_account(namespace: &str, name: &str) -> kube::Client {
     let admin = admin_client().await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin, namespace);
-    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
-    let token = sas.create_token_request(name, &PostParams::default(), &request).await.unwrap();
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .unwrap();
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap();
     let token = token.status.unwrap().token;
     let mut config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap(),
@@ -35,7 +47,10 @@ async fn client_as_service_account(namespace: &str, name: &str) -> kube::Client 
     )
     .await
     .unwrap();
-    config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
     kube::Client::try_from(config).unwrap()
 }
 
@@ -46,7 +61,15 @@ async fn controller_works_under_the_charts_rbac() {
     let chart = repo_root().join("charts/groundwork");
     let chart = chart.to_str().unwrap();
     helm(&["lint", chart]);
-    let rendered = helm(&["template", "gw", chart, "--namespace", &release_ns, "--kube-version", "1.36.3"]);
+    let rendered = helm(&[
+        "template",
+        "gw",
+        chart,
+        "--namespace",
+        &release_ns,
+        "--kube-version",
+        "1.36.3",
+    ]);
     assert!(rendered.contains("kind: Deployment"));
     let release = format!("gw{}", std::process::id());
     helm(&["install", &release, chart, "--namespace", &release_ns]);
@@ -58,25 +81,68 @@ async fn controller_works_under_the_charts_rbac() {
     // The identity is really not admin: it cannot change a Server's spec.
     let servers: Api<Server> = Api::namespaced(sa_client.clone(), &site);
     let edit = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "spec": {"online": false}});
-    let denied = servers.patch("a01-u01", &PatchParams::apply("intruder"), &Patch::Apply(&edit)).await;
-    assert!(matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403), "{denied:?}");
+    let denied = servers
+        .patch(
+            "a01-u01",
+            &PatchParams::apply("intruder"),
+            &Patch::Apply(&edit),
+        )
+        .await;
+    assert!(
+        matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{denied:?}"
+    );
 
     let controller = RunningController::start(sa_client.clone(), &site).await;
     let racks: Api<Rack> = Api::namespaced(admin.clone(), &site);
-    eventually(Duration::from_secs(30), "the rack to converge under the chart's RBAC", || async {
-        let st = racks.get("a01").await.ok()?.status?;
-        (st.server_count == 4 && st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the rack to converge under the chart's RBAC",
+        || async {
+            let st = racks.get("a01").await.ok()?.status?;
+            (st.server_count == 4
+                && st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"))
+            .then_some(())
+        },
+    )
     .await;
-    assert!(!controller.metrics.registry_text().contains("reconcile_errors_total{"), "{}", controller.metrics.registry_text());
+    assert!(
+        !controller
+            .metrics
+            .registry_text()
+            .contains("reconcile_errors_total{"),
+        "{}",
+        controller.metrics.registry_text()
+    );
 
     // Leader election with the chart's Role: one holder at a time.
     let lease = format!("{release}-controller");
-    let a = controller::leader::Elector::new(sa_client.clone(), &release_ns, &lease, "replica-a", Duration::from_secs(15));
-    let b = controller::leader::Elector::new(sa_client.clone(), &release_ns, &lease, "replica-b", Duration::from_secs(15));
+    let a = controller::leader::Elector::new(
+        sa_client.clone(),
+        &release_ns,
+        &lease,
+        "replica-a",
+        Duration::from_secs(15),
+    );
+    let b = controller::leader::Elector::new(
+        sa_client.clone(),
+        &release_ns,
+        &lease,
+        "replica-b",
+        Duration::from_secs(15),
+    );
     assert!(a.try_acquire().await.unwrap(), "first replica leads");
-    assert!(!b.try_acquire().await.unwrap(), "second replica must not lead while the lease is fresh");
+    assert!(
+        !b.try_acquire().await.unwrap(),
+        "second replica must not lead while the lease is fresh"
+    );
     a.release().await;
-    assert!(b.try_acquire().await.unwrap(), "second replica leads once the first released");
+    assert!(
+        b.try_acquire().await.unwrap(),
+        "second replica leads once the first released"
+    );
     controller.stop().await;
 }

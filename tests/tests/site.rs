@@ -5,12 +5,22 @@
 use std::time::Duration;
 
 use crds::{Rack, Server};
-use e2e::{RunningController, admin_client, apply_doc, apply_examples, audit_offset, eventually, groundwork_writes, namespace};
+use e2e::{
+    RunningController, admin_client, apply_doc, apply_examples, audit_offset, eventually,
+    groundwork_writes, namespace,
+};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-fn condition<'a>(rack: &'a Rack, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    rack.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+fn condition<'a>(
+    rack: &'a Rack,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    rack.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 async fn converged(racks: &Api<Rack>) -> Rack {
@@ -18,7 +28,10 @@ async fn converged(racks: &Api<Rack>) -> Rack {
         let rack = racks.get("a01").await.ok()?;
         let st = rack.status.as_ref()?;
         let ready = condition(&rack, "Ready").is_some_and(|c| c.status == "True");
-        (ready && st.server_count == 4 && st.used_u == 5 && st.observed_generation == rack.metadata.generation)
+        (ready
+            && st.server_count == 4
+            && st.used_u == 5
+            && st.observed_generation == rack.metadata.generation)
             .then_some(rack)
     })
     .await
@@ -35,13 +48,24 @@ async fn rack_status_converges_and_layout_conflicts_name_both_servers() {
     let st = rack.status.unwrap();
     assert_eq!(st.power.unwrap().declared_watts, 2150);
     assert_eq!(st.servers_by_state.get("Registering"), Some(&4));
-    assert_eq!(st.ip_pool.unwrap().size, 245, "254 hosts minus the reserved .1-.9");
+    assert_eq!(
+        st.ip_pool.unwrap().size,
+        245,
+        "254 hosts minus the reserved .1-.9"
+    );
     assert_eq!(st.location_summary.as_deref(), Some("fra1/hall-1/A/01"));
 
     // Move a01-u05 onto U4, which a01-u03 (2U at U3) occupies.
     let servers: Api<Server> = Api::namespaced(client.clone(), &ns);
     let to_u = |u: u32| json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "spec": {"rackUnit": u}});
-    servers.patch("a01-u05", &PatchParams::apply("e2e-mover").force(), &Patch::Apply(to_u(4))).await.unwrap();
+    servers
+        .patch(
+            "a01-u05",
+            &PatchParams::apply("e2e-mover").force(),
+            &Patch::Apply(to_u(4)),
+        )
+        .await
+        .unwrap();
     let message = eventually(Duration::from_secs(20), "LayoutValid=False", || async {
         let rack = racks.get("a01").await.ok()?;
         let c = condition(&rack, "LayoutValid")?;
@@ -49,15 +73,34 @@ async fn rack_status_converges_and_layout_conflicts_name_both_servers() {
     })
     .await;
     assert_eq!(message.0, "UOverlap");
-    assert!(message.1.contains("a01-u03") && message.1.contains("a01-u05") && message.1.contains("U4"), "{}", message.1);
-    let stalled = condition(&racks.get("a01").await.unwrap(), "Stalled").cloned().unwrap();
+    assert!(
+        message.1.contains("a01-u03") && message.1.contains("a01-u05") && message.1.contains("U4"),
+        "{}",
+        message.1
+    );
+    let stalled = condition(&racks.get("a01").await.unwrap(), "Stalled")
+        .cloned()
+        .unwrap();
     assert_eq!(stalled.status, "True");
 
-    servers.patch("a01-u05", &PatchParams::apply("e2e-mover").force(), &Patch::Apply(to_u(5))).await.unwrap();
-    eventually(Duration::from_secs(20), "LayoutValid=True again", || async {
-        let rack = racks.get("a01").await.ok()?;
-        condition(&rack, "LayoutValid").is_some_and(|c| c.status == "True").then_some(())
-    })
+    servers
+        .patch(
+            "a01-u05",
+            &PatchParams::apply("e2e-mover").force(),
+            &Patch::Apply(to_u(5)),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "LayoutValid=True again",
+        || async {
+            let rack = racks.get("a01").await.ok()?;
+            condition(&rack, "LayoutValid")
+                .is_some_and(|c| c.status == "True")
+                .then_some(())
+        },
+    )
     .await;
     controller.stop().await;
 }
@@ -76,7 +119,10 @@ async fn idle_site_sends_no_writes_also_after_restart() {
     let writes = groundwork_writes(from, &ns);
     assert!(writes.is_empty(), "writes while idle: {writes:#?}");
     assert!(
-        controller.metrics.registry_text().contains("groundwork_reconciles_total"),
+        controller
+            .metrics
+            .registry_text()
+            .contains("groundwork_reconciles_total"),
         "the controller did reconcile"
     );
     controller.stop().await;
@@ -102,35 +148,59 @@ async fn unreadable_object_is_reported_and_does_not_stop_the_others() {
                      "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": {"rackRef": {"name": "a01"}, "rackUnit": "seven", "heightU": "tall"}
     });
-    e2e::etcd_put(etcd.trim(), &format!("/registry/groundwork.dev/servers/{ns}/broken"), &value.to_string()).await;
-    let servers: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), &ns, &e2e::resource_of("groundwork.dev/v1alpha1", "Server"));
-    eventually(Duration::from_secs(10), "the API server to serve the broken object", || async {
-        servers.get("broken").await.ok().map(|_| ())
-    })
+    e2e::etcd_put(
+        etcd.trim(),
+        &format!("/registry/groundwork.dev/servers/{ns}/broken"),
+        &value.to_string(),
+    )
+    .await;
+    let servers: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &e2e::resource_of("groundwork.dev/v1alpha1", "Server"),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the API server to serve the broken object",
+        || async { servers.get("broken").await.ok().map(|_| ()) },
+    )
     .await;
 
     let controller = RunningController::start(client.clone(), &ns).await;
     converged(&Api::namespaced(client.clone(), &ns)).await;
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let note = eventually(Duration::from_secs(20), "an InvalidObject event for the broken server", || async {
-        let list = events.list(&ListParams::default()).await.ok()?;
-        list.items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("InvalidObject") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken"))
-            .and_then(|e| e.note)
-    })
+    let note = eventually(
+        Duration::from_secs(20),
+        "an InvalidObject event for the broken server",
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("InvalidObject")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
+                })
+                .and_then(|e| e.note)
+        },
+    )
     .await;
     assert!(note.contains("cannot read"), "{note}");
-    assert!(controller.metrics.registry_text().contains("groundwork_invalid_objects{kind=\"Server\"} 1"));
+    assert!(
+        controller
+            .metrics
+            .registry_text()
+            .contains("groundwork_invalid_objects{kind=\"Server\"} 1")
+    );
     // A new valid server still reconciles.
     let extra = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "metadata": {"name": "a01-u10"},
                        "spec": {"rackRef": {"name": "a01"}, "rackUnit": 10}});
     apply_doc(&client, &ns, extra).await.unwrap();
     let racks: Api<Rack> = Api::namespaced(client.clone(), &ns);
-    eventually(Duration::from_secs(20), "the rack to count the new server", || async {
-        (racks.get("a01").await.ok()?.status?.server_count == 5).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the rack to count the new server",
+        || async { (racks.get("a01").await.ok()?.status?.server_count == 5).then_some(()) },
+    )
     .await;
     controller.stop().await;
 }

@@ -36,7 +36,9 @@ async fn invalid_objects_are_rejected_with_field_and_message() {
     assert!(cases.len() >= 20, "the table must hold at least 20 cases");
     // The bases themselves are valid: a rejection below is the patch's doing.
     for kind in ["Rack", "Server", "UpstreamLink"] {
-        apply_doc(&client, &ns, bases[kind].clone()).await.unwrap_or_else(|e| panic!("base {kind} rejected: {e}"));
+        apply_doc(&client, &ns, bases[kind].clone())
+            .await
+            .unwrap_or_else(|e| panic!("base {kind} rejected: {e}"));
     }
     let mut failures = Vec::new();
     for case in &cases {
@@ -49,14 +51,21 @@ async fn invalid_objects_are_rejected_with_field_and_message() {
         match apply_doc(&client, &ns, obj).await {
             Ok(_) => failures.push(format!("{name}: accepted")),
             Err(kube::Error::Api(status)) => {
-                if status.code != 422 || !status.message.contains(&format!("{field}:")) || !status.message.contains(message) {
+                if status.code != 422
+                    || !status.message.contains(&format!("{field}:"))
+                    || !status.message.contains(message)
+                {
                     failures.push(format!("{name}: {} {:?}", status.code, status.message));
                 }
             }
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "cases not rejected as expected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "cases not rejected as expected:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -65,10 +74,15 @@ async fn every_example_is_accepted() {
     let ns = namespace(&client, "examples").await;
     let docs = example_documents();
     assert!(docs.iter().filter(|d| d["kind"] == "Server").count() >= 3);
-    assert_eq!(docs.iter().filter(|d| d["kind"] == "UpstreamLink").count(), 2);
+    assert_eq!(
+        docs.iter().filter(|d| d["kind"] == "UpstreamLink").count(),
+        2
+    );
     for doc in docs {
         let name = doc["metadata"]["name"].clone();
-        apply_doc(&client, &ns, doc).await.unwrap_or_else(|e| panic!("example {name} rejected: {e}"));
+        apply_doc(&client, &ns, doc)
+            .await
+            .unwrap_or_else(|e| panic!("example {name} rejected: {e}"));
     }
 }
 
@@ -83,20 +97,44 @@ async fn boot_mac_and_rack_cannot_change_while_provisioned() {
     let ar = e2e::resource_of("groundwork.dev/v1alpha1", "Server");
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
     let status = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "status": {"state": "Provisioned"}});
-    api.patch_status("s1", &PatchParams::apply("e2e-status").force(), &Patch::Apply(&status)).await.unwrap();
+    api.patch_status(
+        "s1",
+        &PatchParams::apply("e2e-status").force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .unwrap();
 
     let mut moved = server.clone();
     moved["spec"]["bootMACAddress"] = "52:54:00:00:00:99".into();
-    let err = apply_doc(&client, &ns, moved).await.expect_err("bootMACAddress changed while provisioned");
-    assert!(err.to_string().contains("bootMACAddress cannot change while the server is provisioned"), "{err}");
+    let err = apply_doc(&client, &ns, moved)
+        .await
+        .expect_err("bootMACAddress changed while provisioned");
+    assert!(
+        err.to_string()
+            .contains("bootMACAddress cannot change while the server is provisioned"),
+        "{err}"
+    );
     let mut rerack = server.clone();
     rerack["spec"]["rackRef"]["name"] = "b07".into();
-    let err = apply_doc(&client, &ns, rerack).await.expect_err("rackRef changed while provisioned");
-    assert!(err.to_string().contains("rackRef cannot change while the server is provisioned"), "{err}");
+    let err = apply_doc(&client, &ns, rerack)
+        .await
+        .expect_err("rackRef changed while provisioned");
+    assert!(
+        err.to_string()
+            .contains("rackRef cannot change while the server is provisioned"),
+        "{err}"
+    );
 
     // Once it is Available again the change is allowed.
     let status = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "status": {"state": "Available"}});
-    api.patch_status("s1", &PatchParams::apply("e2e-status").force(), &Patch::Apply(&status)).await.unwrap();
+    api.patch_status(
+        "s1",
+        &PatchParams::apply("e2e-status").force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .unwrap();
     let mut moved = server;
     moved["spec"]["bootMACAddress"] = "52:54:00:00:00:99".into();
     apply_doc(&client, &ns, moved).await.unwrap();

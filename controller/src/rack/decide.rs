@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crds::ConditionStatus;
 use crds::condition_types::{IP_POOL_AVAILABLE, LAYOUT_VALID, POWER_WITHIN_BUDGET};
 use crds::rack::{IpPoolUsage, PowerUsage, RackSlot, RackSpec, RackStatus};
-use crds::reasons::{INVALID_SPEC, OUT_OF_RANGE, OVER_BUDGET, POOL_EXHAUSTED, RECONCILED, U_OVERLAP};
-use crds::ConditionStatus;
+use crds::reasons::{
+    INVALID_SPEC, OUT_OF_RANGE, OVER_BUDGET, POOL_EXHAUSTED, RECONCILED, U_OVERLAP,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::read::Member;
@@ -66,17 +68,29 @@ pub fn layout(height: u32, members: &[Member], switches: &[(String, u32)]) -> La
         }
     }
     for (name, u) in switches {
-        occupants.entry(*u).or_default().insert(format!("switch/{name}"));
+        occupants
+            .entry(*u)
+            .or_default()
+            .insert(format!("switch/{name}"));
     }
     // Group the shared units by the exact set of servers sharing them.
     let mut groups: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
     for (u, names) in occupants {
         if names.len() > 1 {
-            groups.entry(names.into_iter().collect()).or_default().push(u);
+            groups
+                .entry(names.into_iter().collect())
+                .or_default()
+                .push(u);
         }
     }
-    let overlaps = groups.into_iter().map(|(servers, units)| (units, servers)).collect();
-    Layout { overlaps, out_of_range }
+    let overlaps = groups
+        .into_iter()
+        .map(|(servers, units)| (units, servers))
+        .collect();
+    Layout {
+        overlaps,
+        out_of_range,
+    }
 }
 
 /// The complete desired status.
@@ -88,13 +102,18 @@ pub fn decide(
     current: Option<&RackStatus>,
     now: &Time,
 ) -> RackStatus {
-    let switches: Vec<(String, u32)> =
-        spec.tor_switches.iter().filter_map(|s| s.rack_unit.map(|u| (s.name.clone(), u))).collect();
+    let switches: Vec<(String, u32)> = spec
+        .tor_switches
+        .iter()
+        .filter_map(|s| s.rack_unit.map(|u| (s.name.clone(), u)))
+        .collect();
     let layout = layout(spec.height_u, members, &switches);
 
     let mut servers_by_state: BTreeMap<String, u32> = BTreeMap::new();
     for m in members {
-        *servers_by_state.entry(m.state.as_str().to_string()).or_default() += 1;
+        *servers_by_state
+            .entry(m.state.as_str().to_string())
+            .or_default() += 1;
     }
     let mut slots: Vec<RackSlot> = members
         .iter()
@@ -119,15 +138,32 @@ pub fn decide(
     let over_budget = budget > 0 && declared > budget;
     let used_addresses = members.iter().filter(|m| m.holds_node_address).count() as u64;
     let ip_pool = match pool {
-        Ok(Some(p)) => Some(IpPoolUsage { size: p.size(), used: used_addresses }),
+        Ok(Some(p)) => Some(IpPoolUsage {
+            size: p.size(),
+            used: used_addresses,
+        }),
         _ => None,
     };
 
     let layout_condition = if layout.is_valid() {
-        Desired::new(LAYOUT_VALID, ConditionStatus::True, RECONCILED, "every server fits and no U is shared")
+        Desired::new(
+            LAYOUT_VALID,
+            ConditionStatus::True,
+            RECONCILED,
+            "every server fits and no U is shared",
+        )
     } else {
-        let reason = if layout.overlaps.is_empty() { OUT_OF_RANGE } else { U_OVERLAP };
-        Desired::new(LAYOUT_VALID, ConditionStatus::False, reason, layout.message())
+        let reason = if layout.overlaps.is_empty() {
+            OUT_OF_RANGE
+        } else {
+            U_OVERLAP
+        };
+        Desired::new(
+            LAYOUT_VALID,
+            ConditionStatus::False,
+            reason,
+            layout.message(),
+        )
     };
     let power_condition = if over_budget {
         Desired::new(
@@ -137,9 +173,19 @@ pub fn decide(
             format!("servers declare {declared} W, the rack's budget is {budget} W"),
         )
     } else if budget == 0 {
-        Desired::new(POWER_WITHIN_BUDGET, ConditionStatus::True, RECONCILED, "no budget declared")
+        Desired::new(
+            POWER_WITHIN_BUDGET,
+            ConditionStatus::True,
+            RECONCILED,
+            "no budget declared",
+        )
     } else {
-        Desired::new(POWER_WITHIN_BUDGET, ConditionStatus::True, RECONCILED, format!("{declared} W of {budget} W declared"))
+        Desired::new(
+            POWER_WITHIN_BUDGET,
+            ConditionStatus::True,
+            RECONCILED,
+            format!("{declared} W of {budget} W declared"),
+        )
     };
     let pool_condition = match &ip_pool {
         Some(p) if p.used >= p.size => Desired::new(
@@ -154,20 +200,31 @@ pub fn decide(
             RECONCILED,
             format!("{} of {} node addresses free", p.size - p.used, p.size),
         ),
-        None => Desired::new(IP_POOL_AVAILABLE, ConditionStatus::True, RECONCILED, "no node network declared"),
+        None => Desired::new(
+            IP_POOL_AVAILABLE,
+            ConditionStatus::True,
+            RECONCILED,
+            "no node network declared",
+        ),
     };
 
     let blocker = match pool {
         Err(problems) => Err(Blocker::Stalled {
             reason: INVALID_SPEC,
-            message: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            message: problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         }),
-        Ok(_) if !layout.is_valid() => {
-            Err(Blocker::Stalled { reason: layout_condition.reason, message: layout_condition.message.clone() })
-        }
-        Ok(_) if over_budget => {
-            Err(Blocker::Stalled { reason: OVER_BUDGET, message: power_condition.message.clone() })
-        }
+        Ok(_) if !layout.is_valid() => Err(Blocker::Stalled {
+            reason: layout_condition.reason,
+            message: layout_condition.message.clone(),
+        }),
+        Ok(_) if over_budget => Err(Blocker::Stalled {
+            reason: OVER_BUDGET,
+            message: power_condition.message.clone(),
+        }),
         Ok(_) => Ok(()),
     };
     let mut desired: Vec<Desired> = kstatus(blocker).into();
@@ -181,7 +238,10 @@ pub fn decide(
         servers_by_state,
         used_u,
         slots,
-        power: Some(PowerUsage { declared_watts: declared, budget_watts: budget }),
+        power: Some(PowerUsage {
+            declared_watts: declared,
+            budget_watts: budget,
+        }),
         ip_pool,
         conditions: merge(current_conditions, &desired, generation, now),
     }
@@ -206,7 +266,10 @@ mod tests {
     #[test]
     fn overlap_names_both_servers() {
         let l = layout(42, &[m("a", 10, 2), m("b", 11, 1), m("c", 20, 1)], &[]);
-        assert_eq!(l.overlaps, vec![(vec![11], vec!["a".to_string(), "b".to_string()])]);
+        assert_eq!(
+            l.overlaps,
+            vec![(vec![11], vec!["a".to_string(), "b".to_string()])]
+        );
         assert_eq!(l.message(), "a, b share U11");
     }
 
@@ -220,7 +283,10 @@ mod tests {
     #[test]
     fn switch_slot_conflicts_with_server() {
         let l = layout(42, &[m("a", 42, 1)], &[("tor1".into(), 42)]);
-        assert_eq!(l.overlaps[0].1, vec!["a".to_string(), "switch/tor1".to_string()]);
+        assert_eq!(
+            l.overlaps[0].1,
+            vec!["a".to_string(), "switch/tor1".to_string()]
+        );
     }
 
     #[test]
@@ -236,12 +302,19 @@ mod tests {
         assert_eq!(st.server_count, 2);
         assert_eq!(st.used_u, 2);
         assert_eq!(st.servers_by_state["Registering"], 2);
-        let power = st.conditions.iter().find(|c| c.type_ == "PowerWithinBudget").unwrap();
+        let power = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "PowerWithinBudget")
+            .unwrap();
         assert_eq!(power.reason, "OverBudget");
         let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "False");
         // Deciding again from the written status changes nothing: no write at rest.
         let later = Time("2026-01-02T00:00:00Z".parse().unwrap());
-        assert_eq!(decide(&spec, Some(1), &members, &Ok(None), Some(&st), &later), st);
+        assert_eq!(
+            decide(&spec, Some(1), &members, &Ok(None), Some(&st), &later),
+            st
+        );
     }
 }

@@ -36,7 +36,10 @@ impl Error {
 }
 
 /// Reconciles one Rack.
-pub async fn reconcile(obj: Arc<DeserializeGuard<Rack>>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    obj: Arc<DeserializeGuard<Rack>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if !ctx.synced() {
         return Ok(Context::wait_for_sync());
     }
@@ -55,8 +58,14 @@ pub async fn reconcile(obj: Arc<DeserializeGuard<Rack>>, ctx: Arc<Context>) -> R
     let pool = validate::validate(&inputs.rack.spec);
     let now = Time(jiff::Timestamp::now());
     let current = inputs.rack.status.as_ref();
-    let desired =
-        decide::decide(&inputs.rack.spec, inputs.rack.metadata.generation, &inputs.members, &pool, current, &now);
+    let desired = decide::decide(
+        &inputs.rack.spec,
+        inputs.rack.metadata.generation,
+        &inputs.members,
+        &pool,
+        current,
+        &now,
+    );
     apply::status(&ctx, KIND, inputs.rack.as_ref(), current, &desired).await?;
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(ctx.resync))

@@ -42,7 +42,8 @@ impl Member {
             height_u: server.spec.height_u,
             max_power_watts: server.spec.max_power_watts.unwrap_or(0),
             state: status.and_then(|s| s.state).unwrap_or_default(),
-            holds_node_address: status.is_some_and(|s| s.addresses.iter().any(|a| a.network == "node")),
+            holds_node_address: status
+                .is_some_and(|s| s.addresses.iter().any(|a| a.network == "node")),
         }
     }
 }

@@ -29,23 +29,36 @@ pub enum SpecProblem {
 pub fn validate(spec: &RackSpec) -> Result<Option<Pool>, Vec<SpecProblem>> {
     let mut problems = Vec::new();
     if let Some(range) = &spec.networks.provisioning.dhcp_range {
-        let parsed = (range.start.parse::<std::net::IpAddr>(), range.end.parse::<std::net::IpAddr>());
+        let parsed = (
+            range.start.parse::<std::net::IpAddr>(),
+            range.end.parse::<std::net::IpAddr>(),
+        );
         if let (Ok(start), Ok(end)) = parsed
             && end < start
         {
-            problems.push(SpecProblem::DhcpRangeInverted(range.start.clone(), range.end.clone()));
+            problems.push(SpecProblem::DhcpRangeInverted(
+                range.start.clone(),
+                range.end.clone(),
+            ));
         }
     }
     for switch in &spec.tor_switches {
         if let Some(unit) = switch.rack_unit
             && unit > spec.height_u
         {
-            problems.push(SpecProblem::SwitchOutOfRange { name: switch.name.clone(), unit, height: spec.height_u });
+            problems.push(SpecProblem::SwitchOutOfRange {
+                name: switch.name.clone(),
+                unit,
+                height: spec.height_u,
+            });
         }
     }
     let pool = spec.networks.node.as_ref().map(|node| {
-        let reserved: Vec<(String, String)> =
-            node.reserved.iter().map(|r| (r.start.clone(), r.end.clone())).collect();
+        let reserved: Vec<(String, String)> = node
+            .reserved
+            .iter()
+            .map(|r| (r.start.clone(), r.end.clone()))
+            .collect();
         Pool::new(&node.subnet, &node.gateway, &node.dns, &reserved)
     });
     let pool = match pool.transpose() {
@@ -55,7 +68,11 @@ pub fn validate(spec: &RackSpec) -> Result<Option<Pool>, Vec<SpecProblem>> {
             None
         }
     };
-    if problems.is_empty() { Ok(pool) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(pool)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +88,10 @@ mod tests {
             failure_domain: None,
             tor_switches: vec![],
             networks: RackNetworks {
-                provisioning: ProvisioningNetwork { subnet: "10.0.0.0/24".into(), ..Default::default() },
+                provisioning: ProvisioningNetwork {
+                    subnet: "10.0.0.0/24".into(),
+                    ..Default::default()
+                },
                 bmc: None,
                 node: Some(NodeNetwork {
                     subnet: "10.1.0.0/24".into(),
@@ -91,8 +111,15 @@ mod tests {
     #[test]
     fn every_problem_is_reported() {
         let mut s = spec();
-        s.networks.provisioning.dhcp_range = Some(IpRange { start: "10.0.0.50".into(), end: "10.0.0.10".into() });
-        s.tor_switches.push(TorSwitch { name: "tor1".into(), rack_unit: Some(43), ..Default::default() });
+        s.networks.provisioning.dhcp_range = Some(IpRange {
+            start: "10.0.0.50".into(),
+            end: "10.0.0.10".into(),
+        });
+        s.tor_switches.push(TorSwitch {
+            name: "tor1".into(),
+            rack_unit: Some(43),
+            ..Default::default()
+        });
         let problems = validate(&s).unwrap_err();
         assert_eq!(problems.len(), 2);
         assert!(problems[1].to_string().contains("tor1 at U43"));

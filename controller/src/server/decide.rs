@@ -1,9 +1,9 @@
 //! Decide stage (pure): the Server's state machine and its status.
 
+use crds::ConditionStatus;
 use crds::condition_types::REFERENCES_RESOLVED;
 use crds::reasons::{PENDING, RECONCILED};
 use crds::server::{PhaseTiming, ServerState, ServerStatus};
-use crds::ConditionStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::Unresolved;
@@ -34,7 +34,10 @@ pub fn decide(
     let previous = current.and_then(|c| c.state);
     let state = next_state(previous);
     let mut status = current.cloned().unwrap_or_default();
-    let transition = (previous != Some(state)).then_some(Transition { from: previous, to: state });
+    let transition = (previous != Some(state)).then_some(Transition {
+        from: previous,
+        to: state,
+    });
     if transition.is_some() {
         if let Some(open) = status.phases.last_mut().filter(|p| p.finished_at.is_none()) {
             open.finished_at = Some(now.clone());
@@ -52,16 +55,28 @@ pub fn decide(
     status.observed_generation = generation;
 
     let references = match unresolved.first() {
-        None => Desired::new(REFERENCES_RESOLVED, ConditionStatus::True, RECONCILED, "every reference resolves"),
+        None => Desired::new(
+            REFERENCES_RESOLVED,
+            ConditionStatus::True,
+            RECONCILED,
+            "every reference resolves",
+        ),
         Some(first) => Desired::new(
             REFERENCES_RESOLVED,
             ConditionStatus::False,
             first.reason,
-            unresolved.iter().map(|u| u.message.as_str()).collect::<Vec<_>>().join("; "),
+            unresolved
+                .iter()
+                .map(|u| u.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
     };
     let blocker = match unresolved.first() {
-        Some(first) => Blocker::Stalled { reason: first.reason, message: references.message.clone() },
+        Some(first) => Blocker::Stalled {
+            reason: first.reason,
+            message: references.message.clone(),
+        },
         None => Blocker::Progressing {
             reason: PENDING,
             message: format!("{}: waiting for BMC registration", state.as_str()),
@@ -91,7 +106,13 @@ mod tests {
     fn new_server_enters_registering_once() {
         let (st, tr) = decide(Some(1), &[], None, &t("2026-01-01T00:00:00Z"));
         assert_eq!(st.state, Some(ServerState::Registering));
-        assert_eq!(tr, Some(Transition { from: None, to: ServerState::Registering }));
+        assert_eq!(
+            tr,
+            Some(Transition {
+                from: None,
+                to: ServerState::Registering
+            })
+        );
         assert_eq!(st.phases.len(), 1);
         let (again, tr2) = decide(Some(1), &[], Some(&st), &t("2026-01-01T00:05:00Z"));
         assert_eq!(tr2, None);
@@ -100,9 +121,15 @@ mod tests {
 
     #[test]
     fn unresolved_reference_stalls() {
-        let u = [Unresolved { reason: "RackNotFound", message: "spec.rackRef: nope".into() }];
+        let u = [Unresolved {
+            reason: "RackNotFound",
+            message: "spec.rackRef: nope".into(),
+        }];
         let (st, _) = decide(Some(1), &u, None, &t("2026-01-01T00:00:00Z"));
         let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
-        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "RackNotFound"));
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "RackNotFound")
+        );
     }
 }

@@ -42,7 +42,10 @@ impl Error {
 }
 
 /// Reconciles one Server.
-pub async fn reconcile(obj: Arc<DeserializeGuard<Server>>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    obj: Arc<DeserializeGuard<Server>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if !ctx.synced() {
         return Ok(Context::wait_for_sync());
     }
@@ -62,7 +65,8 @@ pub async fn reconcile(obj: Arc<DeserializeGuard<Server>>, ctx: Arc<Context>) ->
     let unresolved = validate::validate(rack_name, &facts);
     let now = Time(jiff::Timestamp::now());
     let current = server.status.as_ref();
-    let (desired, transition) = decide::decide(server.metadata.generation, &unresolved, current, &now);
+    let (desired, transition) =
+        decide::decide(server.metadata.generation, &unresolved, current, &now);
     if let Some(t) = &transition {
         info!(server = %server.name_any(), namespace = ?server.namespace(), from = ?t.from, to = ?t.to, "state transition");
     }

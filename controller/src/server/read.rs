@@ -21,7 +21,10 @@ pub fn secret_refs(server: &Server) -> Vec<(&'static str, String)> {
     let spec = &server.spec;
     let mut refs = Vec::new();
     if let Some(bmc) = &spec.bmc {
-        refs.push(("bmc.credentialsSecretRef", bmc.credentials_secret_ref.name.clone()));
+        refs.push((
+            "bmc.credentialsSecretRef",
+            bmc.credentials_secret_ref.name.clone(),
+        ));
         if let Some(ca) = &bmc.ca_bundle_secret_ref {
             refs.push(("bmc.caBundleSecretRef", ca.name.clone()));
         }
@@ -39,7 +42,9 @@ pub fn secret_refs(server: &Server) -> Vec<(&'static str, String)> {
 pub fn read(ctx: &Context, server: &Server) -> Facts {
     let namespace = server.namespace().unwrap_or_default();
     let rack_found = server.spec.rack_ref.as_ref().map(|RackRef { name }| {
-        ctx.racks.get(&ObjectRef::new(name).within(&namespace)).is_some()
+        ctx.racks
+            .get(&ObjectRef::new(name).within(&namespace))
+            .is_some()
     });
     let secrets = secret_refs(server)
         .into_iter()
@@ -48,5 +53,8 @@ pub fn read(ctx: &Context, server: &Server) -> Facts {
             (field, name, exists)
         })
         .collect();
-    Facts { rack_found, secrets }
+    Facts {
+        rack_found,
+        secrets,
+    }
 }

@@ -39,7 +39,10 @@ mod tests {
     fn names_every_missing_reference() {
         let facts = Facts {
             rack_found: Some(false),
-            secrets: vec![("bmc.credentialsSecretRef", "bmc-a".into(), false), ("userData", "ud".into(), true)],
+            secrets: vec![
+                ("bmc.credentialsSecretRef", "bmc-a".into(), false),
+                ("userData", "ud".into(), true),
+            ],
         };
         let problems = validate(Some("r1"), &facts);
         assert_eq!(problems.len(), 2);

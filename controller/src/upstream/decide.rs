@@ -1,10 +1,12 @@
 //! Decide stage (pure): the controller's part of an UpstreamLink's status. Session facts
 //! (state, routes, established since) belong to the edge daemon's field manager.
 
-use crds::condition_types::{READY, RECONCILING, REFERENCES_RESOLVED, SESSION_ESTABLISHED, STALLED};
+use crds::ConditionStatus;
+use crds::condition_types::{
+    READY, RECONCILING, REFERENCES_RESOLVED, SESSION_ESTABLISHED, STALLED,
+};
 use crds::reasons::{PENDING, RECONCILED};
 use crds::upstream::UpstreamLinkStatus;
-use crds::ConditionStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::Problem;
@@ -18,19 +20,31 @@ pub fn decide(
     now: &Time,
 ) -> UpstreamLinkStatus {
     let references = match problems.first() {
-        None => Desired::new(REFERENCES_RESOLVED, ConditionStatus::True, RECONCILED, "every reference resolves"),
+        None => Desired::new(
+            REFERENCES_RESOLVED,
+            ConditionStatus::True,
+            RECONCILED,
+            "every reference resolves",
+        ),
         Some(first) => Desired::new(
             REFERENCES_RESOLVED,
             ConditionStatus::False,
             first.reason,
-            problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
+            problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
     };
     let established = current
         .and_then(|c| c.conditions.iter().find(|c| c.type_ == SESSION_ESTABLISHED))
         .is_some_and(|c| c.status == "True");
     let blocker = match problems.first() {
-        Some(first) => Err(Blocker::Stalled { reason: first.reason, message: references.message.clone() }),
+        Some(first) => Err(Blocker::Stalled {
+            reason: first.reason,
+            message: references.message.clone(),
+        }),
         None if established => Ok(()),
         None => Err(Blocker::Progressing {
             reason: PENDING,
@@ -75,7 +89,11 @@ mod tests {
         let later = Time("2026-01-01T01:00:00Z".parse().unwrap());
         assert_eq!(decide(Some(1), &[], Some(&first), &later), first);
         assert_eq!(owned(&first), first);
-        let reconciling = first.conditions.iter().find(|c| c.type_ == "Reconciling").unwrap();
+        let reconciling = first
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Reconciling")
+            .unwrap();
         assert_eq!(reconciling.status, "True");
     }
 }

@@ -37,7 +37,10 @@ impl Error {
 }
 
 /// Reconciles one UpstreamLink.
-pub async fn reconcile(obj: Arc<DeserializeGuard<UpstreamLink>>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    obj: Arc<DeserializeGuard<UpstreamLink>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if !ctx.synced() {
         return Ok(Context::wait_for_sync());
     }
@@ -56,7 +59,12 @@ pub async fn reconcile(obj: Arc<DeserializeGuard<UpstreamLink>>, ctx: Arc<Contex
     let problems = validate::validate(&link.spec.router_ref, &read::peer_addresses(link), &facts);
     let now = Time(jiff::Timestamp::now());
     let current = link.status.as_ref().map(decide::owned);
-    let desired = decide::decide(link.metadata.generation, &problems, link.status.as_ref(), &now);
+    let desired = decide::decide(
+        link.metadata.generation,
+        &problems,
+        link.status.as_ref(),
+        &now,
+    );
     apply::status(&ctx, KIND, link, current.as_ref(), &desired).await?;
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(ctx.resync))

@@ -26,9 +26,12 @@ pub fn peer_addresses(link: &UpstreamLink) -> Vec<String> {
 /// Collects the facts from the caches.
 pub fn read(ctx: &Context, link: &UpstreamLink) -> Facts {
     let namespace = link.namespace().unwrap_or_default();
-    let password_secret = link.spec.bgp.password_secret_ref.as_ref().map(|r| {
-        (r.name.clone(), ctx.secret_exists(&namespace, &r.name))
-    });
+    let password_secret = link
+        .spec
+        .bgp
+        .password_secret_ref
+        .as_ref()
+        .map(|r| (r.name.clone(), ctx.secret_exists(&namespace, &r.name)));
     let mut siblings: Vec<(String, Vec<String>)> = ctx
         .links
         .state()
@@ -39,5 +42,8 @@ pub fn read(ctx: &Context, link: &UpstreamLink) -> Facts {
         .map(|l| (l.name_any(), peer_addresses(l)))
         .collect();
     siblings.sort();
-    Facts { password_secret, siblings }
+    Facts {
+        password_secret,
+        siblings,
+    }
 }

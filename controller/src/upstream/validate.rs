@@ -20,7 +20,9 @@ pub fn validate(router: &str, peers: &[String], facts: &Facts) -> Vec<Problem> {
     if let Some((name, false)) = &facts.password_secret {
         out.push(Problem {
             reason: crds::reasons::SECRET_NOT_FOUND,
-            message: format!("spec.bgp.passwordSecretRef: Secret {name:?} does not exist in this namespace"),
+            message: format!(
+                "spec.bgp.passwordSecretRef: Secret {name:?} does not exist in this namespace"
+            ),
         });
     }
     let ours: Vec<IpAddr> = peers.iter().filter_map(|p| p.parse().ok()).collect();
@@ -29,7 +31,9 @@ pub fn validate(router: &str, peers: &[String], facts: &Facts) -> Vec<Problem> {
             if ours.contains(&peer) {
                 out.push(Problem {
                     reason: crds::reasons::DUPLICATE_PEER,
-                    message: format!("UpstreamLink {sibling:?} already peers with {peer} on router {router:?}"),
+                    message: format!(
+                        "UpstreamLink {sibling:?} already peers with {peer} on router {router:?}"
+                    ),
                 });
             }
         }
@@ -43,7 +47,10 @@ mod tests {
 
     #[test]
     fn same_peer_on_same_router_is_a_duplicate() {
-        let facts = Facts { password_secret: None, siblings: vec![("isp-b".into(), vec!["2001:DB8:0::1".into()])] };
+        let facts = Facts {
+            password_secret: None,
+            siblings: vec![("isp-b".into(), vec!["2001:DB8:0::1".into()])],
+        };
         let p = validate("edge1", &["2001:db8::1".into()], &facts);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].reason, "DuplicatePeer");
@@ -52,7 +59,10 @@ mod tests {
 
     #[test]
     fn missing_password_secret() {
-        let facts = Facts { password_secret: Some(("md5".into(), false)), siblings: vec![] };
+        let facts = Facts {
+            password_secret: Some(("md5".into(), false)),
+            siblings: vec![],
+        };
         assert_eq!(validate("edge1", &[], &facts)[0].reason, "SecretNotFound");
     }
 }
