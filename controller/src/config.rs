@@ -24,6 +24,10 @@ pub struct Config {
     /// Objects of one kind reconciled at once.
     #[arg(long, env = "GROUNDWORK_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
+    /// BMC conversations in flight at once, over all servers (each BMC endpoint is also
+    /// limited to one request at a time).
+    #[arg(long, env = "GROUNDWORK_BMC_CONCURRENCY", default_value_t = 64)]
+    pub bmc_concurrency: usize,
     /// Seconds between re-checks of an object when nothing changes (checks never write when
     /// nothing changed).
     #[arg(long, env = "GROUNDWORK_RESYNC_SECONDS", default_value_t = 600)]

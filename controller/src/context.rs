@@ -34,6 +34,8 @@ pub struct Context {
     pub resync: Duration,
     /// Unreadable objects already reported, by (uid, resourceVersion).
     pub reported_invalid: Mutex<HashSet<(String, String)>>,
+    /// Shared BMC drivers and the global BMC concurrency limit.
+    pub bmcs: crate::bmc_pool::BmcPool,
     /// Readiness, set once every cache has synced.
     pub health: Arc<Health>,
 }

@@ -2,6 +2,7 @@
 //! they share. `main.rs` wires these together.
 
 pub mod apply;
+pub mod bmc_pool;
 pub mod conditions;
 pub mod config;
 pub mod context;

@@ -126,6 +126,7 @@ pub async fn run(
         resync: Duration::from_secs(config.resync_seconds),
         reported_invalid: Mutex::default(),
         health: health.clone(),
+        bmcs: crate::bmc_pool::BmcPool::new(config.bmc_concurrency, bmc::DriverConfig::default()),
     });
 
     let cc = ControllerConfig::default().concurrency(config.concurrency);

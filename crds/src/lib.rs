@@ -8,11 +8,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 
+pub mod border;
 pub mod common;
 pub mod rack;
 pub mod server;
 pub mod upstream;
 
+pub use border::{
+    BlackholeRoute, BlackholeRouteSpec, BlackholeRouteStatus, BorderRouter, BorderRouterSpec,
+    BorderRouterStatus,
+};
 pub use common::{ConditionStatus, SecretKeyRef, annotations, condition_types, reasons};
 pub use rack::{Rack, RackSpec, RackStatus};
 pub use server::{Server, ServerSpec, ServerState, ServerStatus};
@@ -26,10 +31,20 @@ pub const VERSION: &str = "v1alpha1";
 /// Every CustomResourceDefinition of the API, in a stable order (the generator writes them).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    let mut crds = vec![Rack::crd(), Server::crd(), UpstreamLink::crd()];
+    let mut crds = vec![
+        Rack::crd(),
+        Server::crd(),
+        UpstreamLink::crd(),
+        BorderRouter::crd(),
+        BlackholeRoute::crd(),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
-            if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
                 kubernetes_formats(schema);
             }
         }
@@ -55,10 +70,15 @@ fn kubernetes_formats(schema: &mut JSONSchemaProps) {
             JSONSchemaPropsOrArray::Schema(s) => Some(s.as_mut()),
             JSONSchemaPropsOrArray::Schemas(_) => None,
         }))
-        .chain(schema.additional_properties.iter_mut().filter_map(|a| match a {
-            JSONSchemaPropsOrBool::Schema(s) => Some(s.as_mut()),
-            JSONSchemaPropsOrBool::Bool(_) => None,
-        }));
+        .chain(
+            schema
+                .additional_properties
+                .iter_mut()
+                .filter_map(|a| match a {
+                    JSONSchemaPropsOrBool::Schema(s) => Some(s.as_mut()),
+                    JSONSchemaPropsOrBool::Bool(_) => None,
+                }),
+        );
     for child in children {
         kubernetes_formats(child);
     }

@@ -16,13 +16,33 @@ use serde::{Deserialize, Serialize};
     status = "RackStatus",
     shortname = "rk",
     category = "groundwork",
-    printcolumn(name = "Location", type_ = "string", json_path = ".status.locationSummary"),
+    printcolumn(
+        name = "Location",
+        type_ = "string",
+        json_path = ".status.locationSummary"
+    ),
     printcolumn(name = "Height", type_ = "integer", json_path = ".spec.heightU"),
     printcolumn(name = "Servers", type_ = "integer", json_path = ".status.serverCount"),
-    printcolumn(name = "Power-W", type_ = "integer", json_path = ".status.power.declaredWatts"),
-    printcolumn(name = "Budget-W", type_ = "integer", json_path = ".spec.power.budgetWatts"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Power-W",
+        type_ = "integer",
+        json_path = ".status.power.declaredWatts"
+    ),
+    printcolumn(
+        name = "Budget-W",
+        type_ = "integer",
+        json_path = ".spec.power.budgetWatts"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RackSpec {
@@ -72,12 +92,17 @@ pub struct Location {
 impl Location {
     /// `site/room/row/position`, skipping what is absent (shown as a printer column).
     pub fn summary(&self) -> String {
-        [Some(&self.site), self.room.as_ref(), self.row.as_ref(), self.position.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("/")
+        [
+            Some(&self.site),
+            self.room.as_ref(),
+            self.row.as_ref(),
+            self.position.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("/")
     }
 }
 
@@ -143,7 +168,9 @@ pub struct RackNetworks {
 }
 
 /// How the boot services answer DHCP on the provisioning network.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum DhcpMode {
     /// Groundwork is the DHCP server of the network.
     #[default]
@@ -277,7 +304,18 @@ pub struct RackStatus {
 }
 
 /// One server's place in the rack.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RackSlot {
     /// Lowest U the server occupies.

@@ -46,7 +46,11 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc: Option<BmcSpec>,
     /// MAC address of the NIC the server network-boots from, e.g. `52:54:00:12:34:56`.
-    #[serde(default, rename = "bootMACAddress", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "bootMACAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[x_kube(validation = Rule::new("self.matches('^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')").message("bootMACAddress must be a MAC address such as 52:54:00:12:34:56"))]
     #[schemars(length(max = 17))]
     pub boot_mac_address: Option<String>,
@@ -118,7 +122,9 @@ pub struct BmcSpec {
 }
 
 /// Firmware boot mode.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum BootMode {
     /// UEFI without Secure Boot.
     #[default]
@@ -150,7 +156,9 @@ pub struct Image {
 }
 
 /// Format of a downloaded image.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum ImageFormat {
     /// A raw disk image.
     #[default]
@@ -200,7 +208,9 @@ pub struct RootDeviceHints {
 }
 
 /// What deprovisioning does to the disks.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CleaningMode {
     /// Wipe partition tables and filesystem signatures (fast).
     #[default]
@@ -224,7 +234,20 @@ pub struct NodeTemplate {
 }
 
 /// Lifecycle state of a Server.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 pub enum ServerState {
     /// Reading identity and power state from the BMC.
     #[default]
@@ -274,7 +297,9 @@ impl ServerState {
 }
 
 /// Observed power state.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum PowerState {
     /// Powered on.
     On,

@@ -19,9 +19,21 @@ use crate::common::SecretKeyRef;
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
     printcolumn(name = "Peer-ASN", type_ = "integer", json_path = ".spec.bgp.peerASN"),
     printcolumn(name = "Session", type_ = "string", json_path = ".status.sessionState"),
-    printcolumn(name = "Routes-In", type_ = "integer", json_path = ".status.routesImported"),
-    printcolumn(name = "Routes-Out", type_ = "integer", json_path = ".status.routesExported"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Routes-In",
+        type_ = "integer",
+        json_path = ".status.routesImported"
+    ),
+    printcolumn(
+        name = "Routes-Out",
+        type_ = "integer",
+        json_path = ".status.routesExported"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamLinkSpec {
@@ -63,7 +75,9 @@ pub struct UpstreamLinkSpec {
 }
 
 /// Kind of upstream link.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum LinkRole {
     /// Transit: the peer carries our traffic to the whole Internet.
     #[default]
@@ -168,7 +182,9 @@ pub struct MaxPrefix {
 }
 
 /// Action when the max-prefix limit is exceeded.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum MaxPrefixAction {
     /// Shut the session down until an operator acts.
     #[default]
@@ -201,7 +217,11 @@ pub struct ImportPolicy {
 
 impl Default for ImportPolicy {
     fn default() -> Self {
-        Self { mode: ImportMode::default(), prefixes: Vec::new(), bogon_filter: true }
+        Self {
+            mode: ImportMode::default(),
+            prefixes: Vec::new(),
+            bogon_filter: true,
+        }
     }
 }
 
@@ -209,8 +229,16 @@ fn yes() -> bool {
     true
 }
 
+/// Zero is not serialized, so a status written by another field manager (the controller)
+/// never claims `flapCount`, which the edge daemon owns.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Which routes to accept from a peer.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum ImportMode {
     /// The default route only.
     #[default]
@@ -247,7 +275,9 @@ pub struct ExportPolicy {
 }
 
 /// Traffic preference of a link.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum FailoverRole {
     /// Preferred.
     #[default]
@@ -257,7 +287,9 @@ pub enum FailoverRole {
 }
 
 /// Administrative state of a link.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum AdminState {
     /// The session should be established.
     #[default]
@@ -285,7 +317,7 @@ pub struct UpstreamLinkStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Times the session left Established.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub flap_count: u32,
     /// Routes imported from the peer, all families.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,8 +9,17 @@ use kube::core::cel::Validator;
 use serde_json::Value;
 
 fn schema_of(kind: &str) -> Value {
-    let crd = crds::crds().into_iter().find(|c| c.spec.names.kind == kind).unwrap();
-    let schema = crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap();
+    let crd = crds::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .unwrap()
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap();
     serde_json::to_value(schema).unwrap()
 }
 
@@ -54,7 +63,13 @@ fn cel_cases_rejected_without_a_cluster() {
         match validator.validate(&schema_of(kind), &obj, None) {
             Ok(()) => failures.push(format!("{name}: accepted")),
             Err(errors) => {
-                let hit = errors.iter().any(|e| e.message.contains(message) && e.field_path.replace('/', ".").trim_start_matches('.').starts_with(field.split('[').next().unwrap_or(field)));
+                let hit = errors.iter().any(|e| {
+                    e.message.contains(message)
+                        && e.field_path
+                            .replace('/', ".")
+                            .trim_start_matches('.')
+                            .starts_with(field.split('[').next().unwrap_or(field))
+                });
                 if !hit {
                     failures.push(format!("{name}: {errors}"));
                 }
@@ -70,7 +85,9 @@ fn bases_and_examples_pass_cel() {
     let table = table();
     let validator = Validator::new();
     for kind in ["Rack", "Server", "UpstreamLink"] {
-        validator.validate(&schema_of(kind), &table["bases"][kind], None).unwrap();
+        validator
+            .validate(&schema_of(kind), &table["bases"][kind], None)
+            .unwrap();
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -79,7 +96,9 @@ fn bases_and_examples_pass_cel() {
             let value: Value = serde::Deserialize::deserialize(doc).unwrap();
             let kind = value["kind"].as_str().unwrap_or_default();
             if ["Rack", "Server", "UpstreamLink"].contains(&kind) {
-                validator.validate(&schema_of(kind), &value, None).unwrap_or_else(|e| panic!("{kind}: {e}"));
+                validator
+                    .validate(&schema_of(kind), &value, None)
+                    .unwrap_or_else(|e| panic!("{kind}: {e}"));
             }
         }
     }

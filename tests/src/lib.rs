@@ -152,6 +152,13 @@ pub struct RunningController {
 impl RunningController {
     /// Starts the controllers watching `namespace` and waits until the caches synced.
     pub async fn start(client: Client, namespace: &str) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let config = parse_config(&["--namespace", namespace, "--resync-seconds", "3600"]);
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health {

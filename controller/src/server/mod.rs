@@ -2,6 +2,7 @@
 //! references and keeps the state machine; BMC, boot and provisioning work plug into decide.
 
 mod decide;
+mod observe;
 mod read;
 mod validate;
 
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crds::Server;
+use crds::server::{PowerState, SystemIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 use tracing::info;
 
 pub use read::secret_refs;
@@ -41,7 +44,7 @@ impl Error {
     }
 }
 
-/// Reconciles one Server.
+/// Reconciles one Server: read → validate → observe the BMC → decide → write status → act.
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Server>>,
     ctx: Arc<Context>,
@@ -63,16 +66,108 @@ pub async fn reconcile(
     let facts = read::read(&ctx, server);
     let rack_name = server.spec.rack_ref.as_ref().map(|r| r.name.as_str());
     let unresolved = validate::validate(rack_name, &facts);
+    let bmc = if unresolved.is_empty() {
+        observation(&ctx, server).await
+    } else {
+        decide::Bmc::Absent
+    };
     let now = Time(jiff::Timestamp::now());
-    let current = server.status.as_ref();
-    let (desired, transition) =
-        decide::decide(server.metadata.generation, &unresolved, current, &now);
-    if let Some(t) = &transition {
+    let reboot = server
+        .annotations()
+        .get(crds::annotations::REBOOT)
+        .map(String::as_str);
+    let inputs = decide::Inputs {
+        generation: server.metadata.generation,
+        unresolved: &unresolved,
+        bmc,
+        online: server.spec.online,
+        reboot_request: reboot,
+        current: server.status.as_ref(),
+        now: &now,
+    };
+    let decision = decide::decide(&inputs, ctx.resync);
+    if let Some(t) = &decision.transition {
         info!(server = %server.name_any(), namespace = ?server.namespace(), from = ?t.from, to = ?t.to, "state transition");
     }
-    apply::status(&ctx, KIND, server, current, &desired).await?;
+    apply::status(&ctx, KIND, server, server.status.as_ref(), &decision.status).await?;
+    let mut requeue = decision.requeue;
+    if let Some(action) = decision.action {
+        let bmc_action = match action {
+            decide::PowerAction::On => bmc::PowerAction::On,
+            decide::PowerAction::Off => bmc::PowerAction::Off,
+            decide::PowerAction::Reboot => bmc::PowerAction::Cycle,
+        };
+        let outcome = observe::power(&ctx, server, bmc_action).await;
+        let (type_, note) = match &outcome {
+            Ok(()) => (
+                EventType::Normal,
+                format!("{} requested through the BMC", action.reason()),
+            ),
+            Err(e) => (
+                EventType::Warning,
+                format!("{} failed: {e}", action.reason()),
+            ),
+        };
+        info!(server = %server.name_any(), action = action.reason(), ok = outcome.is_ok(), "power action");
+        let event = Event {
+            type_,
+            reason: action.reason().into(),
+            note: Some(note),
+            action: "Power".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &server.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not publish event");
+        }
+        if let Err(e) = outcome {
+            ctx.metrics.failed(KIND, e.reason());
+            requeue = decide::backoff(decision.status.error_count.saturating_add(1));
+        }
+    }
     ctx.metrics.reconciled(KIND, started.elapsed());
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(requeue))
+}
+
+/// The BMC observation in the decide stage's terms.
+async fn observation(ctx: &Context, server: &Server) -> decide::Bmc {
+    match observe::observe(ctx, server).await {
+        None => decide::Bmc::Absent,
+        Some(Ok(o)) => decide::Bmc::Observed {
+            power: match o.power {
+                bmc::PowerState::On => PowerState::On,
+                bmc::PowerState::Off => PowerState::Off,
+                bmc::PowerState::Unknown => PowerState::Unknown,
+            },
+            identity: o.identity.map(|i| SystemIdentity {
+                manufacturer: i.manufacturer,
+                model: i.model,
+                serial_number: i.serial_number,
+                uuid: i.uuid,
+                bios_version: i.bios_version,
+                bmc_firmware_version: i.bmc_firmware_version,
+                mac_addresses: i.mac_addresses,
+            }),
+        },
+        Some(Err(e)) => {
+            let reason = e.reason();
+            let credentials = matches!(&e, observe::ObserveError::CredentialsIncomplete(_))
+                || matches!(
+                    &e,
+                    observe::ObserveError::Bmc(bmc::BmcError::AuthenticationFailed(_))
+                );
+            if credentials {
+                decide::Bmc::CredentialsRejected {
+                    reason,
+                    message: e.to_string(),
+                }
+            } else {
+                decide::Bmc::Unreachable {
+                    reason,
+                    message: e.to_string(),
+                }
+            }
+        }
+    }
 }
 
 /// Servers to re-check when a Secret changes: those that reference it.

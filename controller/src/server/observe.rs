@@ -1,0 +1,141 @@
+//! Observe stage: what the BMC says (power, identity), through the shared pool.
+
+use bmc::{BmcError, Credentials, PowerState, SystemIdentity};
+use crds::Server;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::bmc_pool::DriverKey;
+use crate::context::Context;
+
+/// What the BMC reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// Power state.
+    pub power: PowerState,
+    /// Identity, read when the driver is new (registration, or new credentials).
+    pub identity: Option<SystemIdentity>,
+}
+
+/// Why the BMC could not be observed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// The credentials Secret lacks `username` or `password`.
+    #[error("credentials Secret {0:?} must hold the keys username and password")]
+    CredentialsIncomplete(String),
+    /// Reading a Secret failed.
+    #[error("reading Secret {0:?} failed: {1}")]
+    SecretRead(String, kube::Error),
+    /// The BMC failed.
+    #[error("{0}")]
+    Bmc(#[from] BmcError),
+}
+
+impl ObserveError {
+    /// Condition reason and metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::CredentialsIncomplete(_) => crds::reasons::SECRET_KEY_MISSING,
+            Self::SecretRead(..) => "SecretReadFailed",
+            Self::Bmc(e) => e.reason(),
+        }
+    }
+}
+
+fn key_of(ctx: &Context, server: &Server) -> Option<DriverKey> {
+    let bmc = server.spec.bmc.as_ref()?;
+    let ns = server.namespace().unwrap_or_default();
+    let version = |name: &str| {
+        ctx.secrets
+            .get(&ObjectRef::new(name).within(&ns))
+            .and_then(|s| s.metadata.resource_version.clone())
+            .unwrap_or_default()
+    };
+    Some(DriverKey {
+        address: bmc.address.clone(),
+        credentials_version: version(&bmc.credentials_secret_ref.name),
+        ca_version: bmc.ca_bundle_secret_ref.as_ref().map(|r| version(&r.name)),
+        insecure: bmc.disable_certificate_verification.unwrap_or(false),
+    })
+}
+
+async fn secret_value(
+    api: &Api<Secret>,
+    name: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, ObserveError> {
+    let secret = api
+        .get(name)
+        .await
+        .map_err(|e| ObserveError::SecretRead(name.to_string(), e))?;
+    Ok(secret.data.and_then(|mut d| d.remove(key)).map(|b| b.0))
+}
+
+/// Reads power (and identity for a new driver). `None` when the spec has no BMC.
+pub async fn observe(ctx: &Context, server: &Server) -> Option<Result<Observed, ObserveError>> {
+    let key = key_of(ctx, server)?;
+    let bmc_spec = server.spec.bmc.as_ref()?;
+    Some(
+        async {
+            let (driver, fresh) = match ctx.bmcs.cached(&key) {
+                Some(d) => (d, false),
+                None => {
+                    let api: Api<Secret> = Api::namespaced(
+                        ctx.client.clone(),
+                        &server.namespace().unwrap_or_default(),
+                    );
+                    let name = &bmc_spec.credentials_secret_ref.name;
+                    let username = secret_value(&api, name, "username").await?;
+                    let password = secret_value(&api, name, "password").await?;
+                    let (Some(username), Some(password)) = (username, password) else {
+                        return Err(ObserveError::CredentialsIncomplete(name.clone()));
+                    };
+                    let ca = match &bmc_spec.ca_bundle_secret_ref {
+                        Some(r) => {
+                            secret_value(&api, &r.name, r.key.as_deref().unwrap_or("ca.crt"))
+                                .await?
+                        }
+                        None => None,
+                    };
+                    let credentials = Credentials::new(
+                        String::from_utf8_lossy(&username).into_owned(),
+                        String::from_utf8_lossy(&password).into_owned(),
+                    );
+                    (ctx.bmcs.create(key, credentials, ca)?, true)
+                }
+            };
+            let _permit = ctx.bmcs.permit().await;
+            let needs_identity =
+                fresh || server.status.as_ref().is_none_or(|s| s.identity.is_none());
+            let identity = if needs_identity {
+                Some(driver.identity().await?)
+            } else {
+                None
+            };
+            let power = driver.power_state().await?;
+            Ok(Observed { power, identity })
+        }
+        .await,
+    )
+}
+
+/// Performs a power action on the server's BMC.
+pub async fn power(
+    ctx: &Context,
+    server: &Server,
+    action: bmc::PowerAction,
+) -> Result<(), ObserveError> {
+    let Some(key) = key_of(ctx, server) else {
+        return Ok(());
+    };
+    let Some(driver) = ctx.bmcs.cached(&key) else {
+        return Err(ObserveError::Bmc(BmcError::Protocol(
+            "no BMC session; will retry".into(),
+        )));
+    };
+    let _permit = ctx.bmcs.permit().await;
+    driver.power(action).await?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! `groundwork-edge`: the daemon on a border router that turns the `BorderRouter`,
+//! `UpstreamLink` and `BlackholeRoute` objects of one router into a running BIRD
+//! configuration and reports what BIRD observes back into their status.
+//!
+//! The pipeline, one module per stage:
+//! [`read`] (watch the objects and Secrets) → [`map`] (pure: objects → `RouterConfig`,
+//! with per-object problems) → [`apply`] (safe apply through `routing::Applier`) →
+//! [`status`] (poll BIRD, compute status, write only what changed) and [`expiry`]
+//! (expired blackholes are left out). [`run`] wires them together.
+
+pub mod apply;
+pub mod conditions;
+pub mod error;
+pub mod events;
+pub mod expiry;
+pub mod map;
+pub mod read;
+pub mod run;
+pub mod status;
+
+/// The field manager of every status write of the edge daemon.
+pub const FIELD_MANAGER: &str = "groundwork-edge";

@@ -1,0 +1,276 @@
+//! The reconcile loop: wires read → map → apply → status together.
+//!
+//! It runs on every watch event and at least every `poll_interval` (BIRD status polling);
+//! everything it derives is recomputed from the API objects and BIRD, so a restart resumes
+//! where it stopped (flapCount and transition times come back from the objects' status).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
+use jiff::Timestamp;
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use routing::{BirdClient, RenderOptions};
+use tokio::sync::Notify;
+
+use crate::apply::{ConfigApplier, ConfigState};
+use crate::error::Error;
+use crate::map::{self, Mapped, Problem};
+use crate::read::{Snapshot, Stores};
+use crate::status::{self, LinkInput, LinkStatus, Observation, StatusWriter};
+
+/// What the daemon needs to know.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The BorderRouter this daemon runs.
+    pub router: String,
+    /// Its namespace (the site).
+    pub namespace: String,
+    /// Where the BIRD configuration is written.
+    pub config_dir: PathBuf,
+    /// BIRD's control socket.
+    pub bird_socket: PathBuf,
+    /// The `bird` binary used for the syntax check.
+    pub bird_binary: PathBuf,
+    /// Where BIRD should log (`None`: syslog).
+    pub bird_log_file: Option<String>,
+    /// How often BIRD is polled.
+    pub poll_interval: Duration,
+}
+
+struct Daemon {
+    opts: Options,
+    applier: ConfigApplier,
+    bird: Option<BirdClient>,
+    writer: StatusWriter,
+    routers: Api<DynamicObject>,
+    links: Api<DynamicObject>,
+    blackholes: Api<DynamicObject>,
+    recorder: Recorder,
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    opts: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let notify = Arc::new(Notify::new());
+    let (stores, tasks) = Stores::start(&client, &opts.namespace, &opts.router, notify.clone());
+    tokio::pin!(shutdown);
+    tokio::select! {
+        r = stores.wait_ready() => r?,
+        () = &mut shutdown => return Ok(()),
+    }
+    tracing::info!(router = %opts.router, namespace = %opts.namespace, "caches synced; reconciling");
+    let api = |ar: ApiResource| {
+        Api::<DynamicObject>::namespaced_with(client.clone(), &opts.namespace, &ar)
+    };
+    let options = RenderOptions {
+        log_file: opts.bird_log_file.clone(),
+        ..Default::default()
+    };
+    let mut daemon = Daemon {
+        applier: ConfigApplier::new(&opts.config_dir, &opts.bird_socket, options)
+            .with_bird_binary(&opts.bird_binary),
+        bird: None,
+        writer: StatusWriter::new(&opts.namespace),
+        routers: api(ApiResource::erase::<BorderRouter>(&())),
+        links: api(ApiResource::erase::<UpstreamLink>(&())),
+        blackholes: api(ApiResource::erase::<BlackholeRoute>(&())),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: crate::FIELD_MANAGER.into(),
+                instance: Some(opts.router.clone()),
+            },
+        ),
+        opts,
+    };
+    let mut tick = tokio::time::interval(daemon.opts.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = tick.tick() => {}
+            () = notify.notified() => {}
+        }
+        let snapshot = stores.snapshot(&daemon.opts.router);
+        if let Err(e) = daemon.reconcile(snapshot).await {
+            tracing::warn!(reason = e.reason(), error = %e, "reconcile failed; retrying on the next tick");
+        }
+    }
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Publishes one Event per changed condition; a failure is logged, never fatal.
+    async fn emit(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) {
+        for event in crate::events::transitions(old, new) {
+            if let Err(e) = self.recorder.publish(&event, reference).await {
+                tracing::warn!(error = %e, reason = "EventFailed", "cannot publish event");
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, snap: Snapshot) -> Result<(), Error> {
+        let Some(router) = snap.router else {
+            tracing::debug!(router = %self.opts.router, "BorderRouter not found; BIRD left as it is");
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        let mapped: Result<Mapped, Problem> =
+            map::map(&router, &snap.links, &snap.blackholes, &snap.secrets, now);
+        let state: Result<ConfigState, Problem> = match &mapped {
+            Ok(m) => Ok(self.applier.apply(&m.config).await),
+            Err(p) => Err(p.clone()),
+        };
+        let config: Result<&ConfigState, (&str, &str)> = match &state {
+            Ok(s) => Ok(s),
+            Err(p) => Err((p.reason.as_str(), p.message.as_str())),
+        };
+        let alive = status::bird_alive(&mut self.bird, &self.opts.bird_socket)
+            .await
+            .map_err(|e| e.to_string());
+
+        // BorderRouter.
+        let desired = status::router_status(
+            router.status.as_ref(),
+            router.metadata.generation,
+            config,
+            alive.as_ref().map(|_| ()).map_err(String::as_str),
+            now,
+        );
+        let current = status::RouterStatus::observed(router.status.as_ref());
+        if self
+            .writer
+            .write(
+                &self.routers,
+                "BorderRouter",
+                &router.name_any(),
+                &desired,
+                &current,
+                true,
+            )
+            .await?
+        {
+            self.emit(
+                &router.object_ref(&()),
+                &current.conditions,
+                &desired.conditions,
+            )
+            .await;
+        }
+
+        // UpstreamLinks.
+        let (observations, missing) = match &mapped {
+            Ok(m) => status::poll(&mut self.bird, &self.opts.bird_socket, &m.links, true).await,
+            Err(_) => Default::default(),
+        };
+        if missing && matches!(state, Ok(ConfigState::Applied { .. })) {
+            tracing::warn!(
+                "protocols missing in BIRD (restarted?); applying the configuration again"
+            );
+            self.applier.invalidate();
+        }
+        for link in &snap.links {
+            let name = link.name_any();
+            let mapping = mapped.as_ref().ok().and_then(|m| m.links.get(&name));
+            let observation = observations
+                .get(&name)
+                .cloned()
+                .unwrap_or(Observation::NotConfigured);
+            let desired = status::link_status(LinkInput {
+                current: link.status.as_ref(),
+                generation: link.metadata.generation,
+                mapping,
+                config,
+                observation: &observation,
+                now,
+            });
+            let current = LinkStatus::observed(link.status.as_ref());
+            let urgent = desired.signature() != current.signature();
+            if desired.session_state != current.session_state {
+                tracing::info!(link = %name, from = ?current.session_state, to = ?desired.session_state, "session state changed");
+            }
+            if self
+                .writer
+                .write(
+                    &self.links,
+                    "UpstreamLink",
+                    &name,
+                    &desired,
+                    &current,
+                    urgent,
+                )
+                .await?
+            {
+                self.emit(
+                    &link.object_ref(&()),
+                    &current.conditions,
+                    &desired.conditions,
+                )
+                .await;
+            }
+        }
+
+        // BlackholeRoutes.
+        for bh in &snap.blackholes {
+            let name = bh.name_any();
+            let mapping = mapped.as_ref().ok().and_then(|m| m.blackholes.get(&name));
+            let desired = status::blackhole_status(
+                bh.status.as_ref(),
+                bh.metadata.generation,
+                mapping,
+                config,
+                now,
+            );
+            let current = status::BlackholeStatus::observed(bh.status.as_ref());
+            if desired.announced != current.announced {
+                tracing::info!(blackhole = %name, prefix = %bh.spec.prefix, announced = desired.announced, "blackhole state changed");
+            }
+            if self
+                .writer
+                .write(
+                    &self.blackholes,
+                    "BlackholeRoute",
+                    &name,
+                    &desired,
+                    &current,
+                    true,
+                )
+                .await?
+            {
+                self.emit(
+                    &bh.object_ref(&()),
+                    &current.conditions,
+                    &desired.conditions,
+                )
+                .await;
+            }
+        }
+        let (links, bhs): (Vec<String>, Vec<String>) = (
+            snap.links.iter().map(ResourceExt::name_any).collect(),
+            snap.blackholes.iter().map(ResourceExt::name_any).collect(),
+        );
+        self.writer.retain(|kind, name| match kind {
+            "UpstreamLink" => links.iter().any(|n| n == name),
+            "BlackholeRoute" => bhs.iter().any(|n| n == name),
+            _ => true,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,522 @@
+//! End-to-end: the edge daemon against a real kube-apiserver (from
+//! `GROUNDWORK_TEST_CONTROLPLANE`), a real BIRD in a "border" network namespace and GoBGP as
+//! the ISP. Needs root, bird/birdc/gobgpd/gobgp and the control plane; panics without them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
+use e2e::{admin_client, audit_offset, eventually, groundwork_writes, namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use support::{Gobgp, GobgpNeighbor, Lab, serial, wait_for};
+
+const OWN: &str = "203.0.113.0/24";
+const HOST: &str = "203.0.113.66/32";
+
+/// Installs the current CRDs (server-side apply) and waits until they are served.
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("edge-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        eventually(
+            Duration::from_secs(30),
+            &format!("CRD {name} established"),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let c = api.get(&name).await.ok()?;
+                    c.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}
+
+async fn wait_route(isp: &Gobgp, prefix: &str, timeout: Duration) -> support::RibRoute {
+    let isp = isp.clone();
+    let p = prefix.to_string();
+    wait_for(&format!("{prefix} at the ISP"), timeout, || {
+        let r = isp.route(&p);
+        async move { r }
+    })
+    .await
+}
+
+async fn wait_gone(isp: &Gobgp, prefix: &str, timeout: Duration) {
+    let isp = isp.clone();
+    let p = prefix.to_string();
+    wait_for(&format!("{prefix} gone at the ISP"), timeout, || {
+        let gone = isp.route(&p).is_none();
+        async move { gone.then_some(()) }
+    })
+    .await
+}
+
+/// Runs the daemon in-process for router `edge1` in `ns`; send on the returned sender to stop it.
+fn start_daemon(
+    client: &Client,
+    ns: &str,
+    lab: &Lab,
+    bird: &support::Bird,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), edge::error::Error>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let opts = edge::run::Options {
+        router: "edge1".into(),
+        namespace: ns.to_string(),
+        config_dir: bird.dir.join("conf"),
+        bird_socket: bird.socket.clone(),
+        bird_binary: support::binary("bird"),
+        bird_log_file: Some(lab.dir.join("bird-daemon.log").display().to_string()),
+        poll_interval: Duration::from_millis(500),
+    };
+    let task = tokio::spawn(edge::run::run(client.clone(), opts, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+async fn stop_daemon(
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), edge::error::Error>>,
+) {
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("daemon did not stop")
+        .unwrap()
+        .unwrap();
+}
+
+type Conditions = [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition];
+
+fn condition<'a>(
+    conds: &'a Conditions,
+    t: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conds.iter().find(|c| c.type_ == t)
+}
+
+/// BorderRouter + UpstreamLink → session Established and our prefix at the ISP, with the
+/// status written by the daemon; a BlackholeRoute shows up at the ISP with 65535:666 and is
+/// withdrawn when deleted; an expired one is never announced; an idle site causes no writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_link_established_and_rtbh_from_the_api() {
+    let _g = serial().await;
+    let mut lab = Lab::new();
+    let client = admin_client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "edge").await;
+
+    let border = lab.netns("border");
+    let isp_ns = lab.netns("isp1");
+    lab.veth(
+        (&border, "up1", &["192.0.2.1/30"]),
+        (&isp_ns, "toborder", &["192.0.2.2/30"]),
+    );
+    let bird = lab.start_bird(&border, "192.0.2.1").await;
+    let isp = lab
+        .start_gobgp(
+            &isp_ns,
+            64500,
+            "192.0.2.2",
+            &[GobgpNeighbor {
+                address: "192.0.2.1".parse().unwrap(),
+                peer_as: 65000,
+            }],
+        )
+        .await;
+
+    let routers: Api<BorderRouter> = Api::namespaced(client.clone(), &ns);
+    let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
+    let blackholes: Api<BlackholeRoute> = Api::namespaced(client.clone(), &ns);
+    let pp = PostParams::default();
+    routers
+        .create(&pp, &serde_json::from_value(serde_json::json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
+            "metadata": {"name": "edge1"},
+            "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN, "2001:db8:100::/48"]}
+        })).unwrap())
+        .await
+        .unwrap();
+    links
+        .create(&pp, &serde_json::from_value(serde_json::json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "UpstreamLink",
+            "metadata": {"name": "isp1"},
+            "spec": {"provider": "isp-one", "routerRef": "edge1",
+                     "bgp": {"peerASN": 64500, "ipv4": {"localAddress": "192.0.2.1", "peerAddress": "192.0.2.2"},
+                             "holdTimeSeconds": 3, "keepaliveSeconds": 1},
+                     "import": {"mode": "DefaultOnly", "bogonFilter": false},
+                     "export": {"prefixes": [OWN]}}
+        })).unwrap())
+        .await
+        .unwrap();
+
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird);
+
+    // The session comes up and the daemon reports it.
+    let status = eventually(
+        Duration::from_secs(40),
+        "UpstreamLink isp1 Established in status",
+        || {
+            let links = links.clone();
+            async move {
+                let s = links.get("isp1").await.ok()?.status?;
+                let up = s.session_state.as_deref() == Some("Established")
+                    && s.established_since.is_some()
+                    && s.routes_exported.unwrap_or(0) >= 1
+                    && condition(&s.conditions, "SessionEstablished")
+                        .is_some_and(|c| c.status == "True");
+                up.then_some(s)
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "UpstreamLink status: {}",
+        serde_json::to_string(&status).unwrap()
+    );
+    assert_eq!(
+        condition(&status.conditions, "ConfigApplied").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    assert_eq!(status.flap_count, 0);
+    assert!(status.config_hash.is_some());
+    let r = wait_route(&isp, OWN, Duration::from_secs(10)).await;
+    assert_eq!(r.as_path, vec![65000]);
+    let br = routers.get("edge1").await.unwrap().status.unwrap();
+    assert_eq!(
+        condition(&br.conditions, "ConfigApplied").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    assert_eq!(br.config_hash, status.config_hash);
+    // The controller's field manager is not used by the daemon.
+    let managers: Vec<String> = links
+        .get("isp1")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.iter().any(|m| m == "groundwork-edge"),
+        "managers: {managers:?}"
+    );
+
+    // The transition was announced as an Event on the UpstreamLink.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    eventually(Duration::from_secs(10), "Event Established on isp1", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("Established")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("isp1")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Idle: nothing changes, nothing is written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let offset = audit_offset();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let writes = groundwork_writes(offset, &ns);
+    assert!(
+        writes.is_empty(),
+        "an idle site must cause no writes, got {writes:?}"
+    );
+
+    // RTBH from the API.
+    blackholes
+        .create(
+            &pp,
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "groundwork.dev/v1alpha1", "kind": "BlackholeRoute",
+                "metadata": {"name": "ddos-66"},
+                "spec": {"prefix": HOST, "routerRef": "edge1", "reason": "e2e: DDoS on .66"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let r = wait_route(&isp, HOST, Duration::from_secs(10)).await;
+    for c in [(65535, 666), (65535, 65281)] {
+        assert!(r.communities.contains(&c), "missing {c:?} in {r:?}");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "BlackholeRoute announced in status",
+        || {
+            let b = blackholes.clone();
+            async move {
+                b.get("ddos-66")
+                    .await
+                    .ok()?
+                    .status
+                    .filter(|s| s.announced && s.announced_at.is_some())
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+
+    // An expired request is never announced and says why.
+    blackholes
+        .create(&pp, &serde_json::from_value(serde_json::json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "BlackholeRoute",
+            "metadata": {"name": "old-67"},
+            "spec": {"prefix": "203.0.113.67/32", "routerRef": "edge1", "reason": "e2e: expired", "expiresAt": "2020-01-01T00:00:00Z"}
+        })).unwrap())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "expired BlackholeRoute reported Expired",
+        || {
+            let b = blackholes.clone();
+            async move {
+                let s = b.get("old-67").await.ok()?.status?;
+                (!s.announced
+                    && condition(&s.conditions, "Announced").is_some_and(|c| c.reason == "Expired"))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(isp.route("203.0.113.67/32").is_none());
+
+    blackholes
+        .delete("ddos-66", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&isp, HOST, Duration::from_secs(10)).await;
+    assert!(
+        isp.route(OWN).is_some(),
+        "withdrawing the blackhole must not touch our prefix"
+    );
+    let after = links.get("isp1").await.unwrap().status.unwrap();
+    assert_eq!(
+        after.established_since, status.established_since,
+        "the session was reset"
+    );
+    assert_eq!(after.flap_count, 0);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("daemon did not stop")
+        .unwrap()
+        .unwrap();
+}
+
+/// Objects that cannot be rendered are reported on themselves while the rest runs (an export
+/// outside our prefixes, a missing password Secret); a daemon restart resets no session and
+/// writes nothing when nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_reported_and_restart_is_silent() {
+    let _g = serial().await;
+    let mut lab = Lab::new();
+    let client = admin_client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "edge").await;
+
+    let border = lab.netns("border");
+    let isp_ns = lab.netns("isp1");
+    lab.veth(
+        (&border, "up1", &["192.0.2.1/30"]),
+        (&isp_ns, "toborder", &["192.0.2.2/30"]),
+    );
+    let bird = lab.start_bird(&border, "192.0.2.1").await;
+    let isp = lab
+        .start_gobgp(
+            &isp_ns,
+            64500,
+            "192.0.2.2",
+            &[GobgpNeighbor {
+                address: "192.0.2.1".parse().unwrap(),
+                peer_as: 65000,
+            }],
+        )
+        .await;
+
+    let routers: Api<BorderRouter> = Api::namespaced(client.clone(), &ns);
+    let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
+    let pp = PostParams::default();
+    routers
+        .create(
+            &pp,
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
+                "metadata": {"name": "edge1"},
+                "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN]}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // isp1 also asks to export 198.51.100.0/24, which is not ours.
+    links
+        .create(&pp, &serde_json::from_value(serde_json::json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "UpstreamLink",
+            "metadata": {"name": "isp1"},
+            "spec": {"provider": "isp-one", "routerRef": "edge1",
+                     "bgp": {"peerASN": 64500, "ipv4": {"localAddress": "192.0.2.1", "peerAddress": "192.0.2.2"},
+                             "holdTimeSeconds": 3, "keepaliveSeconds": 1},
+                     "import": {"mode": "DefaultOnly", "bogonFilter": false},
+                     "export": {"prefixes": [OWN, "198.51.100.0/24"]}}
+        })).unwrap())
+        .await
+        .unwrap();
+    // isp2 references a password Secret that does not exist.
+    links
+        .create(&pp, &serde_json::from_value(serde_json::json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "UpstreamLink",
+            "metadata": {"name": "isp2"},
+            "spec": {"provider": "isp-two", "routerRef": "edge1",
+                     "bgp": {"peerASN": 64501, "ipv4": {"localAddress": "192.0.2.5", "peerAddress": "192.0.2.6"},
+                             "passwordSecretRef": {"name": "isp2-md5"}},
+                     "export": {"prefixes": [OWN]}}
+        })).unwrap())
+        .await
+        .unwrap();
+
+    // The controller runs too: it owns Ready/Reconciling/Stalled/ReferencesResolved on the
+    // same status, under its own field manager.
+    let controller = e2e::RunningController::start(client.clone(), &ns).await;
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird);
+    let status = eventually(
+        Duration::from_secs(40),
+        "isp1 Established with ExportPrefixNotOwned",
+        || {
+            let links = links.clone();
+            async move {
+                let s = links.get("isp1").await.ok()?.status?;
+                let ok = s.session_state.as_deref() == Some("Established")
+                    && condition(&s.conditions, "ConfigApplied").is_some_and(|c| {
+                        c.status == "False"
+                            && c.reason == "ExportPrefixNotOwned"
+                            && c.message.contains("198.51.100.0/24")
+                    });
+                ok.then_some(s)
+            }
+        },
+    )
+    .await;
+    wait_route(&isp, OWN, Duration::from_secs(10)).await;
+    assert!(
+        isp.route("198.51.100.0/24").is_none(),
+        "a prefix that is not ours reached the ISP"
+    );
+    eventually(Duration::from_secs(10), "isp2 SecretNotFound", || {
+        let links = links.clone();
+        async move {
+            let s = links.get("isp2").await.ok()?.status?;
+            let ok = condition(&s.conditions, "ConfigApplied")
+                .is_some_and(|c| c.status == "False" && c.reason == "SecretNotFound")
+                && condition(&s.conditions, "SessionEstablished")
+                    .is_some_and(|c| c.status == "False");
+            ok.then_some(())
+        }
+    })
+    .await;
+    let before = routers.get("edge1").await.unwrap().status.unwrap();
+
+    // Restart: the new daemon re-applies the same configuration (no session reset) and, since
+    // nothing changed, writes nothing.
+    stop_daemon(stop, daemon).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let offset = audit_offset();
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes = groundwork_writes(offset, &ns);
+    assert!(
+        writes.is_empty(),
+        "a restart with nothing changed must write nothing, got {writes:?}"
+    );
+    let after = links.get("isp1").await.unwrap().status.unwrap();
+    assert_eq!(
+        after.established_since, status.established_since,
+        "the restart reset the session"
+    );
+    assert_eq!(after.flap_count, 0);
+    assert_eq!(
+        routers
+            .get("edge1")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .last_applied_at,
+        before.last_applied_at
+    );
+
+    // The ISP goes away: the daemon reports the flap.
+    lab.kill(&isp.name);
+    let down = eventually(Duration::from_secs(20), "isp1 flap reported", || {
+        let links = links.clone();
+        async move {
+            let s = links.get("isp1").await.ok()?.status?;
+            (s.flap_count == 1
+                && s.session_state.as_deref() != Some("Established")
+                && s.established_since.is_none())
+            .then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(
+        condition(&down.conditions, "SessionEstablished").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    // The controller reacts to the flap (its Ready follows SessionEstablished) without
+    // touching the daemon's fields.
+    eventually(
+        Duration::from_secs(20),
+        "controller Ready=False after the flap",
+        || {
+            let links = links.clone();
+            async move {
+                let s = links.get("isp1").await.ok()?.status?;
+                condition(&s.conditions, "Ready")
+                    .is_some_and(|c| c.status == "False")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let last = links.get("isp1").await.unwrap().status.unwrap();
+    assert_eq!(
+        last.flap_count, 1,
+        "another field manager reset flapCount: {last:?}"
+    );
+    assert!(condition(&last.conditions, "SessionEstablished").is_some());
+    stop_daemon(stop, daemon).await;
+    controller.stop().await;
+}
