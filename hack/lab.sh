@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The local lab: a real control plane, Groundwork installed through its chart, the controller
-# running under the chart's ServiceAccount, and the example site applied.
+# running under the chart's ServiceAccount, the example site applied, and the site's edge:
+# BIRD on border router edge1 (network namespace gw-lab-border) run by groundwork-edge under
+# the chart's edge ServiceAccount, peering with two emulated ISPs in their own namespaces:
+# ISP A = GoBGP (AS 64500, gw-lab-isp-a), ISP B = FRR bgpd+bfdd+zebra (AS 64501, TCP-MD5 and
+# BFD, gw-lab-isp-b). Each ISP announces a default route. Needs root (network namespaces).
 #
 #   hack/lab.sh up     bring everything up and show the site converging (the README's main command)
 #   hack/lab.sh down   stop every process the lab started and remove its state
 #   hack/lab.sh status show the site
 #
-# State lives in .lab/ (kubeconfig, logs, PIDs). Nothing listens outside 127.0.0.1.
+# State lives in .lab/ (kubeconfig, logs, PIDs, BIRD socket, FRR config). Nothing listens outside
+# 127.0.0.1 or the lab's own network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"; lab="$root/.lab"
@@ -15,10 +20,27 @@ cmd="${1:-up}"
 
 kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
 
-down() {
-  if [[ -f "$lab/controller.pid" ]]; then
-    kill "$(cat "$lab/controller.pid")" 2>/dev/null || true; rm -f "$lab/controller.pid"
+# Network namespaces of the lab (fixed names: one lab per machine).
+netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b)
+# Every process the lab starts, stopped in this order by PID (.lab/<name>.pid).
+procs=(edge controller sushy ipmi bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
+
+stop_pid() { # name: SIGTERM, wait up to 5 s, then SIGKILL
+  local f="$lab/$1.pid" pid
+  [[ -f "$f" ]] || return 0
+  pid="$(cat "$f")"
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
   fi
+  rm -f "$f"
+}
+
+down() {
+  for p in "${procs[@]}"; do stop_pid "$p"; done
+  for ns in "${netns_all[@]}"; do
+    if [[ -e "/run/netns/$ns" ]]; then ip netns del "$ns" || true; fi
+  done
   hack/controlplane.sh down "$lab/cp" >/dev/null 2>&1 || true
   rm -rf "$lab"
   echo "lab stopped"
@@ -33,41 +55,197 @@ esac
 
 t0=$SECONDS
 step() { echo "[$((SECONDS - t0))s] $*"; }
-step "installing missing tools"; hack/deps/base.sh
+die() { echo "lab.sh: ERROR: $*" >&2; [[ ! -d "$lab" ]] || echo "lab.sh: hack/lab.sh down removes what was started" >&2; exit 1; }
+# The BGP part needs root and network namespaces: refuse up front, not half-way.
+[[ "$(id -u)" == 0 ]] || die "the lab needs root: it creates network namespaces (${netns_all[*]}) for BIRD and the emulated ISPs. Run it as root."
+ip netns add gw-lab-probe 2>/dev/null && ip netns del gw-lab-probe \
+  || die "cannot create network namespaces here ('ip netns add' failed: no CAP_SYS_ADMIN or no netns support). The BGP lab needs them."
+for ns in "${netns_all[@]}"; do
+  [[ ! -e "/run/netns/$ns" ]] || die "network namespace $ns exists: a lab is already up (hack/lab.sh down first)"
+done
+step "installing missing tools"; hack/deps/base.sh; hack/deps/bmc.sh; hack/deps/routing.sh >/dev/null
+frr_bin=/usr/lib/frr
+for b in bird birdc gobgpd gobgp vtysh "$frr_bin/zebra" "$frr_bin/bgpd" "$frr_bin/bfdd"; do
+  command -v "$b" >/dev/null || die "$b missing after hack/deps/routing.sh"
+done
 step "building the control plane binaries (cached under ~/.cache/groundwork)"
 export PATH="$(hack/k8s-bins/build.sh):$PATH"
-step "building the controller"; cargo build -q -p controller --bin groundwork-controller
+step "building the controller and the edge daemon"
+cargo build -q -p controller -p edge --bin groundwork-controller --bin groundwork-edge
 mkdir -p "$lab"
 step "starting etcd + kube-apiserver"; hack/controlplane.sh up "$lab/cp"
 ln -sf "$lab/cp/kubeconfig" "$lab/kubeconfig"
 step "installing Groundwork with Helm (CRDs, RBAC, ServiceAccount)"
 kc create namespace groundwork-system --dry-run=client -o yaml | kc apply -f - >/dev/null
-KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system --set replicas=0 >/dev/null
+# The site namespace first, so the edge daemon's RoleBinding is scoped to it (least privilege).
+kc apply -f examples/00-namespace.yaml >/dev/null
+KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system \
+  --set replicas=0 --set 'edge.namespaces={fra1}' >/dev/null
 # No Pods run on a bare API server: run the controller binary locally under the chart's
 # ServiceAccount token, with exactly the chart's permissions.
-token="$(kc -n groundwork-system create token groundwork-controller --duration 24h)"
 server="$(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
-cat > "$lab/controller.kubeconfig" <<KC
+sa_kubeconfig() { # service-account file: a kubeconfig with a 24 h token of that ServiceAccount
+  local token; token="$(kc -n groundwork-system create token "$1" --duration 24h)"
+  cat > "$2" <<KC
 apiVersion: v1
 kind: Config
 clusters: [{name: lab, cluster: {server: "$server", certificate-authority: "$lab/cp/pki/ca.crt"}}]
-users: [{name: groundwork-controller, user: {token: "$token"}}]
-contexts: [{name: lab, context: {cluster: lab, user: groundwork-controller, namespace: groundwork-system}}]
+users: [{name: $1, user: {token: "$token"}}]
+contexts: [{name: lab, context: {cluster: lab, user: $1, namespace: groundwork-system}}]
 current-context: lab
 KC
-chmod 600 "$lab/controller.kubeconfig"
+  chmod 600 "$2"
+}
+sa_kubeconfig groundwork-controller "$lab/controller.kubeconfig"
+sa_kubeconfig groundwork-edge "$lab/edge.kubeconfig"
 step "starting the controller (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
 KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
   >"$lab/controller.log" 2>&1 &
 echo $! > "$lab/controller.pid"
+step "starting emulated BMCs: Redfish (sushy-tools) on 127.0.0.1:8000, IPMI (pyghmi) on udp/6230-6231"
+mkdir -p "$lab/sushy"
+hash="$(python3 -c 'import bcrypt; print(bcrypt.hashpw(b"lab-password", bcrypt.gensalt(4)).decode())')"
+echo "admin:$hash" > "$lab/sushy/htpasswd"
+cat > "$lab/sushy/emulator.conf" <<CONF
+SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'
+SUSHY_EMULATOR_LISTEN_PORT = 8000
+SUSHY_EMULATOR_FAKE_DRIVER = True
+SUSHY_EMULATOR_STATE_DIR = '$lab/sushy/state'
+SUSHY_EMULATOR_AUTH_FILE = '$lab/sushy/htpasswd'
+SUSHY_EMULATOR_FAKE_SYSTEMS = [
+  {'uuid': '6a01a001-0000-4000-8000-000000000001', 'name': 'a01-u01', 'power_state': 'Off', 'nics': [{'mac': '52:54:00:a0:01:01', 'ip': '10.10.0.11'}]},
+  {'uuid': '6a01a001-0000-4000-8000-000000000002', 'name': 'a01-u02', 'power_state': 'On', 'nics': [{'mac': '52:54:00:a0:01:02', 'ip': '10.10.0.12'}]},
+]
+CONF
+SUSHY_FAKE_POWER_DELAY=2 nohup python3 hack/bmc/sushy_launcher.py --config "$lab/sushy/emulator.conf" >"$lab/sushy.log" 2>&1 &
+echo $! > "$lab/sushy.pid"
+nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6230 --port 6231 >"$lab/ipmi.log" 2>&1 &
+echo $! > "$lab/ipmi.pid"
+for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
 step "applying examples/"
 kc apply -f examples/ >/dev/null
 for _ in $(seq 120); do
   ready="$(kc -n fra1 get rack a01 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
-  [[ "$ready" == "True" ]] && break
-  sleep 0.5
+  powered="$(kc -n fra1 get servers -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="PowerMatchesSpec")].status}{" "}{end}' 2>/dev/null || true)"
+  echo "  rack Ready=$ready; servers PowerMatchesSpec: $powered"
+  [[ "$ready" == "True" && "$powered" == "True True True True " ]] && break
+  sleep 1
 done
+
+# --- The edge: border router edge1 and two ISPs, addresses as in examples/40-upstreamlinks.yaml.
+#   gw-lab-border eth1 192.0.2.2/30    <-> gw-lab-isp-a toborder 192.0.2.1/30    (GoBGP, AS 64500)
+#   gw-lab-border eth2 198.51.100.2/30 <-> gw-lab-isp-b toborder 198.51.100.1/30 (FRR, AS 64501)
+step "creating network namespaces ${netns_all[*]} joined by veth pairs"
+for ns in "${netns_all[@]}"; do
+  ip netns add "$ns" || die "cannot create network namespace $ns"
+  ip -n "$ns" link set lo up
+done
+veth() { # border-if border-addr isp-ns isp-addr
+  ip link add "$1" netns gw-lab-border type veth peer name toborder netns "$3"
+  ip -n gw-lab-border addr add "$2" dev "$1"; ip -n gw-lab-border link set "$1" up
+  ip -n "$3" addr add "$4" dev toborder; ip -n "$3" link set toborder up
+}
+veth eth1 192.0.2.2/30 gw-lab-isp-a 192.0.2.1/30
+veth eth2 198.51.100.2/30 gw-lab-isp-b 198.51.100.1/30
+spawn() { # name netns program args...: runs in the namespace, PID in .lab/<name>.pid
+  local name="$1" ns="$2"; shift 2
+  nohup ip netns exec "$ns" "$@" </dev/null >"$lab/$name.log" 2>&1 &
+  echo $! > "$lab/$name.pid"
+}
+wait_for() { # what tries command...: polls every 0.2 s
+  local what="$1" tries="$2"; shift 2
+  for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "timed out waiting for $what (logs in .lab/)"
+}
+
+step "starting ISP A: GoBGP AS 64500 in gw-lab-isp-a (API 127.0.0.1:50051 inside the namespace), announcing 0.0.0.0/0"
+cat > "$lab/gobgp-isp-a.toml" <<TOML
+[global.config]
+  as = 64500
+  router-id = "192.0.2.1"
+  port = 179
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "192.0.2.2"
+    peer-as = 65000
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+    connect-retry = 1
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+TOML
+spawn gobgpd-isp-a gw-lab-isp-a gobgpd -f "$lab/gobgp-isp-a.toml" --api-hosts=127.0.0.1:50051 --pprof-disable -p
+isp_a() { ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 "$@"; }
+wait_for "the GoBGP API" 50 isp_a global
+isp_a global rib add 0.0.0.0/0 -a ipv4 >/dev/null
+
+step "starting ISP B: FRR AS 64501 (zebra, bfdd, bgpd) in gw-lab-isp-b with TCP-MD5 and BFD, announcing 0.0.0.0/0"
+# The ISP's side of the MD5 password is the site's Secret: both ends agree by construction.
+md5="$(kc -n fra1 get secret isp-b-md5 -o jsonpath='{.data.password}' | base64 -d)"
+frr="$lab/frr-isp-b"; mkdir -p "$frr"; chown frr:frr "$frr"; chmod 700 "$frr"
+for d in zebra bfdd bgpd; do
+  extra=(); [[ "$d" == bfdd ]] && extra=(--bfdctl "$frr/bfdd.sock")
+  spawn "$d-isp-b" gw-lab-isp-b "$frr_bin/$d" -N gw-lab-isp-b -u frr -g frr -i "$frr/$d.pid" \
+    -z "$frr/zserv.api" --vty_socket "$frr" -P 0 "${extra[@]}"
+  wait_for "FRR $d" 50 test -S "$frr/$d.vty"
+done
+(umask 077; cat > "$frr/frr.conf" <<FRR
+frr defaults datacenter
+hostname isp-b
+bfd
+ peer 198.51.100.2
+  receive-interval 300
+  transmit-interval 300
+  detect-multiplier 3
+ exit
+exit
+router bgp 64501
+ bgp router-id 198.51.100.1
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 198.51.100.2 remote-as 65000
+ neighbor 198.51.100.2 timers 3 9
+ neighbor 198.51.100.2 timers connect 1
+ neighbor 198.51.100.2 password $md5
+ neighbor 198.51.100.2 bfd
+ address-family ipv4 unicast
+  network 0.0.0.0/0
+ exit-address-family
+exit
+FRR
+)
+isp_b() { vtysh --vty_socket "$frr" "$@"; }
+isp_b -f "$frr/frr.conf" >/dev/null || die "FRR rejected $frr/frr.conf"
+
+step "starting BIRD for edge1 in gw-lab-border (control socket .lab/bird/bird.ctl)"
+mkdir -p "$lab/bird/conf"
+printf 'router id 192.0.2.2;\nprotocol device gw_device {\n  scan time 10;\n}\n' > "$lab/bird/bird.conf"
+spawn bird gw-lab-border bird -f -s "$lab/bird/bird.ctl" -c "$lab/bird/bird.conf" -P "$lab/bird/bird.pid"
+wait_for "BIRD's control socket" 50 birdc -s "$lab/bird/bird.ctl" show status
+
+step "starting groundwork-edge --router edge1 --namespace fra1 under the chart's edge ServiceAccount (log: .lab/edge.log)"
+KUBECONFIG="$lab/edge.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-edge" \
+  --router edge1 --namespace fra1 --config-dir "$lab/bird/conf" --bird-socket "$lab/bird/bird.ctl" \
+  --bird-log-file "$lab/bird/bird.log" --poll-interval-ms 500 >"$lab/edge.log" 2>&1 &
+echo $! > "$lab/edge.pid"
+
+step "waiting for both UpstreamLinks to report sessionState Established"
+links=""
+for i in $(seq 90); do
+  links="$(kc -n fra1 get upstreamlinks -o jsonpath='{range .items[*]}{.metadata.name}={.status.sessionState}{" "}{end}' 2>/dev/null || true)"
+  echo "  [$i s] $links"
+  [[ "$links" == "isp-a=Established isp-b=Established " ]] && break
+  kill -0 "$(cat "$lab/edge.pid")" 2>/dev/null || { tail -20 "$lab/edge.log" >&2; die "groundwork-edge exited"; }
+  sleep 1
+done
+if [[ "$links" != "isp-a=Established isp-b=Established " ]]; then
+  tail -20 "$lab/edge.log" >&2
+  die "the BGP sessions did not come up in 90 s (logs: .lab/edge.log, .lab/bird/bird.log, .lab/*-isp-*.log)"
+fi
+
 step "site fra1:"
 kc get groundwork -n fra1
 cat <<EOF2
@@ -78,6 +256,15 @@ The lab is up ($((SECONDS - t0)) s).
   kubectl describe rack -n fra1 a01         # conditions and events
   kubectl explain server.spec               # the API, documented
   curl -s 127.0.0.1:18080/metrics           # controller metrics
+  kubectl annotate server -n fra1 a01-u01 groundwork.dev/reboot=\$(date +%s)   # a reboot request
+  kubectl patch server -n fra1 a01-u02 --type merge -p '{"spec":{"online":true}}' # power on
   tail -f .lab/controller.log               # controller log
+  kubectl get ul,br -n fra1 -o wide         # BGP sessions and the border router, as the edge daemon reports them
+  tail -f .lab/edge.log                     # edge daemon log
+  birdc -s $lab/bird/bird.ctl show protocols all          # our BIRD (edge1)
+  ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 global rib           # ISP A's RIB (our 203.0.113.0/24)
+  ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 neighbor             # ISP A's session
+  vtysh --vty_socket $lab/frr-isp-b -c 'show bgp ipv4 unicast'                # ISP B's RIB (prepended twice)
+  vtysh --vty_socket $lab/frr-isp-b -c 'show bfd peers brief'                 # ISP B's BFD
   hack/lab.sh down                          # stop everything
 EOF2

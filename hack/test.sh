@@ -38,5 +38,5 @@ trap cleanup EXIT
 stage control-plane-up hack/controlplane.sh up "$cp_dir"
 stage install-crds kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f charts/groundwork/crds/
 export GROUNDWORK_TEST_CONTROLPLANE="$cp_dir"
-stage tests cargo test --workspace --locked -- --test-threads 2
+stage tests cargo test --workspace --locked --no-fail-fast -- --test-threads 2
 stage bench-smoke hack/bench-scale.sh --racks 2 --servers 10 --controlplane "$cp_dir"

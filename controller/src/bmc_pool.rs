@@ -20,6 +20,21 @@ pub struct DriverKey {
     pub insecure: bool,
 }
 
+/// Longest a whole BMC conversation (observe or act) may take in one reconcile; the reconciler's
+/// own backoff handles what is left, so shutdown never waits on a dead BMC for long.
+pub const CONVERSATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Driver settings for the controller: short per-request timeouts and few retries, because the
+/// reconciler retries with its own exponential backoff.
+pub fn driver_config() -> DriverConfig {
+    DriverConfig {
+        request_timeout: std::time::Duration::from_secs(10),
+        connect_timeout: std::time::Duration::from_secs(5),
+        retries: 1,
+        ..DriverConfig::default()
+    }
+}
+
 /// Shared BMC drivers.
 pub struct BmcPool {
     drivers: Mutex<HashMap<DriverKey, Arc<dyn Bmc>>>,

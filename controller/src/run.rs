@@ -126,7 +126,10 @@ pub async fn run(
         resync: Duration::from_secs(config.resync_seconds),
         reported_invalid: Mutex::default(),
         health: health.clone(),
-        bmcs: crate::bmc_pool::BmcPool::new(config.bmc_concurrency, bmc::DriverConfig::default()),
+        bmcs: crate::bmc_pool::BmcPool::new(
+            config.bmc_concurrency,
+            crate::bmc_pool::driver_config(),
+        ),
     });
 
     let cc = ControllerConfig::default().concurrency(config.concurrency);

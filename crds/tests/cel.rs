@@ -95,7 +95,15 @@ fn bases_and_examples_pass_cel() {
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value: Value = serde::Deserialize::deserialize(doc).unwrap();
             let kind = value["kind"].as_str().unwrap_or_default();
-            if ["Rack", "Server", "UpstreamLink"].contains(&kind) {
+            if [
+                "Rack",
+                "Server",
+                "UpstreamLink",
+                "BorderRouter",
+                "BlackholeRoute",
+            ]
+            .contains(&kind)
+            {
                 validator
                     .validate(&schema_of(kind), &value, None)
                     .unwrap_or_else(|e| panic!("{kind}: {e}"));

@@ -2,6 +2,9 @@
 //! causes no writes (also after a restart), and an unreadable object does not stop the rest.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "../../bmc/tests/common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
 use crds::{Rack, Server};
@@ -110,8 +113,46 @@ async fn idle_site_sends_no_writes_also_after_restart() {
     let client = admin_client().await;
     let ns = namespace(&client, "idle").await;
     apply_examples(&client, &ns).await;
+    // A healthy site: every example Server gets a real emulated BMC with the example credentials.
+    let sushy = common::Sushy::start(common::SushyOptions {
+        systems: 2,
+        basic_auth: Some(("admin".into(), "lab-password".into())),
+        ..Default::default()
+    });
+    let ipmi = common::IpmiSim::start(2, "admin", "lab-password");
+    let servers: Api<Server> = Api::namespaced(client.clone(), &ns);
+    for (name, address) in [
+        ("a01-u01", sushy.address(0)),
+        ("a01-u02", sushy.address(1)),
+        ("a01-u03", ipmi.address(0)),
+        ("a01-u05", ipmi.address(1)),
+    ] {
+        let patch = json!({"spec": {"bmc": {"address": address}}});
+        servers
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
     let controller = RunningController::start(client.clone(), &ns).await;
     converged(&Api::namespaced(client.clone(), &ns)).await;
+    eventually(
+        Duration::from_secs(60),
+        "every server's power to match its spec",
+        || async {
+            let list = servers.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .all(|s| {
+                    s.status.as_ref().is_some_and(|st| {
+                        st.conditions
+                            .iter()
+                            .any(|c| c.type_ == "PowerMatchesSpec" && c.status == "True")
+                    })
+                })
+                .then_some(())
+        },
+    )
+    .await;
     // Let in-flight reconciles (triggered by our own status writes) settle, then watch.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let from = audit_offset();

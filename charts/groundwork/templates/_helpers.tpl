@@ -4,3 +4,9 @@ app.kubernetes.io/name: groundwork
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end -}}
+{{- define "groundwork.edgeName" -}}{{ .Release.Name }}-edge{{- end -}}
+{{- define "groundwork.edgeLabels" -}}
+app.kubernetes.io/name: groundwork
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: edge
+{{- end -}}

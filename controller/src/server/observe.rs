@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::bmc_pool::DriverKey;
+use crate::bmc_pool::{CONVERSATION_DEADLINE, DriverKey};
 use crate::context::Context;
 
 /// What the BMC reported.
@@ -121,6 +121,13 @@ pub async fn observe(ctx: &Context, server: &Server) -> Option<Result<Observed, 
     )
 }
 
+fn deadline_passed() -> BmcError {
+    BmcError::Timeout(format!(
+        "no answer within {}s",
+        CONVERSATION_DEADLINE.as_secs()
+    ))
+}
+
 /// Performs a power action on the server's BMC.
 pub async fn power(
     ctx: &Context,
@@ -136,6 +143,8 @@ pub async fn power(
         )));
     };
     let _permit = ctx.bmcs.permit().await;
-    driver.power(action).await?;
+    tokio::time::timeout(CONVERSATION_DEADLINE, driver.power(action))
+        .await
+        .map_err(|_| deadline_passed())??;
     Ok(())
 }
