@@ -40,3 +40,4 @@ stage install-crds kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side
 export GROUNDWORK_TEST_CONTROLPLANE="$cp_dir"
 stage tests cargo test --workspace --locked --no-fail-fast -- --test-threads 2
 stage bench-smoke hack/bench-scale.sh --racks 2 --servers 10 --controlplane "$cp_dir"
+stage bench-bmc-smoke hack/bench-bmc-fleet.sh --servers 20 --emulators 2 --controlplane "$cp_dir"

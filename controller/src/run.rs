@@ -34,18 +34,21 @@ where
     }
 }
 
-/// Passes an object on only when its generation changed (spec edits, creation), so status
-/// writes of one kind do not fan out into reconciles of another.
-fn generation_changed<K: Resource>(
-    stream: impl Stream<Item = Arc<K>>,
-) -> impl Stream<Item = Arc<K>> {
-    let seen: Mutex<HashMap<String, Option<i64>>> = Mutex::default();
+/// Passes an object on only when its spec (generation) or annotations changed, or on first
+/// sight. A reconciler's own status writes then do not re-trigger it, so its requeue (and
+/// backoff) decides when it looks again; annotations carry the reboot and inspect requests.
+fn intent_changed<K: Resource>(stream: impl Stream<Item = Arc<K>>) -> impl Stream<Item = Arc<K>> {
+    let seen: Mutex<HashMap<String, (Option<i64>, u64)>> = Mutex::default();
     stream.filter(move |obj| {
-        let key = obj.meta().uid.clone().unwrap_or_default();
-        let generation = obj.meta().generation;
+        use std::hash::{Hash, Hasher};
+        let meta = obj.meta();
+        let key = meta.uid.clone().unwrap_or_default();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        meta.annotations.hash(&mut hasher);
+        let intent = (meta.generation, hasher.finish());
         let changed = seen
             .lock()
-            .map(|mut s| s.insert(key, generation) != Some(generation))
+            .map(|mut s| s.insert(key, intent) != Some(intent))
             .unwrap_or(true);
         future::ready(changed)
     })
@@ -153,31 +156,32 @@ pub async fn run(
 
     let by_rack = servers.clone();
     let by_secret = servers.clone();
-    let server_controller = Controller::for_shared_stream(servers_for_servers, servers.clone())
-        .with_config(cc.clone())
-        .watches_shared_stream(
-            generation_changed(racks_for_servers),
-            move |r: Arc<DeserializeGuard<Rack>>| {
-                let ns = r.namespace().unwrap_or_default();
-                server::in_rack(&by_rack, &ns, &r.name_any())
-            },
-        )
-        .watches_shared_stream(
-            secrets_for_servers,
-            move |s: Arc<PartialObjectMeta<Secret>>| {
-                let ns = s.namespace().unwrap_or_default();
-                server::referencing_secret(&by_secret, &ns, &s.name_any())
-            },
-        )
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            server::reconcile,
-            |_, e: &server::Error, ctx: Arc<Context>| {
-                backoff(&ctx, server::KIND, e.metric_label(), e)
-            },
-            ctx.clone(),
-        )
-        .for_each(|_| future::ready(()));
+    let server_controller =
+        Controller::for_shared_stream(intent_changed(servers_for_servers), servers.clone())
+            .with_config(cc.clone())
+            .watches_shared_stream(
+                intent_changed(racks_for_servers),
+                move |r: Arc<DeserializeGuard<Rack>>| {
+                    let ns = r.namespace().unwrap_or_default();
+                    server::in_rack(&by_rack, &ns, &r.name_any())
+                },
+            )
+            .watches_shared_stream(
+                secrets_for_servers,
+                move |s: Arc<PartialObjectMeta<Secret>>| {
+                    let ns = s.namespace().unwrap_or_default();
+                    server::referencing_secret(&by_secret, &ns, &s.name_any())
+                },
+            )
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                server::reconcile,
+                |_, e: &server::Error, ctx: Arc<Context>| {
+                    backoff(&ctx, server::KIND, e.metric_label(), e)
+                },
+                ctx.clone(),
+            )
+            .for_each(|_| future::ready(()));
 
     let link_peers: Store<DeserializeGuard<UpstreamLink>> = links.clone();
     let link_controller = Controller::for_shared_stream(links_for_links, links.clone())

@@ -139,6 +139,26 @@ where
     }
 }
 
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Every log line the in-process controller wrote so far (all tests of this binary).
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap()).into_owned()
+}
+
+struct CapturedLog;
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The controller running in this process against `client` (any identity).
 pub struct RunningController {
     stop: Option<oneshot::Sender<()>>,
@@ -155,9 +175,10 @@ impl RunningController {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn".into()),
+                    .unwrap_or_else(|_| "info,kube=warn".into()),
             )
-            .with_test_writer()
+            .with_ansi(false)
+            .with_writer(|| CapturedLog)
             .try_init();
         let config = parse_config(&["--namespace", namespace, "--resync-seconds", "3600"]);
         let metrics = Arc::new(Metrics::default());

@@ -170,3 +170,202 @@ async fn servers_register_and_follow_spec_online_through_real_bmcs() {
     .await;
     restarted.stop().await;
 }
+
+/// Records when connections arrive and closes them at once: a BMC that is "there" but never
+/// answers a request (the controller sees it unreachable); the timestamps show its backoff.
+async fn slamming_door() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            record.lock().unwrap().push(std::time::Instant::now());
+            drop(stream);
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_reported_bounded_and_secrets_never_leak() {
+    const PASSWORD: &str = "pw-Zq8-no-print";
+    const WRONG: &str = "pw-Wr0ng-no-print";
+    let sushy = Sushy::start(SushyOptions {
+        systems: 3,
+        basic_auth: Some(("admin".into(), PASSWORD.into())),
+        initial_power: Some("Off"),
+        ..Default::default()
+    });
+    let ipmi = IpmiSim::start(1, "admin", PASSWORD);
+    let proxy_auth = common::proxy::Proxy::start(&sushy.http_base()).await;
+    let proxy_500 = common::proxy::Proxy::start(&sushy.http_base()).await;
+    let (door, knocks) = slamming_door().await;
+    let client = admin_client().await;
+    let ns = namespace(&client, "bmcfault").await;
+    apply_doc(
+        &client,
+        &ns,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc"},
+        "stringData": {"username": "admin", "password": PASSWORD}}),
+    )
+    .await
+    .unwrap();
+    apply_doc(
+        &client,
+        &ns,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc-wrong"},
+        "stringData": {"username": "admin", "password": WRONG}}),
+    )
+    .await
+    .unwrap();
+    apply_doc(&client, &ns, json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Rack", "metadata": {"name": "r1"},
+        "spec": {"location": {"site": "lab"}, "networks": {"provisioning": {"subnet": "10.10.0.0/24"}}}})).await.unwrap();
+    let servers = [
+        (
+            "wrong-pw",
+            proxy_auth.address_for(&sushy.address(0), sushy.port),
+            "bmc-wrong",
+        ),
+        (
+            "flaky",
+            proxy_500.address_for(&sushy.address(1), sushy.port),
+            "bmc",
+        ),
+        (
+            "gone",
+            format!("redfish+http://127.0.0.1:{door}/redfish/v1/Systems/1"),
+            "bmc",
+        ),
+        ("ipmi", ipmi.address(0), "bmc"),
+    ];
+    for (i, (name, address, secret)) in servers.iter().enumerate() {
+        apply_doc(&client, &ns, json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "metadata": {"name": name},
+            "spec": {"rackRef": {"name": "r1"}, "rackUnit": i + 1, "online": true,
+                     "bmc": {"address": address, "credentialsSecretRef": {"name": secret}}}})).await.unwrap();
+    }
+    // The flaky BMC answers 500 to its first requests, then recovers.
+    proxy_500
+        .state
+        .fail_next
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+
+    // Sample every process's argv while ipmitool runs: the password must never be there.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let leaked_argv = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut leaks = Vec::new();
+            let mut samples = 0u32;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                        if cmdline.contains("ipmitool") {
+                            samples += 1;
+                        }
+                        // The simulator is the peer (it is given the password to check against).
+                        let ours = !cmdline.contains("ipmi_sim.py");
+                        if ours
+                            && (cmdline.contains(PASSWORD) || cmdline.contains(WRONG))
+                            && !leaks.contains(&cmdline)
+                        {
+                            leaks.push(cmdline);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (leaks, samples)
+        })
+    };
+
+    let controller = RunningController::start(client.clone(), &ns).await;
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    eventually(
+        Duration::from_secs(30),
+        "wrong-pw: CredentialsValid=False AuthenticationFailed",
+        || async {
+            let s = api.get("wrong-pw").await.ok()?;
+            (condition(&s, "CredentialsValid")? == ("False".into(), "AuthenticationFailed".into()))
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "gone: BMCReachable=False",
+        || async {
+            let s = api.get("gone").await.ok()?;
+            (condition(&s, "BMCReachable")?.0 == "False").then_some(())
+        },
+    )
+    .await;
+    wait_power(&api, "flaky", "On").await;
+    wait_power(&api, "ipmi", "On").await;
+    assert!(
+        proxy_500
+            .state
+            .injected
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2,
+        "the 500s were served"
+    );
+
+    // Bounded: over 25 s the rejected BMC sees a handful of requests, not a hot loop.
+    proxy_auth.state.reset_counters();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let requests = proxy_auth
+        .state
+        .requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        requests <= 12,
+        "{requests} requests to a BMC that rejects the credentials in 25 s"
+    );
+    // Backoff: the gaps between attempts on the unreachable BMC grow.
+    let times = knocks.lock().unwrap().clone();
+    let bursts: Vec<std::time::Instant> = times
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| *i == 0 || t.duration_since(times[i - 1]) > Duration::from_secs(2))
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(
+        bursts.len() >= 3,
+        "expected several attempts, saw {} connections",
+        times.len()
+    );
+    let gaps: Vec<Duration> = bursts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.last().unwrap() > gaps.first().unwrap(),
+        "backoff grows: {gaps:?}"
+    );
+
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (leaks, samples) = leaked_argv.join().unwrap();
+    assert!(
+        samples > 0,
+        "never caught ipmitool running: the argv check saw nothing"
+    );
+    assert!(leaks.is_empty(), "password in process arguments: {leaks:?}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let events = serde_json::to_string(&events.list(&Default::default()).await.unwrap()).unwrap();
+    assert!(
+        events.contains("AuthenticationFailed"),
+        "events were published"
+    );
+    let status = serde_json::to_string(&api.list(&Default::default()).await.unwrap()).unwrap();
+    let log = e2e::captured_log();
+    assert!(log.contains("power action"), "the log was captured");
+    for (what, text) in [("events", &events), ("status", &status), ("logs", &log)] {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(WRONG),
+            "a password appears in {what}"
+        );
+    }
+    controller.stop().await;
+}

@@ -1,0 +1,161 @@
+//! `kubectl groundwork`: read a site at a glance and ask the controller for power changes.
+//!
+//! The plugin only ever writes intent (`spec.online`, the `groundwork.dev/reboot` annotation)
+//! with the field manager `kubectl-groundwork`; the controller does the BMC work, so nothing
+//! here bypasses it.
+
+mod render;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use crds::{Rack, Server, UpstreamLink};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "kubectl-groundwork",
+    version,
+    about = "Groundwork sites from the terminal: status, rack elevations, power and reboot requests"
+)]
+struct Cli {
+    /// Namespace (site); defaults to the kubeconfig context's namespace.
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// Path to a kubeconfig file; defaults to $KUBECONFIG, then ~/.kube/config, then in-cluster.
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Racks, servers by state, servers and upstream links (with BGP session state) of a site.
+    Status,
+    /// Elevation of one rack, top U first, with power declared against budget and uplinks.
+    Rack {
+        /// Name of the Rack.
+        name: String,
+    },
+    /// Ask for a server to be powered on or off (patches spec.online; the controller acts).
+    Power {
+        /// Desired power state.
+        state: PowerArg,
+        /// Name of the Server.
+        server: String,
+    },
+    /// Ask for one reboot (sets the groundwork.dev/reboot annotation to a fresh request id).
+    Reboot {
+        /// Name of the Server.
+        server: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PowerArg {
+    On,
+    Off,
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => Config::infer().await.context("no usable kubeconfig")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+async fn run(cli: Cli) -> Result<String> {
+    let client = client(cli.kubeconfig.as_ref()).await?;
+    let ns = cli
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let racks: Api<Rack> = Api::namespaced(client.clone(), &ns);
+    let servers: Api<Server> = Api::namespaced(client.clone(), &ns);
+    let links: Api<UpstreamLink> = Api::namespaced(client, &ns);
+    let lp = ListParams::default();
+    let pp = PatchParams::apply(render::FIELD_MANAGER);
+    match cli.command {
+        Command::Status => {
+            let racks = racks.list(&lp).await.context("listing racks")?.items;
+            let servers = servers.list(&lp).await.context("listing servers")?.items;
+            let links = links
+                .list(&lp)
+                .await
+                .context("listing upstreamlinks")?
+                .items;
+            Ok(render::render_status(&ns, &racks, &servers, &links))
+        }
+        Command::Rack { name } => {
+            let rack = racks
+                .get(&name)
+                .await
+                .with_context(|| format!("rack {name} in namespace {ns}"))?;
+            let servers = servers.list(&lp).await.context("listing servers")?.items;
+            let links = links
+                .list(&lp)
+                .await
+                .context("listing upstreamlinks")?
+                .items;
+            Ok(render::render_rack(&rack, &servers, &links))
+        }
+        Command::Power { state, server } => {
+            let online = matches!(state, PowerArg::On);
+            servers
+                .patch(
+                    &server,
+                    &PatchParams {
+                        field_manager: pp.field_manager,
+                        ..Default::default()
+                    },
+                    &Patch::Merge(render::power_patch(online)),
+                )
+                .await
+                .with_context(|| format!("server {server} in namespace {ns}"))?;
+            Ok(format!(
+                "server/{server}: spec.online={online}; the controller will power it {}\n",
+                if online { "on" } else { "off" }
+            ))
+        }
+        Command::Reboot { server } => {
+            let id = render::reboot_request_id(std::time::SystemTime::now());
+            servers
+                .patch(
+                    &server,
+                    &PatchParams {
+                        field_manager: pp.field_manager,
+                        ..Default::default()
+                    },
+                    &Patch::Merge(render::reboot_patch(&id)),
+                )
+                .await
+                .with_context(|| format!("server {server} in namespace {ns}"))?;
+            Ok(format!(
+                "server/{server}: reboot requested ({}={id}); the controller reboots it once\n",
+                crds::annotations::REBOOT
+            ))
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(out) => {
+            print!("{out}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

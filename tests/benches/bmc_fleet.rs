@@ -1,0 +1,548 @@
+//! BMC fleet benchmark: N Servers whose Redfish systems are spread over K sushy-tools processes.
+//!
+//! Prints, beside each other: the time from the last create to every Server being Available with
+//! PowerMatchesSpec=True, the peak number of BMC requests in flight (counted by a proxy in this
+//! process in front of each emulator), the controller's peak RSS, and the baseline — a plain
+//! load client against the same emulators (their own request ceiling) — beside the controller's
+//! achieved BMC request rate, with the ratio. Run through `hack/bench-bmc-fleet.sh`; never a
+//! timed test. Every process it starts is killed by PID when its guard drops, also on panic.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, Response, StatusCode};
+use crds::Server;
+use e2e::{admin_client, namespace};
+use futures::{StreamExt, stream};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+const IN_FLIGHT: usize = 64;
+const BASELINE_CONCURRENCY: usize = 64;
+/// The controller's default `--bmc-concurrency`.
+const BMC_CONCURRENCY: u32 = 64;
+const USER: &str = "admin";
+const PASSWORD: &str = "bench-password";
+
+fn arg(name: &str, default: u32) -> u32 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().unwrap())
+}
+
+/// Kills the child by PID (SIGKILL) and reaps it on drop.
+struct ChildGuard {
+    name: String,
+    child: Child,
+}
+
+impl ChildGuard {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early with {status}", self.name);
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn uuid(i: u32) -> String {
+    format!("b0000000-0000-4000-8000-{i:012x}")
+}
+
+fn mac(i: u32) -> String {
+    format!(
+        "52:54:01:{:02x}:{:02x}:{:02x}",
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+}
+
+/// One sushy-tools process (fake driver, plain HTTP) serving `systems`, all Off.
+struct Emulator {
+    port: u16,
+    guard: ChildGuard,
+    log: PathBuf,
+}
+
+fn bcrypt_hash(password: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import bcrypt; print(bcrypt.hashpw(b'{password}', bcrypt.gensalt(rounds=4)).decode())"),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "bcrypt hashing failed (run hack/deps/bmc.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn start_emulator(
+    dir: &Path,
+    k: u32,
+    systems: &[u32],
+    htpasswd: Option<&Path>,
+    delay: u32,
+) -> Emulator {
+    let port = free_port();
+    let sys: Vec<String> = systems
+        .iter()
+        .map(|&i| {
+            format!(
+                "{{'uuid': '{}', 'name': 'node-{i}', 'power_state': 'Off', 'nics': [{{'mac': '{}', 'ip': '192.0.2.10'}}]}}",
+                uuid(i),
+                mac(i)
+            )
+        })
+        .collect();
+    let state = dir.join(format!("state-{k}"));
+    let mut conf = format!(
+        "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
+         SUSHY_EMULATOR_FAKE_DRIVER = True\nSUSHY_EMULATOR_STATE_DIR = '{}'\n\
+         SUSHY_EMULATOR_FAKE_SYSTEMS = [{}]\n",
+        state.display(),
+        sys.join(", ")
+    );
+    if let Some(h) = htpasswd {
+        conf += &format!("SUSHY_EMULATOR_AUTH_FILE = '{}'\n", h.display());
+    }
+    let conf_path = dir.join(format!("emulator-{k}.conf"));
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = dir.join(format!("emulator-{k}.log"));
+    let logf = std::fs::File::create(&log).unwrap();
+    let child = Command::new("python3")
+        .arg(e2e::repo_root().join("hack/bmc/sushy_launcher.py"))
+        .arg("--config")
+        .arg(&conf_path)
+        .env("SUSHY_FAKE_POWER_DELAY", delay.to_string())
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .expect("cannot start sushy-tools: run hack/deps/bmc.sh");
+    Emulator {
+        port,
+        guard: ChildGuard {
+            name: format!("sushy-tools {k} on {port}"),
+            child,
+        },
+        log,
+    }
+}
+
+fn wait_listening(e: &mut Emulator) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", e.port)).is_err() {
+        if let Ok(Some(status)) = e.guard.child.try_wait() {
+            panic!(
+                "{} exited with {status}:\n{}",
+                e.guard.name,
+                std::fs::read_to_string(&e.log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not listen within 60 s",
+            e.guard.name
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Counters shared by every proxy.
+#[derive(Default)]
+struct Counters {
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+    requests: AtomicU64,
+    failed: AtomicU64,
+    /// Microseconds since `Proxy::base` of the first request (0 = none yet).
+    first_us: AtomicU64,
+}
+
+struct ProxyState {
+    upstream: String,
+    client: reqwest::Client,
+    counters: Arc<Counters>,
+    base: Instant,
+}
+
+/// A counting HTTP proxy in front of one emulator; aborted on drop.
+struct Proxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_proxy(upstream_port: u16, counters: Arc<Counters>, base: Instant) -> Proxy {
+    let state = Arc::new(ProxyState {
+        upstream: format!("http://127.0.0.1:{upstream_port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        counters,
+        base,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Proxy { port, task }
+}
+
+struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn forward(State(s): State<Arc<ProxyState>>, req: Request) -> Response<Body> {
+    let c = &s.counters;
+    let now_us = u64::try_from(s.base.elapsed().as_micros()).unwrap().max(1);
+    let _ = c
+        .first_us
+        .compare_exchange(0, now_us, Ordering::SeqCst, Ordering::SeqCst);
+    c.requests.fetch_add(1, Ordering::SeqCst);
+    let now = c.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    c.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _guard = InFlight(c);
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut fwd = s
+        .client
+        .request(parts.method.clone(), format!("{}{path}", s.upstream));
+    for (k, v) in &parts.headers {
+        if k != "host" && k != "content-length" && k != "connection" {
+            fwd = fwd.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let resp = match fwd.body(body.to_vec()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            c.failed.fetch_add(1, Ordering::SeqCst);
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::from(e.to_string()))
+                .unwrap();
+        }
+    };
+    if resp.status().is_server_error() {
+        c.failed.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if !matches!(
+            k.as_str(),
+            "transfer-encoding" | "connection" | "content-length"
+        ) {
+            out = out.header(
+                HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+                v.as_bytes(),
+            );
+        }
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    out.body(Body::from(bytes)).unwrap()
+}
+
+/// The emulators' own ceiling: `BASELINE_CONCURRENCY` clients GET systems directly for `secs`.
+/// Returns (successful requests/s, failed requests).
+async fn baseline(urls: Vec<String>, auth: bool, secs: u32) -> (f64, u64) {
+    let client = reqwest::Client::new();
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let urls = Arc::new(urls);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(u64::from(secs));
+    let tasks: Vec<_> = (0..BASELINE_CONCURRENCY)
+        .map(|t| {
+            let (client, ok, failed, urls) =
+                (client.clone(), ok.clone(), failed.clone(), urls.clone());
+            tokio::spawn(async move {
+                let mut i = t;
+                while Instant::now() < until {
+                    let mut req = client.get(&urls[i % urls.len()]);
+                    if auth {
+                        req = req.basic_auth(USER, Some(PASSWORD));
+                    }
+                    let good = match req.send().await {
+                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if good {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += BASELINE_CONCURRENCY;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (
+        ok.load(Ordering::Relaxed) as f64 / elapsed,
+        failed.load(Ordering::Relaxed),
+    )
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn server_doc(i: u32, proxy_port: u16) -> serde_json::Value {
+    json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "metadata": {"name": format!("s{i:04}")},
+           "spec": {"bmc": {"address": format!("redfish+http://127.0.0.1:{proxy_port}/redfish/v1/Systems/{}", uuid(i)),
+                            "credentialsSecretRef": {"name": "bmc-bench"}},
+                    "bootMACAddress": mac(i), "online": i.is_multiple_of(2), "maxPowerWatts": 400}})
+}
+
+fn converged(s: &Server) -> bool {
+    s.status.as_ref().is_some_and(|st| {
+        st.state == Some(crds::server::ServerState::Available)
+            && st
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "PowerMatchesSpec" && c.status == "True")
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let servers = arg("--servers", 1000);
+    let emulators = arg("--emulators", 4).max(1);
+    let auth = arg("--auth", 1) != 0;
+    let delay = arg("--power-delay", 0);
+    let baseline_secs = arg("--baseline-seconds", 10);
+    let timeout = Duration::from_secs(u64::from(arg("--timeout-seconds", 900)));
+    let bin = std::env::var("GROUNDWORK_CONTROLLER_BIN")
+        .expect("GROUNDWORK_CONTROLLER_BIN: path of the controller binary");
+    println!(
+        "BMC fleet benchmark: {servers} Servers over {emulators} sushy-tools emulators \
+         (basic auth {}, power delay {delay} s, half online)",
+        if auth { "on, bcrypt rounds 4" } else { "off" }
+    );
+
+    // Emulators: system i lives on emulator i % K.
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("groundwork-bench-bmc-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let htpasswd = auth.then(|| {
+        let p = dir.0.join("htpasswd");
+        std::fs::write(&p, format!("{USER}:{}\n", bcrypt_hash(PASSWORD))).unwrap();
+        p
+    });
+    let mut emus: Vec<Emulator> = (0..emulators)
+        .map(|k| {
+            let systems: Vec<u32> = (0..servers).filter(|i| i % emulators == k).collect();
+            start_emulator(&dir.0, k, &systems, htpasswd.as_deref(), delay)
+        })
+        .collect();
+    for e in &mut emus {
+        wait_listening(e);
+    }
+
+    let base = Instant::now();
+    let counters = Arc::new(Counters::default());
+    let mut proxies = Vec::new();
+    for e in &emus {
+        proxies.push(start_proxy(e.port, counters.clone(), base).await);
+    }
+
+    // Baseline: the emulators' own ceiling, straight to them (no proxy), same auth.
+    let urls: Vec<String> = (0..servers)
+        .map(|i| {
+            let port = emus[(i % emulators) as usize].port;
+            format!("http://127.0.0.1:{port}/redfish/v1/Systems/{}", uuid(i))
+        })
+        .collect();
+    let (base_rate, base_failed) = baseline(urls, auth, baseline_secs).await;
+    assert!(
+        base_rate > 0.0,
+        "baseline: no request succeeded ({base_failed} failed)"
+    );
+
+    let client = admin_client().await;
+    let ns = namespace(&client, "bench-bmc").await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "bmc-bench"}, "stringData": {"username": USER, "password": PASSWORD}}))
+    .unwrap();
+    Api::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let kubeconfig = e2e::controlplane_dir().join("kubeconfig");
+    let mut controller = ChildGuard {
+        name: "groundwork-controller".into(),
+        child: Command::new(&bin)
+            .args([
+                "--namespace",
+                &ns,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--lease-name",
+                &format!("bench-{ns}"),
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("controller binary"),
+    };
+    let pid = controller.pid();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    controller.assert_alive();
+
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    let docs: Vec<serde_json::Value> = (0..servers)
+        .map(|i| server_doc(i, proxies[(i % emulators) as usize].port))
+        .collect();
+    stream::iter(docs)
+        .for_each_concurrent(IN_FLIGHT, |doc| {
+            let api = api.clone();
+            async move {
+                let obj: Server = serde_json::from_value(doc).unwrap();
+                api.create(&PostParams::default(), &obj).await.unwrap();
+            }
+        })
+        .await;
+    let last_create = Instant::now();
+    loop {
+        let list = api.list(&ListParams::default()).await.unwrap();
+        let done = list.items.iter().filter(|s| converged(s)).count();
+        if done == servers as usize {
+            break;
+        }
+        controller.assert_alive();
+        for e in &mut emus {
+            e.guard.assert_alive();
+        }
+        assert!(
+            last_create.elapsed() < timeout,
+            "not converged after {timeout:?} ({done}/{servers} Available with PowerMatchesSpec=True)"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let converge = last_create.elapsed();
+    let at_converge = base.elapsed();
+    let requests = counters.requests.load(Ordering::SeqCst);
+    let failed = counters.failed.load(Ordering::SeqCst);
+    let peak = counters.max_in_flight.load(Ordering::SeqCst);
+    let first = Duration::from_micros(counters.first_us.load(Ordering::SeqCst));
+    let window = at_converge.saturating_sub(first).as_secs_f64().max(1e-3);
+    let rate = requests as f64 / window;
+    let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
+    drop(controller);
+    drop(proxies);
+    drop(emus);
+
+    println!("{:<56} {:>14} {:>16}", "figure", "measured", "target");
+    println!(
+        "{:<56} {:>12.1} s {:>16}",
+        "last create -> all Available + PowerMatchesSpec=True",
+        converge.as_secs_f64(),
+        "<= 60 s"
+    );
+    println!(
+        "{:<56} {:>14} {:>16}",
+        "peak BMC requests in flight (proxy)",
+        peak,
+        format!("<= {BMC_CONCURRENCY}")
+    );
+    println!(
+        "{:<56} {:>10.1} MiB {:>16}",
+        "controller peak RSS (VmHWM)", rss_mib, "<= 256 MiB"
+    );
+    println!(
+        "{:<56} {:>10.0} r/s {:>16}",
+        format!("baseline: {BASELINE_CONCURRENCY} clients GET system, {baseline_secs} s"),
+        base_rate,
+        "-"
+    );
+    println!(
+        "{:<56} {:>10.0} r/s {:>16}",
+        format!("controller BMC requests ({requests} in {window:.1} s)"),
+        rate,
+        "-"
+    );
+    println!(
+        "{:<56} {:>13.2}x {:>16}",
+        "ratio controller rate / baseline",
+        rate / base_rate,
+        "-"
+    );
+    println!(
+        "{:<56} {:>14.1} {:>16}",
+        "BMC requests per Server",
+        requests as f64 / f64::from(servers),
+        "-"
+    );
+    println!(
+        "{:<56} {:>14} {:>16}",
+        "BMC requests failed (5xx / proxy errors); baseline failed",
+        format!("{failed}; {base_failed}"),
+        "0; 0"
+    );
+}
