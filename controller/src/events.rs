@@ -3,28 +3,36 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType};
 
-use crds::condition_types::{RECONCILING, STALLED};
+use crds::condition_types::{READY, RECONCILING, STALLED};
 
 /// The Events announcing how `new` differs from `old` (pure). Only status flips and new
 /// conditions produce one, so a steady object produces none.
 pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Event> {
+    let first_status = old.is_empty();
+    let progressing = new
+        .iter()
+        .any(|c| c.type_ == RECONCILING && c.status == "True");
     new.iter()
         .filter(|c| c.type_ != RECONCILING)
+        // Not ready while the controller is still working is progress, not news.
+        .filter(|c| !(progressing && c.type_ == READY && c.status == "False"))
         .filter(|c| {
             old.iter()
                 .find(|o| o.type_ == c.type_)
                 .is_none_or(|o| o.status != c.status || o.reason != c.reason)
         })
-        .filter(|c| {
-            !(c.type_ == STALLED && c.status == "False" && old.iter().all(|o| o.type_ != STALLED))
-        })
-        .map(|c| {
+        .filter_map(|c| {
             let bad = if c.type_ == STALLED {
                 c.status == "True"
             } else {
                 c.status == "False"
             };
-            Event {
+            // A new object's first status announces only what is wrong: thousands of objects
+            // created at once must not cost thousands of "all good" Events.
+            if first_status && !bad {
+                return None;
+            }
+            Some(Event {
                 type_: if bad {
                     EventType::Warning
                 } else {
@@ -37,7 +45,7 @@ pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Event> {
                 )),
                 action: "Reconcile".into(),
                 secondary: None,
-            }
+            })
         })
         .collect()
 }
@@ -76,6 +84,23 @@ mod tests {
             c("LayoutValid", "True", "Reconciled"),
         ];
         assert!(transitions(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn a_new_objects_first_status_announces_only_problems() {
+        let progressing = [
+            c("Ready", "False", "Pending"),
+            c("Reconciling", "True", "Pending"),
+            c("Stalled", "False", "Progressing"),
+        ];
+        assert!(transitions(&[], &progressing).is_empty());
+        let stalled = [
+            c("Ready", "False", "RackNotFound"),
+            c("Stalled", "True", "RackNotFound"),
+        ];
+        let ev = transitions(&[], &stalled);
+        assert_eq!(ev.len(), 2);
+        assert!(ev.iter().all(|e| matches!(e.type_, EventType::Warning)));
     }
 
     #[test]

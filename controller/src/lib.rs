@@ -18,6 +18,7 @@ pub mod run;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
+pub mod view;
 
 /// Whether the object carries the `groundwork.dev/paused` annotation (hands off).
 pub fn paused<K: kube::Resource>(obj: &K) -> bool {

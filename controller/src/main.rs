@@ -56,12 +56,16 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
         ready: AtomicBool::new(false),
     });
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await?;
-    info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz, /racks");
+    let site = http::SiteSource {
+        client: client.clone(),
+        namespace: config.namespace.clone(),
+    };
     let shutdown = shutdown_signal().shared();
     let http_shutdown = shutdown.clone();
     let served_health = health.clone();
     tokio::spawn(async move {
-        let served = axum::serve(listener, http::router(served_health))
+        let served = axum::serve(listener, http::router(served_health, site))
             .with_graceful_shutdown(http_shutdown)
             .await;
         if let Err(e) = served {

@@ -53,6 +53,16 @@ pub struct ConfigApplier {
     applier: Applier,
     options: RenderOptions,
     failed: Option<(String, Instant, ConfigState)>,
+    attempt: Option<Attempt>,
+}
+
+/// One configuration apply that talked to BIRD (an unchanged configuration is no attempt).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// `Err(reason)` when it failed.
+    pub outcome: Result<(), String>,
+    /// How long it took (render excluded: syntax check, configure, verify, confirm).
+    pub took: Duration,
 }
 
 impl ConfigApplier {
@@ -66,6 +76,7 @@ impl ConfigApplier {
             applier: Applier::new(dir, socket).with_render_options(options.clone()),
             options,
             failed: None,
+            attempt: None,
         }
     }
 
@@ -81,8 +92,14 @@ impl ConfigApplier {
         self.failed = None;
     }
 
+    /// The apply attempt made by the last [`ConfigApplier::apply`], if it made one.
+    pub fn take_attempt(&mut self) -> Option<Attempt> {
+        self.attempt.take()
+    }
+
     /// Applies `cfg` unless it is unchanged (hash) or failed less than [`RETRY_AFTER`] ago.
     pub async fn apply(&mut self, cfg: &RouterConfig) -> ConfigState {
+        self.attempt = None;
         let running = self.applier.applied_hash().map(str::to_string);
         let rendered = match render_with(cfg, &self.options) {
             Ok(r) => r,
@@ -101,9 +118,16 @@ impl ConfigApplier {
         {
             return state.clone();
         }
-        match self.applier.apply_rendered(&rendered).await {
+        let started = Instant::now();
+        let result = self.applier.apply_rendered(&rendered).await;
+        let took = started.elapsed();
+        match result {
             Ok(ApplyOutcome::Unchanged { hash }) => ConfigState::Applied { hash },
             Ok(ApplyOutcome::Applied { hash, .. }) => {
+                self.attempt = Some(Attempt {
+                    outcome: Ok(()),
+                    took,
+                });
                 tracing::info!(%hash, "routing configuration applied");
                 self.failed = None;
                 ConfigState::Applied { hash }
@@ -115,6 +139,10 @@ impl ConfigApplier {
                     message: format!("{e}; the previous configuration keeps running"),
                 };
                 tracing::warn!(reason = e.reason(), error = %e, %hash, "routing configuration not applied");
+                self.attempt = Some(Attempt {
+                    outcome: Err(e.reason().to_string()),
+                    took,
+                });
                 self.failed = Some((hash, Instant::now(), state.clone()));
                 state
             }

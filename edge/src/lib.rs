@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod expiry;
 pub mod map;
+pub mod metrics;
 pub mod read;
 pub mod run;
 pub mod status;

@@ -31,6 +31,13 @@ struct Flags {
     /// Milliseconds between BIRD status polls.
     #[arg(long, default_value_t = 1000)]
     poll_interval_ms: u64,
+    /// Address `/metrics` (Prometheus) is served on.
+    #[arg(
+        long,
+        env = "GROUNDWORK_METRICS_ADDR",
+        default_value = "127.0.0.1:8090"
+    )]
+    metrics_addr: std::net::SocketAddr,
 }
 
 #[tokio::main]
@@ -48,6 +55,22 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let metrics = edge::metrics::Metrics::new();
+    let listener = match tokio::net::TcpListener::bind(flags.metrics_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, addr = %flags.metrics_addr, reason = "MetricsBindFailed", "cannot listen for /metrics");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics");
+    }
+    let server = tokio::spawn(edge::metrics::serve(
+        listener,
+        metrics.clone(),
+        std::future::pending(),
+    ));
     let opts = Options {
         router: flags.router,
         namespace: flags.namespace,
@@ -56,12 +79,15 @@ async fn main() -> std::process::ExitCode {
         bird_binary: flags.bird_binary,
         bird_log_file: flags.bird_log_file,
         poll_interval: Duration::from_millis(flags.poll_interval_ms.max(100)),
+        metrics,
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down; BIRD keeps its configuration");
     };
-    match run(client, opts, shutdown).await {
+    let result = run(client, opts, shutdown).await;
+    server.abort();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(reason = e.reason(), error = %e, "edge daemon failed");

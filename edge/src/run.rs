@@ -4,6 +4,7 @@
 //! everything it derives is recomputed from the API objects and BIRD, so a restart resumes
 //! where it stopped (flapCount and transition times come back from the objects' status).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::Notify;
 use crate::apply::{ConfigApplier, ConfigState};
 use crate::error::Error;
 use crate::map::{self, Mapped, Problem};
+use crate::metrics::{LinkSample, Metrics};
 use crate::read::{Snapshot, Stores};
 use crate::status::{self, LinkInput, LinkStatus, Observation, StatusWriter};
 
@@ -41,6 +43,8 @@ pub struct Options {
     pub bird_log_file: Option<String>,
     /// How often BIRD is polled.
     pub poll_interval: Duration,
+    /// Where the per-link metrics go (served by [`crate::metrics::serve`]).
+    pub metrics: Arc<Metrics>,
 }
 
 struct Daemon {
@@ -52,6 +56,8 @@ struct Daemon {
     links: Api<DynamicObject>,
     blackholes: Api<DynamicObject>,
     recorder: Recorder,
+    /// flapCount per link as last counted into the metrics.
+    flaps_counted: HashMap<String, u32>,
 }
 
 /// Runs until `shutdown` completes.
@@ -90,17 +96,35 @@ pub async fn run(
                 instance: Some(opts.router.clone()),
             },
         ),
+        flaps_counted: HashMap::new(),
         opts,
     };
     let mut tick = tokio::time::interval(daemon.opts.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The earliest future `expiresAt`: the daemon wakes up then to withdraw the blackhole
+    // (besides the poll tick), so an expiry is acted on without waiting for a tick.
+    let mut expiry_wake: Option<tokio::time::Instant> = None;
     loop {
+        let expiry = async {
+            match expiry_wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = &mut shutdown => break,
             _ = tick.tick() => {}
             () = notify.notified() => {}
+            () = expiry => {}
         }
         let snapshot = stores.snapshot(&daemon.opts.router);
+        let now = Timestamp::now();
+        expiry_wake = crate::expiry::next_expiry(snapshot.blackholes.iter().map(|b| &b.spec), now)
+            .map(|at| {
+                let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+                // A few ms late, so `is_expired` holds when the daemon wakes up.
+                tokio::time::Instant::now() + wait + Duration::from_millis(5)
+            });
         if let Err(e) = daemon.reconcile(snapshot).await {
             tracing::warn!(reason = e.reason(), error = %e, "reconcile failed; retrying on the next tick");
         }
@@ -112,6 +136,47 @@ pub async fn run(
 }
 
 impl Daemon {
+    /// The metrics sample of one link (flaps counted once, whatever the status writes do).
+    fn sample(
+        &mut self,
+        name: &str,
+        observation: &Observation,
+        desired: &LinkStatus,
+        current: &LinkStatus,
+    ) -> LinkSample {
+        let counted = self
+            .flaps_counted
+            .entry(name.to_string())
+            .or_insert(current.flap_count);
+        let new_flaps = desired.flap_count.saturating_sub(*counted);
+        *counted = (*counted).max(desired.flap_count);
+        let (established, state, bfd_up) = match observation {
+            Observation::Sessions(sessions) if !sessions.is_empty() => {
+                let worst = sessions
+                    .iter()
+                    .find(|s| !s.is_established())
+                    .or_else(|| sessions.first());
+                (
+                    sessions.iter().all(routing::SessionStatus::is_established),
+                    worst.map_or("Unknown", |s| crate::metrics::state_label(s.state)),
+                    sessions
+                        .iter()
+                        .all(|s| s.bfd == Some(routing::status::BfdState::Up)),
+                )
+            }
+            _ => (false, "Unknown", false),
+        };
+        LinkSample {
+            established,
+            state: Some(state),
+            routes_imported: desired.routes_imported.unwrap_or(0),
+            routes_exported: desired.routes_exported.unwrap_or(0),
+            new_flaps,
+            bfd_up,
+            blackholes_announced: 0,
+        }
+    }
+
     /// Publishes one Event per changed condition; a failure is logged, never fatal.
     async fn emit(
         &self,
@@ -138,6 +203,14 @@ impl Daemon {
             Ok(m) => Ok(self.applier.apply(&m.config).await),
             Err(p) => Err(p.clone()),
         };
+        if let Some(attempt) = self.applier.take_attempt() {
+            self.opts.metrics.applied(
+                &self.opts.namespace,
+                &self.opts.router,
+                attempt.outcome.as_ref().map(|_| ()).map_err(String::as_str),
+                attempt.took,
+            );
+        }
         let config: Result<&ConfigState, (&str, &str)> = match &state {
             Ok(s) => Ok(s),
             Err(p) => Err((p.reason.as_str(), p.message.as_str())),
@@ -186,6 +259,7 @@ impl Daemon {
             );
             self.applier.invalidate();
         }
+        let mut samples: Vec<(String, LinkSample)> = Vec::new();
         for link in &snap.links {
             let name = link.name_any();
             let mapping = mapped.as_ref().ok().and_then(|m| m.links.get(&name));
@@ -202,6 +276,10 @@ impl Daemon {
                 now,
             });
             let current = LinkStatus::observed(link.status.as_ref());
+            samples.push((
+                name.clone(),
+                self.sample(&name, &observation, &desired, &current),
+            ));
             let urgent = desired.signature() != current.signature();
             if desired.session_state != current.session_state {
                 tracing::info!(link = %name, from = ?current.session_state, to = ?desired.session_state, "session state changed");
@@ -228,6 +306,7 @@ impl Daemon {
         }
 
         // BlackholeRoutes.
+        let mut announced: Vec<&[String]> = Vec::new();
         for bh in &snap.blackholes {
             let name = bh.name_any();
             let mapping = mapped.as_ref().ok().and_then(|m| m.blackholes.get(&name));
@@ -239,6 +318,9 @@ impl Daemon {
                 now,
             );
             let current = status::BlackholeStatus::observed(bh.status.as_ref());
+            if desired.announced {
+                announced.push(&bh.spec.links);
+            }
             if desired.announced != current.announced {
                 tracing::info!(blackhole = %name, prefix = %bh.spec.prefix, announced = desired.announced, "blackhole state changed");
             }
@@ -262,10 +344,19 @@ impl Daemon {
                 .await;
             }
         }
+        for (name, mut sample) in samples {
+            sample.blackholes_announced = announced
+                .iter()
+                .filter(|links| links.is_empty() || links.contains(&name))
+                .count() as u64;
+            self.opts.metrics.link(&self.opts.namespace, &name, &sample);
+        }
         let (links, bhs): (Vec<String>, Vec<String>) = (
             snap.links.iter().map(ResourceExt::name_any).collect(),
             snap.blackholes.iter().map(ResourceExt::name_any).collect(),
         );
+        self.opts.metrics.retain_links(&self.opts.namespace, &links);
+        self.flaps_counted.retain(|n, _| links.contains(n));
         self.writer.retain(|kind, name| match kind {
             "UpstreamLink" => links.iter().any(|n| n == name),
             "BlackholeRoute" => bhs.iter().any(|n| n == name),

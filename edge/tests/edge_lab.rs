@@ -6,7 +6,12 @@
 
 mod support;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use edge::metrics::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
 use e2e::{admin_client, audit_offset, eventually, groundwork_writes, namespace};
@@ -70,12 +75,47 @@ async fn wait_gone(isp: &Gobgp, prefix: &str, timeout: Duration) {
     .await
 }
 
+/// Serves `metrics` on 127.0.0.1:0 (as `--metrics-addr` does) and returns the bound address.
+async fn serve_metrics(metrics: Arc<Metrics>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(edge::metrics::serve(
+        listener,
+        metrics,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// GET /metrics; the response body.
+async fn scrape(addr: SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "GET /metrics: {out}");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of the series `name{labels}` in a scrape.
+fn series(body: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = format!("{name}{{{labels}}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Runs the daemon in-process for router `edge1` in `ns`; send on the returned sender to stop it.
 fn start_daemon(
     client: &Client,
     ns: &str,
     lab: &Lab,
     bird: &support::Bird,
+    metrics: Arc<Metrics>,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), edge::error::Error>>,
@@ -89,6 +129,7 @@ fn start_daemon(
         bird_binary: support::binary("bird"),
         bird_log_file: Some(lab.dir.join("bird-daemon.log").display().to_string()),
         poll_interval: Duration::from_millis(500),
+        metrics,
     };
     let task = tokio::spawn(edge::run::run(client.clone(), opts, async move {
         let _ = stopped.await;
@@ -172,7 +213,9 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
         .await
         .unwrap();
 
-    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird);
+    let metrics = Metrics::new();
+    let metrics_addr = serve_metrics(metrics.clone()).await;
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird, metrics);
 
     // The session comes up and the daemon reports it.
     let status = eventually(
@@ -210,6 +253,55 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
         Some("True")
     );
     assert_eq!(br.config_hash, status.config_hash);
+
+    // The per-link metrics say the same, over HTTP.
+    let link_labels = format!("namespace=\"{ns}\",link=\"isp1\"");
+    let body = eventually(Duration::from_secs(5), "/metrics: isp1 established", || {
+        let labels = link_labels.clone();
+        async move {
+            let body = scrape(metrics_addr).await;
+            (series(&body, "groundwork_edge_link_session_established", &labels) == Some(1.0))
+                .then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(
+        series(
+            &body,
+            "groundwork_edge_link_bgp_state",
+            &format!("{link_labels},state=\"Established\"")
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        series(&body, "groundwork_edge_link_routes_exported", &link_labels).unwrap_or(0.0) >= 1.0,
+        "{body}"
+    );
+    assert_eq!(
+        series(&body, "groundwork_edge_link_flaps_total", &link_labels),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        series(&body, "groundwork_edge_link_bfd_up", &link_labels),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(
+        series(
+            &body,
+            "groundwork_edge_config_applies_total",
+            &format!("namespace=\"{ns}\",router=\"edge1\",outcome=\"ok\",reason=\"\"")
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{body}"
+    );
+    assert!(
+        body.contains("groundwork_edge_config_apply_last_duration_seconds{"),
+        "{body}"
+    );
     // The controller's field manager is not used by the daemon.
     let managers: Vec<String> = links
         .get("isp1")
@@ -286,6 +378,71 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
         },
     )
     .await;
+
+    // (Metrics are set at the end of the reconcile that wrote the status.)
+    eventually(
+        Duration::from_secs(5),
+        "/metrics: one blackhole announced on isp1",
+        || {
+            let labels = link_labels.clone();
+            async move {
+                let body = scrape(metrics_addr).await;
+                (series(&body, "groundwork_edge_link_blackholes_announced", &labels) == Some(1.0))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A request with expiresAt a few seconds ahead is announced, then withdrawn when it
+    // expires, without being deleted, and says why.
+    let expires = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(6))
+        .unwrap()
+        .round(jiff::Unit::Second)
+        .unwrap();
+    blackholes
+        .create(&pp, &serde_json::from_value(serde_json::json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "BlackholeRoute",
+            "metadata": {"name": "ttl-68"},
+            "spec": {"prefix": "203.0.113.68/32", "routerRef": "edge1", "reason": "e2e: expires",
+                     "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}
+        })).unwrap())
+        .await
+        .unwrap();
+    let r = wait_route(&isp, "203.0.113.68/32", Duration::from_secs(5)).await;
+    assert!(r.communities.contains(&(65535, 666)), "{r:?}");
+    assert!(
+        jiff::Timestamp::now() < expires,
+        "announced only after expiresAt"
+    );
+    wait_gone(&isp, "203.0.113.68/32", Duration::from_secs(15)).await;
+    assert!(
+        jiff::Timestamp::now() >= expires,
+        "withdrawn before expiresAt"
+    );
+    eprintln!(
+        "ttl-68 withdrawn {} after expiresAt",
+        jiff::Timestamp::now().duration_since(expires)
+    );
+    eventually(
+        Duration::from_secs(10),
+        "ttl-68 reported announced=false Expired",
+        || {
+            let b = blackholes.clone();
+            async move {
+                let s = b.get("ttl-68").await.ok()?.status?;
+                (!s.announced
+                    && condition(&s.conditions, "Announced").is_some_and(|c| c.reason == "Expired"))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(
+        isp.route(HOST).is_some(),
+        "the other blackhole was withdrawn"
+    );
 
     // An expired request is never announced and says why.
     blackholes
@@ -410,7 +567,7 @@ async fn bad_objects_reported_and_restart_is_silent() {
     // The controller runs too: it owns Ready/Reconciling/Stalled/ReferencesResolved on the
     // same status, under its own field manager.
     let controller = e2e::RunningController::start(client.clone(), &ns).await;
-    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird);
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird, Metrics::new());
     let status = eventually(
         Duration::from_secs(40),
         "isp1 Established with ExportPrefixNotOwned",
@@ -453,7 +610,7 @@ async fn bad_objects_reported_and_restart_is_silent() {
     stop_daemon(stop, daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let offset = audit_offset();
-    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird);
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird, Metrics::new());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let writes = groundwork_writes(offset, &ns);
     assert!(

@@ -146,6 +146,25 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let converge = last_create.elapsed();
+    // At rest only once every Server carries the status the controller writes.
+    let server_api: Api<crds::Server> = Api::namespaced(client.clone(), &ns);
+    loop {
+        let list = server_api.list(&ListParams::default()).await.unwrap();
+        let done = list
+            .items
+            .iter()
+            .filter(|s| s.status.as_ref().is_some_and(|st| st.state.is_some()))
+            .count();
+        if done == total as usize {
+            break;
+        }
+        assert!(
+            last_create.elapsed() < Duration::from_secs(900),
+            "server statuses not written after 900 s ({done}/{total})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let all_status = last_create.elapsed();
     // Let the last status writes' own watch events settle before counting writes at rest.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let from = audit_offset();
@@ -155,7 +174,7 @@ async fn main() {
     let _ = child.kill();
     let _ = child.wait();
 
-    let ratio = converge.as_secs_f64() / base.as_secs_f64();
+    let ratio = all_status.as_secs_f64() / base.as_secs_f64();
     println!("{:<52} {:>12} {:>14}", "figure", "measured", "target");
     println!(
         "{:<52} {:>10.1} s {:>14}",
@@ -165,13 +184,19 @@ async fn main() {
     );
     println!(
         "{:<52} {:>10.1} s {:>14}",
+        "last create -> every Server status written",
+        all_status.as_secs_f64(),
+        "-"
+    );
+    println!(
+        "{:<52} {:>10.1} s {:>14}",
         format!("baseline: plain client, {total} status patches"),
         base.as_secs_f64(),
         "-"
     );
     println!(
         "{:<52} {:>11.2}x {:>14}",
-        "ratio controller / baseline", ratio, "<= 2x"
+        "ratio (every Server status) / baseline", ratio, "<= 2x"
     );
     println!(
         "{:<52} {:>8.1} MiB {:>14}",
