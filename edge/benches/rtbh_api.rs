@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../routing/tests/support/mod.rs"]
 mod support;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../routing/tests/support/mod.rs"]
 mod support;
 
 use std::net::SocketAddr;

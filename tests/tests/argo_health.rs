@@ -1,4 +1,4 @@
-//! The Argo CD health checks (`charts/groundwork/health/*.lua`) against their sample objects,
+//! The Argo CD health checks (`charts/groundwork/health/groundwork.lua`) against their sample objects,
 //! run by Lua 5.1 (Argo CD's dialect). Fails when `lua5.1` is missing (`hack/deps/lua.sh`
 //! installs it) or when any case fails: it never skips.
 #![allow(clippy::expect_used)]

@@ -49,7 +49,7 @@ local cases = {
 
 local failures, total = 0, 0
 for _, kind in ipairs(kinds) do
-  local path = dir .. "/" .. kind .. ".lua"
+  local path = dir .. "/groundwork.lua"
   local chunk, err = loadfile(path)
   if chunk == nil then
     print("FAIL " .. kind .. ": cannot load " .. path .. ": " .. tostring(err))
