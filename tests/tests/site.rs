@@ -105,6 +105,21 @@ async fn rack_status_converges_and_layout_conflicts_name_both_servers() {
         },
     )
     .await;
+
+    // Deleting a Server updates its Rack (deletions reach the Rack controller too).
+    servers
+        .delete("a01-u05", &Default::default())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the rack to count 3 servers after a delete",
+        || async {
+            let st = racks.get("a01").await.ok()?.status?;
+            (st.server_count == 3 && st.slots.iter().all(|s| s.server != "a01-u05")).then_some(())
+        },
+    )
+    .await;
     controller.stop().await;
 }
 
