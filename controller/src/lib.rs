@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod patch;
 pub mod rack;
+pub mod reconcile;
 pub mod run;
 pub mod server;
 pub mod telemetry;

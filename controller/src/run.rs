@@ -148,7 +148,9 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             rack::reconcile,
-            |_, e: &rack::Error, ctx: Arc<Context>| backoff(&ctx, rack::KIND, e.metric_label(), e),
+            |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
+                backoff(&ctx, rack::KIND, e.metric_label(), e)
+            },
             ctx.clone(),
         )
         .for_each(|_| future::ready(()));
@@ -176,7 +178,7 @@ pub async fn run(
             .graceful_shutdown_on(shutdown.clone())
             .run(
                 server::reconcile,
-                |_, e: &server::Error, ctx: Arc<Context>| {
+                |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
                     backoff(&ctx, server::KIND, e.metric_label(), e)
                 },
                 ctx.clone(),
@@ -210,7 +212,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             upstream::reconcile,
-            |_, e: &upstream::Error, ctx: Arc<Context>| {
+            |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
                 backoff(&ctx, upstream::KIND, e.metric_label(), e)
             },
             ctx.clone(),

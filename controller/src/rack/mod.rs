@@ -12,48 +12,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 
+use crate::apply;
 use crate::context::Context;
-use crate::{apply, invalid, paused};
+use crate::reconcile::{self, Admission, Error};
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "Rack";
-
-/// Why a Rack reconciliation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("API request failed: {0}")]
-    Kube(#[from] kube::Error),
-}
-
-impl Error {
-    /// Label for the errors metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "KubeError",
-        }
-    }
-}
 
 /// Reconciles one Rack.
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Rack>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    if !ctx.synced() {
-        return Ok(Context::wait_for_sync());
-    }
-    let started = Instant::now();
-    let rack = match &obj.0 {
-        Ok(rack) => rack,
-        Err(bad) => {
-            invalid::report(&ctx, KIND, bad, &ctx.racks).await;
-            return Ok(Action::await_change());
-        }
+    let rack = match reconcile::admit(&ctx, KIND, &obj, &ctx.racks).await {
+        Admission::Proceed(rack) => rack,
+        Admission::Done(action) => return Ok(action),
     };
-    if paused(rack) {
-        return Ok(Action::await_change());
-    }
+    let started = Instant::now();
     let inputs = read::read(&ctx, Arc::new(rack.clone()));
     let pool = validate::validate(&inputs.rack.spec);
     let now = Time(jiff::Timestamp::now());

@@ -151,12 +151,7 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 message: "no BMC configured".into(),
             }),
             Bmc::CredentialsRejected { reason, message } => {
-                conditions.push(Desired::new(
-                    BMC_REACHABLE,
-                    ConditionStatus::True,
-                    RECONCILED,
-                    "the BMC answers",
-                ));
+                conditions.push(bmc_answers());
                 conditions.push(Desired::new(
                     CREDENTIALS_VALID,
                     ConditionStatus::False,
@@ -197,12 +192,7 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 })
             }
             Bmc::Observed { power, identity } => {
-                conditions.push(Desired::new(
-                    BMC_REACHABLE,
-                    ConditionStatus::True,
-                    RECONCILED,
-                    "the BMC answers",
-                ));
+                conditions.push(bmc_answers());
                 conditions.push(Desired::new(
                     CREDENTIALS_VALID,
                     ConditionStatus::True,
@@ -300,6 +290,15 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         action,
         requeue,
     }
+}
+
+fn bmc_answers() -> Desired {
+    Desired::new(
+        BMC_REACHABLE,
+        ConditionStatus::True,
+        RECONCILED,
+        "the BMC answers",
+    )
 }
 
 fn duration_ms(start: &Time, end: &Time) -> Option<u64> {

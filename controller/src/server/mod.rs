@@ -21,48 +21,23 @@ use tracing::info;
 
 pub use read::secret_refs;
 
+use crate::apply;
 use crate::context::Context;
-use crate::{apply, invalid, paused};
+use crate::reconcile::{self, Admission, Error};
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "Server";
-
-/// Why a Server reconciliation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("API request failed: {0}")]
-    Kube(#[from] kube::Error),
-}
-
-impl Error {
-    /// Label for the errors metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "KubeError",
-        }
-    }
-}
 
 /// Reconciles one Server: read → validate → observe the BMC → decide → write status → act.
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Server>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    if !ctx.synced() {
-        return Ok(Context::wait_for_sync());
-    }
-    let started = Instant::now();
-    let server = match &obj.0 {
-        Ok(server) => server,
-        Err(bad) => {
-            invalid::report(&ctx, KIND, bad, &ctx.servers).await;
-            return Ok(Action::await_change());
-        }
+    let server = match reconcile::admit(&ctx, KIND, &obj, &ctx.servers).await {
+        Admission::Proceed(server) => server,
+        Admission::Done(action) => return Ok(action),
     };
-    if paused(server) {
-        return Ok(Action::await_change());
-    }
+    let started = Instant::now();
     let facts = read::read(&ctx, server);
     let rack_name = server.spec.rack_ref.as_ref().map(|r| r.name.as_str());
     let unresolved = validate::validate(rack_name, &facts);

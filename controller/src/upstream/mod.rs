@@ -13,48 +13,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 
+use crate::apply;
 use crate::context::Context;
-use crate::{apply, invalid, paused};
+use crate::reconcile::{self, Admission, Error};
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "UpstreamLink";
-
-/// Why an UpstreamLink reconciliation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("API request failed: {0}")]
-    Kube(#[from] kube::Error),
-}
-
-impl Error {
-    /// Label for the errors metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "KubeError",
-        }
-    }
-}
 
 /// Reconciles one UpstreamLink.
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<UpstreamLink>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    if !ctx.synced() {
-        return Ok(Context::wait_for_sync());
-    }
-    let started = Instant::now();
-    let link = match &obj.0 {
-        Ok(link) => link,
-        Err(bad) => {
-            invalid::report(&ctx, KIND, bad, &ctx.links).await;
-            return Ok(Action::await_change());
-        }
+    let link = match reconcile::admit(&ctx, KIND, &obj, &ctx.links).await {
+        Admission::Proceed(link) => link,
+        Admission::Done(action) => return Ok(action),
     };
-    if paused(link) {
-        return Ok(Action::await_change());
-    }
+    let started = Instant::now();
     let facts = read::read(&ctx, link);
     let problems = validate::validate(&link.spec.router_ref, &read::peer_addresses(link), &facts);
     let now = Time(jiff::Timestamp::now());
