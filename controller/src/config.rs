@@ -51,6 +51,51 @@ pub struct Config {
     /// Log as JSON lines.
     #[arg(long, env = "GROUNDWORK_LOG_JSON")]
     pub log_json: bool,
+    /// Network boot services (DHCP, TFTP, HTTP boot); they run on every replica.
+    #[command(flatten)]
+    pub boot: BootConfig,
+}
+
+/// Settings of the network boot services.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BootConfig {
+    /// Run the boot services (HTTP boot and TFTP; DHCP on each `--dhcp-interface`).
+    #[arg(long, env = "GROUNDWORK_BOOT_SERVICES")]
+    pub boot_services: bool,
+    /// Answer DHCP on this provisioning interface (repeat for several racks' networks).
+    #[arg(long = "dhcp-interface", env = "GROUNDWORK_DHCP_INTERFACES", value_delimiter = ',')]
+    pub dhcp_interfaces: Vec<String>,
+    /// Open the boot services' sockets inside this network namespace (a name under
+    /// /run/netns or a path); for labs and tests, production uses hostNetwork.
+    #[arg(long, env = "GROUNDWORK_BOOT_NETNS")]
+    pub boot_netns: Option<String>,
+    /// Address of the HTTP boot service (iPXE scripts, kernel, initrd, callbacks).
+    #[arg(long, env = "GROUNDWORK_BOOT_HTTP_ADDR", default_value = "0.0.0.0:8081")]
+    pub boot_http_addr: SocketAddr,
+    /// Address of the TFTP service (the iPXE binaries only).
+    #[arg(long, env = "GROUNDWORK_TFTP_ADDR", default_value = "0.0.0.0:69")]
+    pub tftp_addr: SocketAddr,
+    /// Our address as told to machines behind DHCP relays (default: the arrival
+    /// interface's address).
+    #[arg(long, env = "GROUNDWORK_BOOT_ADVERTISE_ADDRESS")]
+    pub boot_advertise_address: Option<std::net::Ipv4Addr>,
+    /// Directory holding the ramdisk: `vmlinuz` and `initrd.img`.
+    #[arg(long, env = "GROUNDWORK_BOOT_ARTIFACTS", default_value = "/var/lib/groundwork/boot")]
+    pub boot_artifacts: std::path::PathBuf,
+    /// Directory holding Debian's iPXE binaries (`undionly.kpxe`, `ipxe.efi`).
+    #[arg(long, env = "GROUNDWORK_IPXE_DIR", default_value = "/usr/lib/ipxe")]
+    pub ipxe_dir: std::path::PathBuf,
+    /// File holding the key boot tokens are signed with (at least 32 bytes; the same on
+    /// every replica, e.g. a mounted Secret).
+    #[arg(long, env = "GROUNDWORK_BOOT_TOKEN_KEY_FILE")]
+    pub boot_token_key_file: Option<std::path::PathBuf>,
+    /// Netboot machines nobody declared into the discovery ramdisk (otherwise they are told
+    /// to exit).
+    #[arg(long, env = "GROUNDWORK_AUTO_ENROLL")]
+    pub auto_enroll: bool,
+    /// Extra kernel arguments for the ramdisk.
+    #[arg(long, env = "GROUNDWORK_BOOT_KERNEL_ARGS", default_value = "console=ttyS0,115200")]
+    pub boot_kernel_args: String,
 }
 
 /// Field manager for everything the controller writes (server-side apply).

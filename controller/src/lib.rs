@@ -12,6 +12,7 @@ pub mod invalid;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
+pub mod netboot;
 pub mod patch;
 pub mod rack;
 pub mod reconcile;

@@ -73,6 +73,29 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
+    if config.boot.boot_services {
+        // Boot services run on every replica, leader or not: losing the leader loses no boot.
+        let boot_shutdown = shutdown.clone();
+        let (boot_client, boot_metrics) = (client.clone(), metrics.clone());
+        let (boot_config, boot_ns, boot_id) =
+            (config.boot.clone(), config.namespace.clone(), identity.clone());
+        tokio::spawn(async move {
+            let served = controller::netboot::serve(
+                boot_client,
+                boot_ns.as_deref(),
+                &boot_id,
+                &boot_config,
+                boot_metrics,
+                boot_shutdown,
+            )
+            .await;
+            if let Err(e) = served {
+                error!(error = %e, "boot services failed to start");
+                std::process::exit(1);
+            }
+        });
+    }
+
     let elector = Elector::new(
         client.clone(),
         &lease_namespace,

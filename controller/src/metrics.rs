@@ -34,6 +34,8 @@ pub struct Metrics {
     durations: Family<KindLabels, Histogram>,
     status_writes: Family<KindLabels, Counter>,
     invalid_objects: Family<KindLabels, Gauge>,
+    /// The boot services' metrics (DHCP, TFTP, HTTP boot).
+    pub boot: boot::metrics::Metrics,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,8 @@ impl Default for Metrics {
             "Stored objects that cannot be read with the current types",
             invalid_objects.clone(),
         );
+        let boot = boot::metrics::Metrics::default();
+        boot.register(&mut registry);
         Self {
             registry,
             reconciles,
@@ -74,6 +78,7 @@ impl Default for Metrics {
             durations,
             status_writes,
             invalid_objects,
+            boot,
         }
     }
 }

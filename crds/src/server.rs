@@ -341,6 +341,14 @@ pub struct ServerStatus {
     /// Name of the Kubernetes node the server became.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// The network boot the controller asked for: the server is sent to the Groundwork
+    /// ramdisk while this attempt is open (Inspecting, Provisioning, Deprovisioning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_attempt: Option<BootAttempt>,
+    /// What the boot services saw of the current attempt, step by step (written by the boot
+    /// services, which may run on any controller replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_progress: Option<BootProgress>,
     /// Start, end and duration of each lifecycle phase, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseTiming>,
@@ -467,6 +475,72 @@ pub struct ProvisionedImage {
     pub url: String,
     /// Verified checksum.
     pub checksum: String,
+}
+
+/// Why a server is sent to the ramdisk.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum BootPurpose {
+    /// Collect the hardware inventory.
+    #[default]
+    Inspect,
+    /// Write the image.
+    Provision,
+    /// Clean the disks.
+    Clean,
+}
+
+impl BootPurpose {
+    /// The ramdisk's `groundwork.mode`.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Self::Inspect => "inspect",
+            Self::Provision => "provision",
+            Self::Clean => "clean",
+        }
+    }
+}
+
+/// One network boot the controller asked for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BootAttempt {
+    /// Identifies the attempt; its boot token is only valid for it.
+    pub id: String,
+    /// What the ramdisk is for.
+    pub purpose: BootPurpose,
+    /// When the controller asked the BMC for the network boot.
+    pub requested_at: Time,
+}
+
+/// Boot steps of one attempt as the boot services saw them; absent steps did not happen.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BootProgress {
+    /// The attempt these steps belong to.
+    pub attempt: String,
+    /// When DHCP acknowledged the server's boot MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp_at: Option<Time>,
+    /// The provisioning address DHCP gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp_address: Option<String>,
+    /// The firmware that asked (`bios-pxe`, `uefi-pxe`, `uefi-http`, `ipxe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// When the iPXE script was served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_at: Option<Time>,
+    /// When the kernel was fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_at: Option<Time>,
+    /// When the initrd was fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd_at: Option<Time>,
+    /// When the ramdisk called back (it is up and did its work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub called_back_at: Option<Time>,
 }
 
 /// Start, end and duration of one phase (timestamps, never a ticking counter).

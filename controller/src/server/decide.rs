@@ -7,7 +7,9 @@ use crds::condition_types::{
     BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC, REFERENCES_RESOLVED,
 };
 use crds::reasons::{PENDING, PROGRESSING, RECONCILED};
-use crds::server::{PhaseTiming, PowerState, ServerState, ServerStatus, SystemIdentity};
+use crds::server::{
+    BootAttempt, BootPurpose, PhaseTiming, PowerState, ServerState, ServerStatus, SystemIdentity,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::Unresolved;
@@ -31,6 +33,8 @@ pub enum PowerAction {
     Off,
     /// Power-cycle for a reboot request.
     Reboot,
+    /// Boot from the network once (power on, or power-cycle when on): the ramdisk.
+    Netboot,
 }
 
 impl PowerAction {
@@ -40,6 +44,7 @@ impl PowerAction {
             Self::On => "PowerOn",
             Self::Off => "PowerOff",
             Self::Reboot => "Reboot",
+            Self::Netboot => "Netboot",
         }
     }
 }
@@ -84,6 +89,10 @@ pub struct Inputs<'a> {
     pub online: bool,
     /// The `groundwork.dev/reboot` request id, if any.
     pub reboot_request: Option<&'a str>,
+    /// The `groundwork.dev/inspect` request id, if any.
+    pub inspect_request: Option<&'a str>,
+    /// Whether spec.bootMACAddress is set (the boot services can only answer a known MAC).
+    pub boot_mac: bool,
     /// Current status.
     pub current: Option<&'a ServerStatus>,
     /// Now.
@@ -101,6 +110,8 @@ pub struct Decision {
     pub action: Option<PowerAction>,
     /// When to look again.
     pub requeue: Duration,
+    /// Requests refused, as (reason, message), for Warning Events.
+    pub refused: Vec<(&'static str, String)>,
 }
 
 /// Retry delay after `errors` consecutive failures: 5 s doubling up to 5 min.
@@ -111,6 +122,12 @@ pub fn backoff(errors: u32) -> Duration {
 /// While a power change is pending, poll the BMC this often (BMCs apply changes seconds later).
 pub const POWER_POLL: Duration = Duration::from_secs(2);
 
+/// How long an inspection may wait for the ramdisk's callback.
+pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// While waiting for the ramdisk, look again this often (its callback also triggers a look).
+pub const RAMDISK_POLL: Duration = Duration::from_secs(30);
+
 /// Decides the next status and action.
 pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
     let previous = inp.current.and_then(|c| c.state);
@@ -119,6 +136,7 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
     let mut conditions: Vec<Desired> = Vec::new();
     let mut action = None;
     let mut requeue = resync;
+    let mut refused = Vec::new();
 
     let references = match inp.unresolved.first() {
         None => Desired::new(
@@ -199,8 +217,10 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                     RECONCILED,
                     "the BMC accepts the credentials",
                 ));
-                status.error_count = 0;
-                status.last_error = None;
+                if state != ServerState::Error {
+                    status.error_count = 0;
+                    status.last_error = None;
+                }
                 status.power_state = Some(*power);
                 if let Some(id) = identity {
                     status.identity = Some(id.clone());
@@ -208,7 +228,45 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 if state == ServerState::Registering && status.identity.is_some() {
                     state = ServerState::Available;
                 }
-                let wanted = if inp.online {
+                let inspect = inp
+                    .inspect_request
+                    .filter(|id| status.last_inspect_request.as_deref() != Some(*id));
+                if let Some(id) = inspect {
+                    // Recorded either way: a request is acted upon (or refused) once.
+                    status.last_inspect_request = Some(id.to_string());
+                    if !inp.boot_mac {
+                        refused.push((
+                            "InspectionRefused",
+                            format!("inspection request {id:?} needs spec.bootMACAddress: the boot services answer only known MACs"),
+                        ));
+                    } else if matches!(state, ServerState::Available | ServerState::Error) {
+                        state = ServerState::Inspecting;
+                        status.boot_attempt = Some(BootAttempt {
+                            id: format!("inspect-{id}"),
+                            purpose: BootPurpose::Inspect,
+                            requested_at: inp.now.clone(),
+                        });
+                        action = Some(PowerAction::Netboot);
+                    } else {
+                        refused.push((
+                            "InspectionRefused",
+                            format!("inspection request {id:?} refused while the server is {}", state.as_str()),
+                        ));
+                    }
+                }
+                let mut waiting = None;
+                if state == ServerState::Inspecting && action.is_none() {
+                    match ramdisk_outcome(&status, inp.now) {
+                        Ramdisk::CalledBack => state = ServerState::Available,
+                        Ramdisk::TimedOut(message) => {
+                            state = ServerState::Error;
+                            status.error_count = status.error_count.saturating_add(1);
+                            status.last_error = Some(message);
+                        }
+                        Ramdisk::Waiting(message) => waiting = Some(message),
+                    }
+                }
+                let wanted = if inp.online || state == ServerState::Inspecting {
                     PowerState::On
                 } else {
                     PowerState::Off
@@ -216,42 +274,63 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 let reboot = inp
                     .reboot_request
                     .filter(|id| status.last_reboot_request.as_deref() != Some(*id));
-                if let Some(id) = reboot {
-                    // Recorded before acting: a request is honoured at most once, even across restarts.
-                    status.last_reboot_request = Some(id.to_string());
-                    if inp.online {
-                        action = Some(PowerAction::Reboot);
-                    }
-                } else if *power != wanted {
-                    action = Some(if inp.online {
-                        PowerAction::On
-                    } else {
-                        PowerAction::Off
-                    });
-                }
-                if *power == wanted && action.is_none() {
-                    conditions.push(Desired::new(
-                        POWER_MATCHES_SPEC,
-                        ConditionStatus::True,
-                        RECONCILED,
-                        format!("power is {power:?} as spec.online asks"),
-                    ));
-                    Ok(())
-                } else {
+                if action == Some(PowerAction::Netboot) {
                     requeue = POWER_POLL;
-                    let message = format!(
-                        "power is {power:?}, spec.online asks for {wanted:?}; waiting for the BMC"
-                    );
-                    conditions.push(Desired::new(
-                        POWER_MATCHES_SPEC,
-                        ConditionStatus::False,
-                        "PowerChangePending",
-                        message.clone(),
-                    ));
                     Err(Blocker::Progressing {
                         reason: PROGRESSING,
+                        message: "network boot into the ramdisk requested through the BMC".into(),
+                    })
+                } else if let Some(message) = waiting.filter(|_| *power == PowerState::On) {
+                    requeue = RAMDISK_POLL;
+                    Err(Blocker::Progressing {
+                        reason: "WaitingForRamdisk",
                         message,
                     })
+                } else {
+                    if let Some(id) = reboot {
+                        // Recorded before acting: a request is honoured at most once, even across restarts.
+                        status.last_reboot_request = Some(id.to_string());
+                        if inp.online {
+                            action = Some(PowerAction::Reboot);
+                        }
+                    } else if *power != wanted {
+                        action = Some(if wanted == PowerState::On {
+                            PowerAction::On
+                        } else {
+                            PowerAction::Off
+                        });
+                    }
+                    let power_result = if *power == wanted && action.is_none() {
+                        conditions.push(Desired::new(
+                            POWER_MATCHES_SPEC,
+                            ConditionStatus::True,
+                            RECONCILED,
+                            format!("power is {power:?} as spec.online asks"),
+                        ));
+                        Ok(())
+                    } else {
+                        requeue = POWER_POLL;
+                        let message = format!(
+                            "power is {power:?}, spec.online asks for {wanted:?}; waiting for the BMC"
+                        );
+                        conditions.push(Desired::new(
+                            POWER_MATCHES_SPEC,
+                            ConditionStatus::False,
+                            "PowerChangePending",
+                            message.clone(),
+                        ));
+                        Err(Blocker::Progressing {
+                            reason: PROGRESSING,
+                            message,
+                        })
+                    };
+                    match &status.last_error {
+                        Some(message) if state == ServerState::Error => Err(Blocker::Stalled {
+                            reason: "RamdiskTimedOut",
+                            message: message.clone(),
+                        }),
+                        _ => power_result,
+                    }
                 }
             }
         }
@@ -289,6 +368,48 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         transition,
         action,
         requeue,
+        refused,
+    }
+}
+
+enum Ramdisk {
+    CalledBack,
+    TimedOut(String),
+    Waiting(String),
+}
+
+/// Where the open boot attempt stands, from the boot services' progress.
+fn ramdisk_outcome(status: &ServerStatus, now: &Time) -> Ramdisk {
+    let Some(attempt) = &status.boot_attempt else {
+        return Ramdisk::TimedOut("inspecting without a boot attempt".into());
+    };
+    let progress = status
+        .boot_progress
+        .as_ref()
+        .filter(|p| p.attempt == attempt.id);
+    if progress.is_some_and(|p| p.called_back_at.is_some()) {
+        return Ramdisk::CalledBack;
+    }
+    let last = progress
+        .and_then(|p| {
+            [
+                (p.initrd_at.as_ref(), "initrd fetched"),
+                (p.kernel_at.as_ref(), "kernel fetched"),
+                (p.script_at.as_ref(), "iPXE script served"),
+                (p.dhcp_at.as_ref(), "DHCP acknowledged"),
+            ]
+            .into_iter()
+            .find_map(|(t, step)| t.map(|_| step))
+        })
+        .unwrap_or("no DHCP request seen yet");
+    let waited = duration_ms(&attempt.requested_at, now).unwrap_or(0);
+    if waited > INSPECT_TIMEOUT.as_millis() as u64 {
+        Ramdisk::TimedOut(format!(
+            "the ramdisk did not call back within {} min; last step: {last}",
+            INSPECT_TIMEOUT.as_secs() / 60
+        ))
+    } else {
+        Ramdisk::Waiting(format!("waiting for the ramdisk; last step: {last}"))
     }
 }
 
@@ -326,6 +447,8 @@ mod tests {
             bmc,
             online,
             reboot_request: reboot,
+            inspect_request: None,
+            boot_mac: true,
             current,
             now,
         }
@@ -342,6 +465,67 @@ mod tests {
     }
 
     const RESYNC: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn inspection_netboots_once_waits_for_the_ramdisk_then_times_out() {
+        let now = t("2026-01-01T00:00:00Z");
+        let available = decide(&inputs(observed(PowerState::Off), false, None, None, &now), RESYNC).status;
+        let mut inp = inputs(observed(PowerState::Off), false, None, Some(&available), &now);
+        inp.inspect_request = Some("r1");
+        let d = decide(&inp, RESYNC);
+        assert_eq!(d.status.state, Some(ServerState::Inspecting));
+        assert_eq!(d.action, Some(PowerAction::Netboot));
+        let attempt = d.status.boot_attempt.clone().unwrap();
+        assert_eq!(attempt.id, "inspect-r1");
+        // The same request again: no second netboot; powered on, waiting for the ramdisk
+        // even though spec.online is false.
+        let later = t("2026-01-01T00:00:10Z");
+        let mut inp = inputs(observed(PowerState::On), false, None, Some(&d.status), &later);
+        inp.inspect_request = Some("r1");
+        let waiting = decide(&inp, RESYNC);
+        assert_eq!(waiting.action, None);
+        assert_eq!(waiting.requeue, RAMDISK_POLL);
+        assert_eq!(waiting.status.state, Some(ServerState::Inspecting));
+        // Called back for another attempt: still waiting. For this attempt: Available, and
+        // then powered off as spec.online says.
+        let mut progressed = waiting.status.clone();
+        progressed.boot_progress = Some(crds::server::BootProgress {
+            attempt: "inspect-r0".into(),
+            called_back_at: Some(later.clone()),
+            ..Default::default()
+        });
+        let inp = inputs(observed(PowerState::On), false, None, Some(&progressed), &later);
+        assert_eq!(decide(&inp, RESYNC).status.state, Some(ServerState::Inspecting));
+        progressed.boot_progress.as_mut().unwrap().attempt = attempt.id.clone();
+        let inp = inputs(observed(PowerState::On), false, None, Some(&progressed), &later);
+        let done = decide(&inp, RESYNC);
+        assert_eq!(done.status.state, Some(ServerState::Available));
+        assert_eq!(done.action, Some(PowerAction::Off));
+        // No callback within the timeout: Error with the last step seen, stalled.
+        let late = t("2026-01-01T00:20:00Z");
+        let inp = inputs(observed(PowerState::On), false, None, Some(&waiting.status), &late);
+        let failed = decide(&inp, RESYNC);
+        assert_eq!(failed.status.state, Some(ServerState::Error));
+        assert!(failed.status.last_error.as_deref().unwrap().contains("no DHCP request seen yet"));
+        let again = decide(&inputs(observed(PowerState::Off), false, None, Some(&failed.status), &late), RESYNC);
+        assert!(again.status.last_error.is_some(), "the error stays until a new request");
+    }
+
+    #[test]
+    fn inspection_without_boot_mac_is_refused_once() {
+        let now = t("2026-01-01T00:00:00Z");
+        let available = decide(&inputs(observed(PowerState::On), true, None, None, &now), RESYNC).status;
+        let mut inp = inputs(observed(PowerState::On), true, None, Some(&available), &now);
+        inp.inspect_request = Some("r1");
+        inp.boot_mac = false;
+        let d = decide(&inp, RESYNC);
+        assert_eq!(d.status.state, Some(ServerState::Available));
+        assert_eq!(d.refused.len(), 1);
+        let mut inp = inputs(observed(PowerState::On), true, None, Some(&d.status), &now);
+        inp.inspect_request = Some("r1");
+        inp.boot_mac = false;
+        assert!(decide(&inp, RESYNC).refused.is_empty());
+    }
 
     #[test]
     fn registration_then_power_on_then_steady() {
@@ -468,6 +652,8 @@ mod tests {
             bmc: Bmc::Absent,
             online: true,
             reboot_request: None,
+            inspect_request: None,
+            boot_mac: true,
             current: None,
             now: &now,
         };

@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use tracing::info;
+use tracing::{info, warn};
 
 pub use read::secret_refs;
 
@@ -51,28 +51,50 @@ pub async fn reconcile(
         .annotations()
         .get(crds::annotations::REBOOT)
         .map(String::as_str);
+    let inspect = server
+        .annotations()
+        .get(crds::annotations::INSPECT)
+        .map(String::as_str);
+    let power_now = match &bmc {
+        decide::Bmc::Observed { power, .. } => *power,
+        _ => PowerState::Unknown,
+    };
     let inputs = decide::Inputs {
         generation: server.metadata.generation,
         unresolved: &unresolved,
         bmc,
         online: server.spec.online,
         reboot_request: reboot,
+        inspect_request: inspect,
+        boot_mac: server.spec.boot_mac_address.is_some(),
         current: server.status.as_ref(),
         now: &now,
     };
-    let decision = decide::decide(&inputs, ctx.resync);
+    let mut decision = decide::decide(&inputs, ctx.resync);
     if let Some(t) = &decision.transition {
         info!(server = %server.name_any(), namespace = ?server.namespace(), from = ?t.from, to = ?t.to, "state transition");
     }
-    apply::status(&ctx, KIND, server, server.status.as_ref(), &decision.status).await?;
+    // The boot services own status.bootProgress (another field manager): never write it.
+    decision.status.boot_progress = None;
+    let current = server.status.clone().map(|mut s| {
+        s.boot_progress = None;
+        s
+    });
+    apply::status(&ctx, KIND, server, current.as_ref(), &decision.status).await?;
+    for (reason, note) in &decision.refused {
+        warn!(server = %server.name_any(), reason, note, "request refused");
+        publish(&ctx, server, EventType::Warning, reason, "Inspect", note.clone()).await;
+    }
     let mut requeue = decision.requeue;
     if let Some(action) = decision.action {
-        let bmc_action = match action {
-            decide::PowerAction::On => bmc::PowerAction::On,
-            decide::PowerAction::Off => bmc::PowerAction::Off,
-            decide::PowerAction::Reboot => bmc::PowerAction::Cycle,
+        let outcome = match action {
+            decide::PowerAction::On => observe::power(&ctx, server, bmc::PowerAction::On).await,
+            decide::PowerAction::Off => observe::power(&ctx, server, bmc::PowerAction::Off).await,
+            decide::PowerAction::Reboot => {
+                observe::power(&ctx, server, bmc::PowerAction::Cycle).await
+            }
+            decide::PowerAction::Netboot => observe::netboot(&ctx, server, power_now).await,
         };
-        let outcome = observe::power(&ctx, server, bmc_action).await;
         let (type_, note) = match &outcome {
             Ok(()) => (
                 EventType::Normal,
@@ -84,16 +106,7 @@ pub async fn reconcile(
             ),
         };
         info!(server = %server.name_any(), action = action.reason(), ok = outcome.is_ok(), "power action");
-        let event = Event {
-            type_,
-            reason: action.reason().into(),
-            note: Some(note),
-            action: "Power".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &server.object_ref(&())).await {
-            tracing::warn!(error = %e, "could not publish event");
-        }
+        publish(&ctx, server, type_, action.reason(), "Power", note).await;
         if let Err(e) = outcome {
             ctx.metrics.failed(KIND, e.reason());
             requeue = decide::backoff(decision.status.error_count.saturating_add(1));
@@ -101,6 +114,26 @@ pub async fn reconcile(
     }
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(requeue))
+}
+
+async fn publish(
+    ctx: &Context,
+    server: &Server,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &server.object_ref(&())).await {
+        warn!(error = %e, "could not publish event");
+    }
 }
 
 /// The BMC observation in the decide stage's terms.

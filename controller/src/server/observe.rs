@@ -148,3 +148,36 @@ pub async fn power(
         .map_err(|_| deadline_passed())??;
     Ok(())
 }
+
+/// Sends the server into a one-time network boot: boot override to the network (once, in the
+/// spec's boot mode), then power on, or power-cycle when it is already on.
+pub async fn netboot(ctx: &Context, server: &Server, power: crds::server::PowerState) -> Result<(), ObserveError> {
+    let Some(key) = key_of(ctx, server) else {
+        return Ok(());
+    };
+    let Some(driver) = ctx.bmcs.cached(&key) else {
+        return Err(ObserveError::Bmc(BmcError::Protocol(
+            "no BMC session; will retry".into(),
+        )));
+    };
+    let mode = match server.spec.boot_mode {
+        crds::server::BootMode::Uefi => bmc::BootMode::Uefi,
+        crds::server::BootMode::UefiSecureBoot => bmc::BootMode::UefiSecureBoot,
+        crds::server::BootMode::Legacy => bmc::BootMode::Legacy,
+    };
+    let action = if power == crds::server::PowerState::On {
+        bmc::PowerAction::Cycle
+    } else {
+        bmc::PowerAction::On
+    };
+    let _permit = ctx.bmcs.permit().await;
+    tokio::time::timeout(CONVERSATION_DEADLINE, async {
+        driver
+            .set_boot(bmc::BootDevice::Pxe, bmc::BootPersistence::Once, mode)
+            .await?;
+        driver.power(action).await
+    })
+    .await
+    .map_err(|_| deadline_passed())??;
+    Ok(())
+}

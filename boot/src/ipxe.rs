@@ -1,0 +1,101 @@
+//! iPXE scripts. Kernel and initrd URLs carry the MAC so the HTTP service knows which machine
+//! fetched them (a boot step); the command line carries the server's identity, where to call
+//! back, and its one-time boot token.
+
+/// Names of the ramdisk artifacts, as served under `/boot/<mac>/`.
+pub const KERNEL: &str = "vmlinuz";
+/// The initrd artifact.
+pub const INITRD: &str = "initrd.img";
+
+/// A ramdisk boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ramdisk<'a> {
+    /// Base URL of the HTTP boot service, e.g. `http://10.10.0.1:8081`.
+    pub base: &'a str,
+    /// The machine's boot MAC.
+    pub mac: &'a str,
+    /// `namespace/name` of the Server (`-` while undeclared).
+    pub server: &'a str,
+    /// Boot token (empty for discovery).
+    pub token: &'a str,
+    /// What the ramdisk is for: `inspect`, `provision`, `clean`, `discover`.
+    pub mode: &'a str,
+    /// Extra kernel arguments (console and the like).
+    pub kernel_args: &'a str,
+}
+
+/// The script that boots the ramdisk.
+pub fn ramdisk(r: &Ramdisk<'_>) -> String {
+    let Ramdisk {
+        base,
+        mac,
+        server,
+        token,
+        mode,
+        kernel_args,
+    } = r;
+    let mut args = format!(
+        "initrd={INITRD} groundwork.url={base} groundwork.server={server} groundwork.mode={mode}"
+    );
+    if !token.is_empty() {
+        args.push_str(&format!(" groundwork.token={token}"));
+    }
+    if !kernel_args.is_empty() {
+        args.push(' ');
+        args.push_str(kernel_args);
+    }
+    format!(
+        "#!ipxe\n\
+         echo Groundwork: {mode} ramdisk for {server}\n\
+         kernel {base}/boot/{mac}/{KERNEL} {args}\n\
+         initrd {base}/boot/{mac}/{INITRD}\n\
+         boot\n"
+    )
+}
+
+/// The script that sends a machine to its local disk: `exit` hands control back to the
+/// firmware, which boots the next device in its order.
+pub fn local_disk(server: &str, why: &str) -> String {
+    format!("#!ipxe\necho Groundwork: {server} boots from its local disk ({why})\nexit\n")
+}
+
+/// The script for a machine nobody declared, with auto-enrolment off.
+pub fn unknown(mac: &str) -> String {
+    format!("#!ipxe\necho Groundwork: {mac} is not a declared Server; not booting it\nexit\n")
+}
+
+/// Whether `s` is safe to put on a kernel command line unquoted (no spaces or control
+/// characters that would split or end it).
+pub fn plain_arg(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramdisk_script_names_the_server_and_its_token() {
+        let s = ramdisk(&Ramdisk {
+            base: "http://10.0.0.1:8081",
+            mac: "52:54:00:00:00:01",
+            server: "fra1/a01-u01",
+            token: "abc",
+            mode: "inspect",
+            kernel_args: "console=ttyS0",
+        });
+        assert!(s.starts_with("#!ipxe\n"));
+        assert!(s.contains("kernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0\n"));
+        assert!(s.contains("initrd http://10.0.0.1:8081/boot/52:54:00:00:00:01/initrd.img\n"));
+        assert!(s.ends_with("boot\n"));
+    }
+
+    #[test]
+    fn disk_and_unknown_scripts_exit() {
+        assert!(local_disk("fra1/x", "Provisioned").ends_with("exit\n"));
+        assert!(unknown("52:54:00:00:00:01").ends_with("exit\n"));
+        assert!(plain_arg("fra1/a01-u01"));
+        assert!(!plain_arg("a b"));
+        assert!(!plain_arg(""));
+    }
+}

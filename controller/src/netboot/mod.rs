@@ -1,0 +1,291 @@
+//! The network boot services, run on every replica (leader or not): DHCP answers from the
+//! site index, TFTP for the iPXE binaries, HTTP for scripts, the ramdisk and its callback.
+//! They watch Racks and Servers themselves, so a standby replica answers boots too.
+
+pub mod http;
+pub mod site;
+pub mod steps;
+pub mod target;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use boot::dhcp::server::{Advertise, Seen, SiteHandle};
+use boot::dhcp::{Mac, Site};
+use boot::token::TokenKey;
+use crds::{Rack, Server};
+use futures::StreamExt;
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::{Notify, mpsc};
+use tracing::{info, warn};
+
+use crate::config::BootConfig;
+use crate::metrics::Metrics;
+
+/// Errors starting the boot services.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The token key file is missing, unreadable or too short.
+    #[error("boot token key: {0}")]
+    Key(String),
+    /// Entering the namespace failed.
+    #[error(transparent)]
+    Netns(#[from] boot::netns::NetnsError),
+    /// A DHCP socket failed.
+    #[error(transparent)]
+    Dhcp(#[from] boot::dhcp::server::DhcpError),
+    /// The iPXE binaries are not there.
+    #[error(transparent)]
+    Tftp(#[from] boot::tftp::TftpError),
+    /// Binding a socket failed.
+    #[error("{what} on {addr}: {source}")]
+    Bind {
+        /// Which service.
+        what: &'static str,
+        /// Where.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// The caches and the index every boot service reads.
+pub struct Shared {
+    servers: Store<DeserializeGuard<Server>>,
+    index: RwLock<Arc<site::Index>>,
+    dhcp_site: SiteHandle,
+}
+
+impl Shared {
+    fn server(&self, ns: &str, name: &str) -> Option<Server> {
+        let guard = self.servers.get(&ObjectRef::new(name).within(ns))?;
+        guard.0.as_ref().ok().cloned()
+    }
+
+    /// The Server that declared this boot MAC.
+    pub fn server_by_mac(&self, mac: Mac) -> Option<Server> {
+        let index = self.index.read().ok()?.clone();
+        let (ns, name) = index.servers.get(&mac)?;
+        self.server(ns, name)
+    }
+}
+
+fn read_key(path: Option<&Path>) -> Result<TokenKey, BootError> {
+    let path = path.ok_or_else(|| {
+        BootError::Key("--boot-token-key-file is required with --boot-services".into())
+    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| BootError::Key(format!("cannot read {}: {e}", path.display())))?;
+    TokenKey::new(bytes.trim_ascii())
+        .ok_or_else(|| BootError::Key(format!("{} holds fewer than 32 bytes", path.display())))
+}
+
+fn netns_path(ns: Option<&str>) -> Option<PathBuf> {
+    ns.map(|n| {
+        if n.contains('/') {
+            PathBuf::from(n)
+        } else {
+            boot::netns::named(n)
+        }
+    })
+}
+
+/// Starts the boot services and runs them until `shutdown`. Errors only at start.
+pub async fn serve(
+    client: Client,
+    namespace: Option<&str>,
+    identity: &str,
+    config: &BootConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), BootError> {
+    let key = read_key(config.boot_token_key_file.as_deref())?;
+    let ns_path = netns_path(config.boot_netns.as_deref());
+    let tftp_root = Arc::new(boot::tftp::TftpRoot::new(
+        config.ipxe_dir.clone(),
+        &[boot::dhcp::client::BIOS_FILE, boot::dhcp::client::UEFI_FILE],
+    )?);
+
+    // Every socket is opened inside the boot namespace (when given).
+    let interfaces = config.dhcp_interfaces.clone();
+    let (http_addr, tftp_addr) = (config.boot_http_addr, config.tftp_addr);
+    let (bound, http_listener, tftp_socket) = boot::netns::within(ns_path.as_deref(), move || {
+        let bound = interfaces
+            .iter()
+            .map(|i| boot::dhcp::server::bind(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let http = std::net::TcpListener::bind(http_addr).map_err(|source| BootError::Bind {
+            what: "HTTP boot",
+            addr: http_addr,
+            source,
+        })?;
+        let tftp = std::net::UdpSocket::bind(tftp_addr).map_err(|source| BootError::Bind {
+            what: "TFTP",
+            addr: tftp_addr,
+            source,
+        })?;
+        for s in [http.set_nonblocking(true), tftp.set_nonblocking(true)] {
+            s.map_err(|source| BootError::Bind {
+                what: "boot socket",
+                addr: http_addr,
+                source,
+            })?;
+        }
+        Ok::<_, BootError>((bound, http, tftp))
+    })??;
+    let bind_err = |what, addr| move |source| BootError::Bind { what, addr, source };
+    let http_listener =
+        tokio::net::TcpListener::from_std(http_listener).map_err(bind_err("HTTP boot", http_addr))?;
+    let tftp_socket =
+        tokio::net::UdpSocket::from_std(tftp_socket).map_err(bind_err("TFTP", tftp_addr))?;
+
+    let (servers, server_writer) = reflector::store::<DeserializeGuard<Server>>();
+    let (racks, rack_writer) = reflector::store::<DeserializeGuard<Rack>>();
+    let shared = Arc::new(Shared {
+        servers: servers.clone(),
+        index: RwLock::default(),
+        dhcp_site: Arc::new(RwLock::new(Arc::new(Site::default()))),
+    });
+    let changed = Arc::new(Notify::new());
+    let wc = watcher::Config::default().any_semantic();
+    let (c1, c2) = (changed.clone(), changed.clone());
+    let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, namespace), wc.clone())
+        .default_backoff()
+        .reflect(server_writer)
+        .for_each(move |_| {
+            c1.notify_one();
+            futures::future::ready(())
+        });
+    let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, namespace), wc)
+        .default_backoff()
+        .reflect(rack_writer)
+        .for_each(move |_| {
+            c2.notify_one();
+            futures::future::ready(())
+        });
+    let indexer = reindex(shared.clone(), racks, servers, changed);
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "groundwork-boot".into(),
+            instance: Some(identity.to_string()),
+        },
+    );
+    let (seen_tx, seen_rx) = mpsc::channel::<Seen>(1024);
+    let dhcp = boot::dhcp::server::serve(
+        bound,
+        shared.dhcp_site.clone(),
+        Advertise {
+            http_port: config.boot_http_addr.port(),
+            address: config.boot_advertise_address,
+        },
+        metrics.boot.clone(),
+        seen_tx,
+    );
+    let dhcp_steps = report_dhcp(shared.clone(), client.clone(), recorder.clone(), seen_rx);
+    let tftp = boot::tftp::serve(tftp_socket, tftp_root, metrics.boot.clone());
+    let state = Arc::new(http::BootHttp {
+        shared,
+        client,
+        recorder,
+        key,
+        artifacts: config.boot_artifacts.clone(),
+        ipxe_dir: config.ipxe_dir.clone(),
+        auto_enroll: config.auto_enroll,
+        kernel_args: config.boot_kernel_args.clone(),
+        metrics: metrics.boot.clone(),
+    });
+    info!(http = %http_addr, tftp = %tftp_addr, dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
+    let http = axum::serve(http_listener, http::router(state));
+    tokio::select! {
+        () = shutdown => {}
+        _ = server_watch => warn!("server watch ended"),
+        _ = rack_watch => warn!("rack watch ended"),
+        () = indexer => {}
+        r = dhcp => if let Err(e) = r { warn!(error = %e, "DHCP stopped") },
+        () = dhcp_steps => {}
+        () = tftp => warn!("TFTP stopped"),
+        r = http => if let Err(e) = r { warn!(error = %e, "HTTP boot stopped") },
+    }
+    info!("boot services stopped");
+    Ok(())
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Rebuilds the index after changes, at most every 100 ms (bursts coalesce).
+async fn reindex(
+    shared: Arc<Shared>,
+    racks: Store<DeserializeGuard<Rack>>,
+    servers: Store<DeserializeGuard<Server>>,
+    changed: Arc<Notify>,
+) {
+    let mut last_conflicts = Vec::new();
+    loop {
+        changed.notified().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rack_objs = racks.state();
+        let server_objs = servers.state();
+        let idx = site::index(
+            rack_objs.iter().filter_map(|g| g.0.as_ref().ok()),
+            server_objs.iter().filter_map(|g| g.0.as_ref().ok()),
+        );
+        if idx.conflicts != last_conflicts {
+            for mac in &idx.conflicts {
+                warn!(%mac, "boot MAC declared by several Servers: not answering it");
+            }
+            last_conflicts = idx.conflicts.clone();
+        }
+        let dhcp_site = Arc::new(idx.site.clone());
+        if let Ok(mut s) = shared.dhcp_site.write() {
+            *s = dhcp_site;
+        }
+        if let Ok(mut i) = shared.index.write() {
+            *i = Arc::new(idx);
+        }
+    }
+}
+
+/// Turns DHCP acknowledgements into boot steps of the Servers that own the MACs.
+async fn report_dhcp(
+    shared: Arc<Shared>,
+    client: Client,
+    recorder: Recorder,
+    mut seen: mpsc::Receiver<Seen>,
+) {
+    while let Some(s) = seen.recv().await {
+        if s.sent != "ack" || s.address == Ipv4Addr::UNSPECIFIED {
+            continue;
+        }
+        let Some(server) = shared.server_by_mac(s.mac) else {
+            continue;
+        };
+        let details = steps::Details {
+            note: format!(
+                "DHCP acknowledged {} with {} ({} firmware, rack {})",
+                s.mac, s.address, s.firmware, s.rack
+            ),
+            fields: vec![
+                ("dhcpAddress", s.address.to_string()),
+                ("firmware", s.firmware.to_string()),
+            ],
+            hardware: None,
+        };
+        steps::record(&client, &recorder, &server, steps::Step::Dhcp, details).await;
+    }
+}

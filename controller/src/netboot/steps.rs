@@ -1,0 +1,142 @@
+//! Boot steps of an open attempt: a timestamp in `status.bootProgress` (field manager
+//! `groundwork-boot`, so the reconciler's own writes never reset it) and an Event. Steps of
+//! machines with no open attempt (an installed OS renewing its lease) write nothing.
+
+use crds::Server;
+use crds::server::HardwareInventory;
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::target::{Target, target};
+
+/// Field manager of the boot services' status writes.
+pub const FIELD_MANAGER: &str = "groundwork-boot";
+
+/// One boot step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// DHCP acknowledged the boot MAC.
+    Dhcp,
+    /// The iPXE script was served.
+    Script,
+    /// The kernel was fetched.
+    Kernel,
+    /// The initrd was fetched.
+    Initrd,
+    /// The ramdisk called back.
+    CalledBack,
+}
+
+impl Step {
+    fn field(self) -> &'static str {
+        match self {
+            Self::Dhcp => "dhcpAt",
+            Self::Script => "scriptAt",
+            Self::Kernel => "kernelAt",
+            Self::Initrd => "initrdAt",
+            Self::CalledBack => "calledBackAt",
+        }
+    }
+
+    /// Event reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Dhcp => "DHCPAcknowledged",
+            Self::Script => "BootScriptServed",
+            Self::Kernel => "KernelFetched",
+            Self::Initrd => "InitrdFetched",
+            Self::CalledBack => "RamdiskCalledBack",
+        }
+    }
+
+    fn recorded(self, p: &crds::server::BootProgress) -> bool {
+        match self {
+            Self::Dhcp => p.dhcp_at.is_some(),
+            Self::Script => p.script_at.is_some(),
+            Self::Kernel => p.kernel_at.is_some(),
+            Self::Initrd => p.initrd_at.is_some(),
+            Self::CalledBack => p.called_back_at.is_some(),
+        }
+    }
+}
+
+/// What a step carries besides its time.
+#[derive(Debug, Default)]
+pub struct Details {
+    /// Human note for the Event.
+    pub note: String,
+    /// Extra `bootProgress` fields (e.g. `dhcpAddress`, `firmware`).
+    pub fields: Vec<(&'static str, String)>,
+    /// The inventory the ramdisk reported.
+    pub hardware: Option<HardwareInventory>,
+}
+
+/// Records `step` for `server` if it has an open attempt and the step is new for it. Returns
+/// whether it was recorded.
+pub async fn record(
+    client: &kube::Client,
+    recorder: &Recorder,
+    server: &Server,
+    step: Step,
+    details: Details,
+) -> bool {
+    let status = server.status.as_ref();
+    let Target::Ramdisk(attempt) = target(status) else {
+        return false;
+    };
+    let progress = status
+        .and_then(|s| s.boot_progress.as_ref())
+        .filter(|p| p.attempt == attempt.id);
+    if progress.is_some_and(|p| step.recorded(p)) {
+        return false;
+    }
+    let mut boot = serde_json::Map::new();
+    boot.insert("attempt".into(), Value::String(attempt.id.clone()));
+    if progress.is_none() {
+        // A new attempt: clear the previous attempt's steps.
+        for s in [Step::Dhcp, Step::Script, Step::Kernel, Step::Initrd, Step::CalledBack] {
+            boot.insert(s.field().into(), Value::Null);
+        }
+        boot.insert("dhcpAddress".into(), Value::Null);
+        boot.insert("firmware".into(), Value::Null);
+    }
+    boot.insert(step.field().into(), Value::String(Timestamp::now().to_string()));
+    for (k, v) in &details.fields {
+        boot.insert((*k).into(), Value::String(v.clone()));
+    }
+    let mut status_patch = json!({ "bootProgress": boot });
+    if let Some(hw) = &details.hardware {
+        status_patch["hardware"] = json!(hw);
+    }
+    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
+    let patched = api
+        .patch_status(
+            &server.name_any(),
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({ "status": status_patch })),
+        )
+        .await;
+    if let Err(e) = patched {
+        warn!(server = %server.name_any(), step = step.reason(), error = %e, "boot step not recorded");
+        return false;
+    }
+    info!(server = %server.name_any(), attempt = %attempt.id, step = step.reason(), note = %details.note, "boot step");
+    let event = Event {
+        type_: EventType::Normal,
+        reason: step.reason().into(),
+        note: Some(details.note),
+        action: "Netboot".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &server.object_ref(&())).await {
+        warn!(error = %e, "could not publish event");
+    }
+    true
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Builds the test netboot ramdisk from Debian's kernel and busybox-static (hack/deps/boot.sh):
+#   hack/boot/ramdisk.sh OUTDIR   ->  OUTDIR/vmlinuz, OUTDIR/initrd.img (newc cpio, gzip)
+# The initrd holds busybox (every applet linked in /bin), the virtio modules the NIC and disk
+# need (Debian builds them as modules), hack/boot/init.sh as /init and a udhcpc script.
+# Builds are cached under ${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk/<key>/, keyed by
+# this script, init.sh, the kernel and busybox, so a rebuild is a hardlink; flock serialises
+# concurrent builders.
+set -euo pipefail
+
+[[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+out="$1"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# insmod order: dependencies first (there is no depmod/modprobe in the ramdisk).
+modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+  failover net_failover virtio_net virtio_blk)
+
+kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
+[[ -n "$kernel" ]] || { echo "ramdisk: no /boot/vmlinuz-* (run hack/deps/boot.sh)" >&2; exit 1; }
+kver="${kernel#/boot/vmlinuz-}"
+# busybox-static's: the ramdisk has no libc (a dynamic busybox would not start).
+busybox=/bin/busybox
+if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
+  echo "ramdisk: no static $busybox (run hack/deps/boot.sh)" >&2
+  exit 1
+fi
+bbver="$("$busybox" 2>&1 | head -n 1 || true)"
+
+# Key: the two scripts, the kernel (its version plus a hash of the image, since Debian can
+# rebuild a kernel without changing the ABI name) and the busybox version.
+key="$({
+  cat "$here/init.sh" "$here/ramdisk.sh"
+  echo "$kver"
+  sha256sum <"$kernel"
+  echo "$bbver"
+} | sha256sum | cut -c1-64)"
+cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk"
+dir="$cache/$key"
+mkdir -p "$cache"
+
+tmp=""
+trap 'rm -rf "$tmp"' EXIT # a half-built tree, if anything fails
+
+build() {
+  local root m src
+  tmp="$(mktemp -d "$cache/.build.XXXXXX")"
+  root="$tmp/root"
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
+  cp "$busybox" "$root/bin/busybox"
+  # Link every applet: cheap (symlinks) and /init or a debugging shell never misses one.
+  "$busybox" --list | while read -r a; do
+    [[ "$a" == busybox ]] || ln -sf busybox "$root/bin/$a"
+  done
+  ln -sf busybox "$root/bin/sh" # the kernel runs /init's #!/bin/sh
+  for m in "${modules[@]}"; do
+    src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
+    [[ -n "$src" ]] || { echo "ramdisk: module $m not found for $kver" >&2; return 1; }
+    # busybox insmod can't read compressed modules.
+    case "$src" in
+      *.xz) xz -dc "$src" ;;
+      *.zst) zstd -qdc "$src" ;;
+      *.gz) gzip -dc "$src" ;;
+      *) cat "$src" ;;
+    esac >"$root/lib/modules/$m.ko"
+    echo "$m" >>"$root/etc/modules"
+  done
+  install -m 0755 "$here/init.sh" "$root/init"
+  # udhcpc only talks to a script: configure address and default route, note the address.
+  cat >"$root/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound | renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    echo "$ip" >/tmp/dhcp-ip ;;
+esac
+exit 0
+EOF
+  chmod 0755 "$root/etc/udhcpc.script"
+  cp "$kernel" "$tmp/vmlinuz"
+  # Sorted names, root-owned, fixed mtimes, device-independent: same inputs, same bytes.
+  find "$root" -mindepth 1 -exec touch -h -d @0 {} +
+  (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+    cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$tmp/initrd.img"
+  rm -rf "$root"
+  chmod 0755 "$tmp"
+  mv -T "$tmp" "$dir" # atomic: a key directory is always complete
+  tmp=""
+}
+
+# One lock for the cache; check under it, a concurrent builder may just have made this key.
+exec 9>"$cache/.lock"
+flock 9
+# (Not `test || build`: set -e is off inside a function called from a || list.)
+if [[ ! -f "$dir/initrd.img" || ! -f "$dir/vmlinuz" ]]; then build; fi
+flock -u 9
+exec 9>&-
+
+mkdir -p "$out"
+for f in vmlinuz initrd.img; do
+  # Hardlink when on the same filesystem (instant), copy otherwise; then rename into place, so
+  # an existing OUTDIR file (maybe a hardlink into the cache) is replaced, never written into.
+  if [[ ! "$out/$f" -ef "$dir/$f" ]]; then
+    ln -f "$dir/$f" "$out/.$f.$$" 2>/dev/null || cp "$dir/$f" "$out/.$f.$$"
+    mv -f "$out/.$f.$$" "$out/$f"
+  fi
+  echo "$out/$f"
+done
