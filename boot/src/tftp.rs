@@ -384,7 +384,7 @@ struct Refusal {
 }
 
 fn decide(root: &TftpRoot, request: &Request) -> Result<(Arc<[u8]>, Negotiated), Refusal> {
-    if !is_plain_name(&request.filename) {
+    if request.write || !is_plain_name(&request.filename) {
         return Err(Refusal {
             code: ACCESS_VIOLATION,
             message: "access violation",

@@ -12,10 +12,22 @@ Every state change is printed as one JSON line on stdout (flushed), e.g.
 ``{"port": 6230, "event": "power_reset"}``, so tests can assert on what
 the BMC actually received.
 
+With ``--vm-command CMD`` the BMC powers a real machine (LABS.md section 9): power
+on runs CMD through the shell with GW_PORT, GW_BOOTDEV (pxe/disk/default) and GW_EFI
+(1/0) in its environment; CMD starts a VM in the background and prints its PID as its
+last line. Power off kills that PID; the power state *is* whether the process lives, so
+it cannot diverge from the machine (a guest that powers itself off reads as off). A
+one-time boot override is consumed by the next power on, as on real BMCs.
+
 Usage:
   python3 hack/bmc/ipmi_sim.py --user admin --password secret --port 6230 --port 6231
 Prints ``READY`` on stdout once all sockets are bound.
 """
+
+import os
+import signal
+import subprocess
+import time
 
 import argparse
 import json
@@ -32,6 +44,8 @@ def emit(**event):
 
 
 class SimBmc(bmc.Bmc):
+    vm_command = None
+
     def __init__(self, authdata, port, power):
         guid = uuid.UUID(int=0x5A5A0000_0000_4000_8000_000000000000 + port)
         super().__init__(authdata, port=port, bmcuuid=guid, address="127.0.0.1")
@@ -54,33 +68,85 @@ class SimBmc(bmc.Bmc):
         self._event("cold_reset")
         return 0
 
+    # -- a real VM behind the BMC (only with --vm-command) --
+    vm_pid = None
+
+    def _vm_alive(self):
+        if self.vm_pid is None:
+            return False
+        try:
+            with open(f"/proc/{self.vm_pid}/stat") as f:
+                # A zombie (exited, not yet reaped) is off.
+                return f.read().split(") ", 1)[1][0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    def _vm_start(self):
+        once = not (self.bootflags & 0x40)
+        bootdev = self.bootdevice if self.bootflags & 0x80 else "default"
+        env = dict(os.environ, GW_PORT=str(self.port), GW_BOOTDEV={"network": "pxe", "hd": "disk"}.get(bootdev, "default"),
+                   GW_EFI="1" if self.bootflags & 0x20 else "0")
+        out = subprocess.run(self.vm_command, shell=True, env=env, capture_output=True, text=True, timeout=60)
+        lines = out.stdout.strip().splitlines()
+        if out.returncode != 0 or not lines or not lines[-1].strip().isdigit():
+            self._event("vm_start_failed", rc=out.returncode, stderr=out.stderr[-500:])
+            return
+        self.vm_pid = int(lines[-1].strip())
+        self._event("vm_started", pid=self.vm_pid, bootdev=env["GW_BOOTDEV"], efi=env["GW_EFI"] == "1")
+        if once:
+            self.bootflags &= 0x7F  # a one-time override is used up
+
+    def _vm_stop(self):
+        if self._vm_alive():
+            os.kill(self.vm_pid, signal.SIGKILL)
+            for _ in range(50):
+                if not self._vm_alive():
+                    break
+                time.sleep(0.1)
+            self._event("vm_killed", pid=self.vm_pid)
+        self.vm_pid = None
+
     def get_power_state(self):
+        if self.vm_command:
+            return "on" if self._vm_alive() else "off"
         return self.powerstate
 
     def power_off(self):
         self.powerstate = "off"
+        if self.vm_command:
+            self._vm_stop()
         self._event("power_off")
 
     def power_on(self):
         self.powerstate = "on"
+        if self.vm_command and not self._vm_alive():
+            self._vm_start()
         self._event("power_on")
 
     def power_cycle(self):
         # A cycle of an off machine is refused on real BMCs (0xd5: not
         # supported in present state); an on machine ends up on again.
-        if self.powerstate != "on":
+        if self.get_power_state() != "on":
             self._event("power_cycle_refused")
             return 0xD5
         self._event("power_cycle")
+        if self.vm_command:
+            self._vm_stop()
+            self._vm_start()
         return 0
 
     def power_reset(self):
         self._event("power_reset")
         self.powerstate = "on"
+        if self.vm_command:
+            self._vm_stop()
+            self._vm_start()
         return 0
 
     def power_shutdown(self):
         self.powerstate = "off"
+        if self.vm_command:
+            self._vm_stop()
         self._event("power_shutdown")
 
     def pulse_diag(self):
@@ -88,7 +154,7 @@ class SimBmc(bmc.Bmc):
         return 0
 
     def is_active(self):
-        return self.powerstate == "on"
+        return self.get_power_state() == "on"
 
     def get_boot_device(self):
         return self.bootdevice
@@ -127,7 +193,9 @@ def main():
     parser.add_argument("--password", required=True)
     parser.add_argument("--port", type=int, action="append", required=True)
     parser.add_argument("--power", choices=["on", "off"], default="off")
+    parser.add_argument("--vm-command", help="shell command that starts this BMC's VM and prints its PID")
     args = parser.parse_args()
+    SimBmc.vm_command = args.vm_command
     auth = {args.user: args.password}
     bmcs = [SimBmc(auth, port, args.power) for port in args.port]
     emit(event="ready", ports=[b.port for b in bmcs])

@@ -18,6 +18,8 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use tokio::sync::oneshot;
 
+pub mod netlab;
+
 /// The control plane directory written by `hack/controlplane.sh up` (kubeconfig, audit log,
 /// etcd URL). Panics when the variable or the directory is missing.
 pub fn controlplane_dir() -> PathBuf {
@@ -172,6 +174,12 @@ pub struct RunningController {
 impl RunningController {
     /// Starts the controllers watching `namespace` and waits until the caches synced.
     pub async fn start(client: Client, namespace: &str) -> Self {
+        Self::start_with(client, namespace, &[]).await
+    }
+
+    /// Like [`Self::start`] with extra controller flags; with `--boot-services` the boot
+    /// services run too (as in the binary, beside the controllers).
+    pub async fn start_with(client: Client, namespace: &str, extra: &[String]) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -180,7 +188,9 @@ impl RunningController {
             .with_ansi(false)
             .with_writer(|| CapturedLog)
             .try_init();
-        let config = parse_config(&["--namespace", namespace, "--resync-seconds", "3600"]);
+        let mut args = vec!["--namespace", namespace, "--resync-seconds", "3600"];
+        args.extend(extra.iter().map(String::as_str));
+        let config = parse_config(&args);
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health {
             metrics: metrics.clone(),
@@ -189,10 +199,26 @@ impl RunningController {
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = stopped.map(|_| ()).shared();
         let (m, h) = (metrics.clone(), health.clone());
-        let task =
-            tokio::spawn(
-                async move { controller::run::run(client, &config, m, h, shutdown).await },
+        let task = tokio::spawn(async move {
+            let boot = async {
+                if config.boot.boot_services {
+                    controller::netboot::serve(
+                        client.clone(),
+                        config.namespace.as_deref(),
+                        "test",
+                        &config.boot,
+                        m.clone(),
+                        shutdown.clone(),
+                    )
+                    .await
+                    .expect("boot services failed to start");
+                }
+            };
+            tokio::join!(
+                boot,
+                controller::run::run(client.clone(), &config, m.clone(), h, shutdown.clone())
             );
+        });
         let running = Self {
             stop: Some(stop),
             task,
