@@ -67,7 +67,9 @@ pub fn unknown(mac: &str) -> String {
 /// Whether `s` is safe to put on a kernel command line unquoted (no spaces or control
 /// characters that would split or end it).
 pub fn plain_arg(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
 }
 
 #[cfg(test)]

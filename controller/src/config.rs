@@ -63,14 +63,22 @@ pub struct BootConfig {
     #[arg(long, env = "GROUNDWORK_BOOT_SERVICES")]
     pub boot_services: bool,
     /// Answer DHCP on this provisioning interface (repeat for several racks' networks).
-    #[arg(long = "dhcp-interface", env = "GROUNDWORK_DHCP_INTERFACES", value_delimiter = ',')]
+    #[arg(
+        long = "dhcp-interface",
+        env = "GROUNDWORK_DHCP_INTERFACES",
+        value_delimiter = ','
+    )]
     pub dhcp_interfaces: Vec<String>,
     /// Open the boot services' sockets inside this network namespace (a name under
     /// /run/netns or a path); for labs and tests, production uses hostNetwork.
     #[arg(long, env = "GROUNDWORK_BOOT_NETNS")]
     pub boot_netns: Option<String>,
     /// Address of the HTTP boot service (iPXE scripts, kernel, initrd, callbacks).
-    #[arg(long, env = "GROUNDWORK_BOOT_HTTP_ADDR", default_value = "0.0.0.0:8081")]
+    #[arg(
+        long,
+        env = "GROUNDWORK_BOOT_HTTP_ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
     pub boot_http_addr: SocketAddr,
     /// Address of the TFTP service (the iPXE binaries only).
     #[arg(long, env = "GROUNDWORK_TFTP_ADDR", default_value = "0.0.0.0:69")]
@@ -80,7 +88,11 @@ pub struct BootConfig {
     #[arg(long, env = "GROUNDWORK_BOOT_ADVERTISE_ADDRESS")]
     pub boot_advertise_address: Option<std::net::Ipv4Addr>,
     /// Directory holding the ramdisk: `vmlinuz` and `initrd.img`.
-    #[arg(long, env = "GROUNDWORK_BOOT_ARTIFACTS", default_value = "/var/lib/groundwork/boot")]
+    #[arg(
+        long,
+        env = "GROUNDWORK_BOOT_ARTIFACTS",
+        default_value = "/var/lib/groundwork/boot"
+    )]
     pub boot_artifacts: std::path::PathBuf,
     /// Directory holding Debian's iPXE binaries (`undionly.kpxe`, `ipxe.efi`).
     #[arg(long, env = "GROUNDWORK_IPXE_DIR", default_value = "/usr/lib/ipxe")]
@@ -94,7 +106,11 @@ pub struct BootConfig {
     #[arg(long, env = "GROUNDWORK_AUTO_ENROLL")]
     pub auto_enroll: bool,
     /// Extra kernel arguments for the ramdisk.
-    #[arg(long, env = "GROUNDWORK_BOOT_KERNEL_ARGS", default_value = "console=ttyS0,115200")]
+    #[arg(
+        long,
+        env = "GROUNDWORK_BOOT_KERNEL_ARGS",
+        default_value = "console=ttyS0,115200"
+    )]
     pub boot_kernel_args: String,
 }
 

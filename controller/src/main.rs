@@ -77,8 +77,11 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
         // Boot services run on every replica, leader or not: losing the leader loses no boot.
         let boot_shutdown = shutdown.clone();
         let (boot_client, boot_metrics) = (client.clone(), metrics.clone());
-        let (boot_config, boot_ns, boot_id) =
-            (config.boot.clone(), config.namespace.clone(), identity.clone());
+        let (boot_config, boot_ns, boot_id) = (
+            config.boot.clone(),
+            config.namespace.clone(),
+            identity.clone(),
+        );
         tokio::spawn(async move {
             let served = controller::netboot::serve(
                 boot_client,

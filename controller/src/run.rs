@@ -34,10 +34,14 @@ where
     }
 }
 
-/// Passes an object on only when its spec (generation) or annotations changed, or on first
-/// sight. A reconciler's own status writes then do not re-trigger it, so its requeue (and
-/// backoff) decides when it looks again; annotations carry the reboot and inspect requests.
-fn intent_changed<K: Resource>(stream: impl Stream<Item = Arc<K>>) -> impl Stream<Item = Arc<K>> {
+/// Passes an object on only when its spec (generation), its annotations or what `external`
+/// picks out changed, or on first sight. A reconciler's own status writes then do not
+/// re-trigger it, so its requeue (and backoff) decides when it looks again; annotations carry
+/// the reboot and inspect requests, `external` the status fields other components write.
+fn intent_changed<K: Resource>(
+    stream: impl Stream<Item = Arc<K>>,
+    external: fn(&K) -> Option<String>,
+) -> impl Stream<Item = Arc<K>> {
     let seen: Mutex<HashMap<String, (Option<i64>, u64)>> = Mutex::default();
     stream.filter(move |obj| {
         use std::hash::{Hash, Hasher};
@@ -45,6 +49,7 @@ fn intent_changed<K: Resource>(stream: impl Stream<Item = Arc<K>>) -> impl Strea
         let key = meta.uid.clone().unwrap_or_default();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         meta.annotations.hash(&mut hasher);
+        external(obj).hash(&mut hasher);
         let intent = (meta.generation, hasher.finish());
         let changed = seen
             .lock()
@@ -52,6 +57,16 @@ fn intent_changed<K: Resource>(stream: impl Stream<Item = Arc<K>>) -> impl Strea
             .unwrap_or(true);
         future::ready(changed)
     })
+}
+
+/// The boot services' record of the ramdisk calling back (it ends an inspection).
+fn boot_callback(s: &DeserializeGuard<Server>) -> Option<String> {
+    let progress = s.0.as_ref().ok()?.status.as_ref()?.boot_progress.as_ref()?;
+    Some(format!(
+        "{}:{:?}",
+        progress.attempt,
+        progress.called_back_at.as_ref().map(|t| t.0)
+    ))
 }
 
 /// Runs until `shutdown` resolves or the caches fail for good.
@@ -158,32 +173,34 @@ pub async fn run(
 
     let by_rack = servers.clone();
     let by_secret = servers.clone();
-    let server_controller =
-        Controller::for_shared_stream(intent_changed(servers_for_servers), servers.clone())
-            .with_config(cc.clone())
-            .watches_shared_stream(
-                intent_changed(racks_for_servers),
-                move |r: Arc<DeserializeGuard<Rack>>| {
-                    let ns = r.namespace().unwrap_or_default();
-                    server::in_rack(&by_rack, &ns, &r.name_any())
-                },
-            )
-            .watches_shared_stream(
-                secrets_for_servers,
-                move |s: Arc<PartialObjectMeta<Secret>>| {
-                    let ns = s.namespace().unwrap_or_default();
-                    server::referencing_secret(&by_secret, &ns, &s.name_any())
-                },
-            )
-            .graceful_shutdown_on(shutdown.clone())
-            .run(
-                server::reconcile,
-                |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
-                    backoff(&ctx, server::KIND, e.metric_label(), e)
-                },
-                ctx.clone(),
-            )
-            .for_each(|_| future::ready(()));
+    let server_controller = Controller::for_shared_stream(
+        intent_changed(servers_for_servers, boot_callback),
+        servers.clone(),
+    )
+    .with_config(cc.clone())
+    .watches_shared_stream(
+        intent_changed(racks_for_servers, |_| None),
+        move |r: Arc<DeserializeGuard<Rack>>| {
+            let ns = r.namespace().unwrap_or_default();
+            server::in_rack(&by_rack, &ns, &r.name_any())
+        },
+    )
+    .watches_shared_stream(
+        secrets_for_servers,
+        move |s: Arc<PartialObjectMeta<Secret>>| {
+            let ns = s.namespace().unwrap_or_default();
+            server::referencing_secret(&by_secret, &ns, &s.name_any())
+        },
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        server::reconcile,
+        |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
+            backoff(&ctx, server::KIND, e.metric_label(), e)
+        },
+        ctx.clone(),
+    )
+    .for_each(|_| future::ready(()));
 
     let link_peers: Store<DeserializeGuard<UpstreamLink>> = links.clone();
     let link_controller = Controller::for_shared_stream(links_for_links, links.clone())

@@ -50,7 +50,11 @@ impl NetLab {
     /// A new, empty lab. Panics unless root with `ip` present.
     pub fn new() -> Self {
         let uid = run(Command::new("id").arg("-u"));
-        assert_eq!(uid.trim(), "0", "the boot tests need root (network namespaces)");
+        assert_eq!(
+            uid.trim(),
+            "0",
+            "the boot tests need root (network namespaces)"
+        );
         require("ip");
         let id = format!(
             "gwb{}{}",
@@ -104,7 +108,9 @@ impl NetLab {
         mac_b: Option<&str>,
         addr_b: Option<&str>,
     ) {
-        ip(&["-n", ns_a, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b]);
+        ip(&[
+            "-n", ns_a, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b,
+        ]);
         if let Some(br) = bridge_a {
             ip(&["-n", ns_a, "link", "set", a, "master", br]);
         }
@@ -155,20 +161,32 @@ impl NetLab {
     /// IPv6 autoconfiguration on every boot (LABS.md section 4).
     pub fn router_adverts(&mut self, ns: &str, bridge: &str, prefix: &str) {
         let dnsmasq = require("dnsmasq");
-        ip(&["-n", ns, "addr", "add", &format!("{prefix}1/64"), "dev", bridge, "nodad"]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{prefix}1/64"),
+            "dev",
+            bridge,
+            "nodad",
+        ]);
         let pidfile = self.dir.join(format!("ra-{bridge}.pid"));
         self.spawn(
-            Command::new("ip").args(["netns", "exec", ns]).arg(dnsmasq).args([
-                "-k",
-                "--port=0",
-                "--no-resolv",
-                "--no-hosts",
-                &format!("--interface={bridge}"),
-                "--bind-interfaces",
-                "--enable-ra",
-                &format!("--dhcp-range={prefix},ra-only,64"),
-                &format!("--pid-file={}", pidfile.display()),
-            ]),
+            Command::new("ip")
+                .args(["netns", "exec", ns])
+                .arg(dnsmasq)
+                .args([
+                    "-k",
+                    "--port=0",
+                    "--no-resolv",
+                    "--no-hosts",
+                    &format!("--interface={bridge}"),
+                    "--bind-interfaces",
+                    "--enable-ra",
+                    &format!("--dhcp-range={prefix},ra-only,64"),
+                    &format!("--pid-file={}", pidfile.display()),
+                ]),
             &format!("ra-{bridge}.log"),
         );
     }
@@ -177,11 +195,16 @@ impl NetLab {
     /// when no server answered within ~3 s.
     pub fn udhcpc(&self, ns: &str, iface: &str) -> Option<Ipv4Addr> {
         let script = self.dir.join("udhcpc.sh");
-        std::fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip\"\nexit 0\n")
-            .unwrap();
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE $ip\"\nexit 0\n",
+        )
+        .unwrap();
         run(Command::new("chmod").arg("+x").arg(&script));
         let out = Command::new("ip")
-            .args(["netns", "exec", ns, "busybox", "udhcpc", "-f", "-q", "-n", "-t", "3", "-T", "1"])
+            .args([
+                "netns", "exec", ns, "busybox", "udhcpc", "-f", "-q", "-n", "-t", "3", "-T", "1",
+            ])
             .args(["-i", iface, "-s"])
             .arg(&script)
             .output()
@@ -244,9 +267,7 @@ impl NetLab {
         };
         for e in entries.flatten() {
             let p = e.path();
-            let is_log = p
-                .extension()
-                .is_some_and(|x| x == "log" || x == "serial");
+            let is_log = p.extension().is_some_and(|x| x == "log" || x == "serial");
             if is_log {
                 let text = std::fs::read_to_string(&p).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();

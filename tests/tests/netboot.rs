@@ -80,11 +80,17 @@ fn boot_flags(lab: &NetLab, boot_ns: &str, interface: &str) -> Vec<String> {
 }
 
 fn curl_in(ns: &str, url: &str) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "5", url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::task::block_in_place(|| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "5", url])
+            .output()
+    })
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -115,10 +121,14 @@ async fn bios_and_uefi_machines_netboot_into_the_ramdisk_and_report_in() {
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
     for name in ["bios", "uefi"] {
-        eventually(Duration::from_secs(60), &format!("{name} Available"), || async {
-            let s = api.get(name).await.ok()?;
-            (s.status?.state? == crds::ServerState::Available).then_some(())
-        })
+        eventually(
+            Duration::from_secs(60),
+            &format!("{name} Available"),
+            || async {
+                let s = api.get(name).await.ok()?;
+                (s.status?.state? == crds::ServerState::Available).then_some(())
+            },
+        )
         .await;
         // While Available, the machine is sent to its disk, never to the ramdisk.
         let mac = if name == "bios" { BIOS_MAC } else { UEFI_MAC };
@@ -139,8 +149,7 @@ async fn bios_and_uefi_machines_netboot_into_the_ramdisk_and_report_in() {
             || async {
                 let s = api.get(name).await.ok()?;
                 let st = s.status.as_ref()?;
-                (st.state? == crds::ServerState::Available && st.hardware.is_some())
-                    .then_some(s)
+                (st.state? == crds::ServerState::Available && st.hardware.is_some()).then_some(s)
             },
         )
         .await;
@@ -157,11 +166,18 @@ async fn bios_and_uefi_machines_netboot_into_the_ramdisk_and_report_in() {
             assert!(at.is_some(), "{name}: step {step} missing: {p:?}");
         }
         assert_eq!(p.firmware.as_deref(), Some(firmware), "{name}");
-        assert!(p.dhcp_address.unwrap().starts_with("10.61.0.1"), "U1/U2 → .11/.12");
+        assert!(
+            p.dhcp_address.unwrap().starts_with("10.61.0.1"),
+            "U1/U2 → .11/.12"
+        );
         let hw = st.hardware.unwrap();
         assert!(hw.cpu_count >= 1 && hw.memory_bytes > 0, "{hw:?}");
         assert!(hw.nics.iter().any(|n| n.mac == mac), "{hw:?}");
-        assert!(st.phases.iter().any(|ph| ph.name == "Inspecting" && ph.duration_ms.is_some()));
+        assert!(
+            st.phases
+                .iter()
+                .any(|ph| ph.name == "Inspecting" && ph.duration_ms.is_some())
+        );
         // Inspected: back to the disk; the token of the finished attempt is refused.
         let script = curl_in(&boot_ns, &format!("http://10.61.0.2:8081/boot/{mac}.ipxe"));
         assert!(script.contains("\nexit\n"), "{script}");
@@ -176,8 +192,16 @@ async fn bios_and_uefi_machines_netboot_into_the_ramdisk_and_report_in() {
         .into_iter()
         .filter_map(|e| e.reason)
         .collect();
-    for r in ["DHCPAcknowledged", "BootScriptServed", "KernelFetched", "RamdiskCalledBack"] {
-        assert!(reasons.iter().any(|x| x == r), "event {r} missing: {reasons:?}");
+    for r in [
+        "DHCPAcknowledged",
+        "BootScriptServed",
+        "KernelFetched",
+        "RamdiskCalledBack",
+    ] {
+        assert!(
+            reasons.iter().any(|x| x == r),
+            "event {r} missing: {reasons:?}"
+        );
     }
     let metrics = controller.metrics.registry_text();
     assert!(

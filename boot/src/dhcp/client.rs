@@ -152,7 +152,10 @@ mod tests {
             "http://10.0.0.1:8081/boot/ipxe.efi"
         );
         assert_eq!(boot_file(Client::UefiPxe, &s, mac).unwrap(), "ipxe.efi");
-        assert_eq!(boot_file(Client::BiosPxe, &s, mac).unwrap(), "undionly.kpxe");
+        assert_eq!(
+            boot_file(Client::BiosPxe, &s, mac).unwrap(),
+            "undionly.kpxe"
+        );
         assert_eq!(boot_file(Client::Plain, &s, mac), None);
     }
 }

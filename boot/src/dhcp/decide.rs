@@ -282,13 +282,13 @@ fn proxy(
     };
     let mut reply = base_reply(msg, sent, server);
     reply.set_yiaddr(Ipv4Addr::UNSPECIFIED);
-    reply.opts_mut().insert(DhcpOption::ClassIdentifier(
-        if client == Client::UefiHttp {
+    reply
+        .opts_mut()
+        .insert(DhcpOption::ClassIdentifier(if client == Client::UefiHttp {
             b"HTTPClient".to_vec()
         } else {
             b"PXEClient".to_vec()
-        },
-    ));
+        }));
     // PXE discovery control: no multicast/broadcast discovery, use the boot file given here.
     reply
         .opts_mut()
@@ -344,7 +344,9 @@ fn add_boot(reply: &mut Message, client: Client, server: &BootServer, mac: Mac) 
             .opts_mut()
             .insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
     }
-    reply.opts_mut().insert(DhcpOption::BootfileName(file.clone().into_bytes()));
+    reply
+        .opts_mut()
+        .insert(DhcpOption::BootfileName(file.clone().into_bytes()));
     // The BOOTP file field holds 128 bytes; longer URLs travel only in option 67.
     if file.len() < 128 {
         reply.set_fname_str(&file);
@@ -397,10 +399,12 @@ fn requested_address(msg: &Message) -> Option<Ipv4Addr> {
 /// RFC 3527 link selection (option 82.5): the relay names the client's subnet explicitly.
 fn link_selection(msg: &Message) -> Option<Ipv4Addr> {
     match msg.opts().get(OptionCode::RelayAgentInformation) {
-        Some(DhcpOption::RelayAgentInformation(info)) => match info.get(relay::RelayCode::LinkSelection) {
-            Some(relay::RelayInfo::LinkSelection(a)) => Some(*a),
-            _ => None,
-        },
+        Some(DhcpOption::RelayAgentInformation(info)) => {
+            match info.get(relay::RelayCode::LinkSelection) {
+                Some(relay::RelayInfo::LinkSelection(a)) => Some(*a),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -508,7 +512,14 @@ mod tests {
             &on("10.1.0.2/24"),
             &mut leases,
         );
-        let Outcome::Reply { reply, sent, to, address, .. } = out else {
+        let Outcome::Reply {
+            reply,
+            sent,
+            to,
+            address,
+            ..
+        } = out
+        else {
             panic!("no reply: {out:?}")
         };
         assert_eq!((sent, to), ("offer", Destination::Broadcast));
@@ -518,7 +529,9 @@ mod tests {
             reply.fname_str().unwrap().unwrap(),
             "http://10.1.0.2:8081/boot/52:54:00:a0:00:01.ipxe"
         );
-        assert!(matches!(reply.opts().get(OptionCode::Hostname), Some(DhcpOption::Hostname(h)) if h == "a-u01"));
+        assert!(
+            matches!(reply.opts().get(OptionCode::Hostname), Some(DhcpOption::Hostname(h)) if h == "a-u01")
+        );
         // REQUEST for it: ACK; for another address: NAK.
         let req = packet(
             A_MAC,
@@ -528,13 +541,19 @@ mod tests {
                 DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 1, 0, 2)),
             ],
         );
-        assert!(matches!(run(&req, &on("10.1.0.2/24"), &mut leases), Outcome::Reply { sent: "ack", .. }));
+        assert!(matches!(
+            run(&req, &on("10.1.0.2/24"), &mut leases),
+            Outcome::Reply { sent: "ack", .. }
+        ));
         let wrong = packet(
             A_MAC,
             MessageType::Request,
             vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 1, 0, 99))],
         );
-        assert!(matches!(run(&wrong, &on("10.1.0.2/24"), &mut leases), Outcome::Reply { sent: "nak", .. }));
+        assert!(matches!(
+            run(&wrong, &on("10.1.0.2/24"), &mut leases),
+            Outcome::Reply { sent: "nak", .. }
+        ));
         assert!(leases.is_empty(), "reservations take no discovery lease");
     }
 
@@ -566,16 +585,35 @@ mod tests {
         }));
         // Arrives on an interface in no rack (the routed uplink).
         let out = run(&m, &on("192.168.50.2/24"), &mut Leases::default());
-        let Outcome::Reply { rack, to, reply, address, .. } = out else {
+        let Outcome::Reply {
+            rack,
+            to,
+            reply,
+            address,
+            ..
+        } = out
+        else {
             panic!("no reply: {out:?}")
         };
         assert_eq!(rack, "fra1/b");
         assert_eq!(to, Destination::Relay(Ipv4Addr::new(10, 2, 0, 1)));
         assert_eq!(address, Ipv4Addr::new(10, 2, 0, 11));
-        assert!(reply.opts().get(OptionCode::RelayAgentInformation).is_some(), "option 82 echoed");
+        assert!(
+            reply
+                .opts()
+                .get(OptionCode::RelayAgentInformation)
+                .is_some(),
+            "option 82 echoed"
+        );
         // The same machine relayed from rack A's relay: wrong rack.
         m.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
-        assert!(matches!(run(&m, &on("192.168.50.2/24"), &mut Leases::default()), Outcome::Dropped { reason: Drop::WrongRack, .. }));
+        assert!(matches!(
+            run(&m, &on("192.168.50.2/24"), &mut Leases::default()),
+            Outcome::Dropped {
+                reason: Drop::WrongRack,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -587,18 +625,40 @@ mod tests {
             &on("10.1.0.2/24"),
             &mut leases,
         );
-        let Outcome::Reply { reply, address, firmware, .. } = out else {
+        let Outcome::Reply {
+            reply,
+            address,
+            firmware,
+            ..
+        } = out
+        else {
             panic!("no reply")
         };
         assert_eq!(firmware, "uefi-http");
         assert!((100..=101).contains(&address.octets()[3]));
-        assert!(matches!(reply.opts().get(OptionCode::ClassIdentifier), Some(DhcpOption::ClassIdentifier(v)) if v == b"HTTPClient"));
-        assert_eq!(reply.fname_str().unwrap().unwrap(), "http://10.1.0.2:8081/boot/ipxe.efi");
+        assert!(
+            matches!(reply.opts().get(OptionCode::ClassIdentifier), Some(DhcpOption::ClassIdentifier(v)) if v == b"HTTPClient")
+        );
+        assert_eq!(
+            reply.fname_str().unwrap().unwrap(),
+            "http://10.1.0.2:8081/boot/ipxe.efi"
+        );
         // Range of two: the third unknown machine is refused.
-        run(&packet([2, 0, 0, 0, 0, 2], MessageType::Discover, vec![]), &on("10.1.0.2/24"), &mut leases);
+        run(
+            &packet([2, 0, 0, 0, 0, 2], MessageType::Discover, vec![]),
+            &on("10.1.0.2/24"),
+            &mut leases,
+        );
         assert!(matches!(
-            run(&packet([2, 0, 0, 0, 0, 3], MessageType::Discover, vec![]), &on("10.1.0.2/24"), &mut leases),
-            Outcome::Dropped { reason: Drop::RangeExhausted, .. }
+            run(
+                &packet([2, 0, 0, 0, 0, 3], MessageType::Discover, vec![]),
+                &on("10.1.0.2/24"),
+                &mut leases
+            ),
+            Outcome::Dropped {
+                reason: Drop::RangeExhausted,
+                ..
+            }
         ));
     }
 
@@ -611,8 +671,14 @@ mod tests {
             ]
         };
         for (arch, file) in [(0, "undionly.kpxe"), (7, "ipxe.efi")] {
-            let out = run(&packet(A_MAC, MessageType::Discover, pxe(arch)), &on("10.1.0.2/24"), &mut Leases::default());
-            let Outcome::Reply { reply, .. } = out else { panic!() };
+            let out = run(
+                &packet(A_MAC, MessageType::Discover, pxe(arch)),
+                &on("10.1.0.2/24"),
+                &mut Leases::default(),
+            );
+            let Outcome::Reply { reply, .. } = out else {
+                panic!()
+            };
             assert_eq!(reply.fname_str().unwrap().unwrap(), file);
             assert_eq!(reply.siaddr(), Ipv4Addr::new(10, 1, 0, 2));
         }
@@ -624,16 +690,46 @@ mod tests {
             DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000:UNDI:002001".to_vec()),
             DhcpOption::ClientSystemArchitecture(0.into()),
         ];
-        let out = run(&packet([2, 0, 0, 0, 0, 9], MessageType::Discover, pxe.clone()), &on("10.3.0.2/24"), &mut Leases::default());
-        let Outcome::Reply { reply, sent, .. } = out else { panic!() };
+        let out = run(
+            &packet([2, 0, 0, 0, 0, 9], MessageType::Discover, pxe.clone()),
+            &on("10.3.0.2/24"),
+            &mut Leases::default(),
+        );
+        let Outcome::Reply { reply, sent, .. } = out else {
+            panic!()
+        };
         assert_eq!(sent, "offer");
         assert_eq!(reply.yiaddr(), Ipv4Addr::UNSPECIFIED);
         assert!(reply.opts().get(OptionCode::AddressLeaseTime).is_none());
-        let plain = run(&packet([2, 0, 0, 0, 0, 9], MessageType::Discover, vec![]), &on("10.3.0.2/24"), &mut Leases::default());
-        assert!(matches!(plain, Outcome::Dropped { reason: Drop::NotBootClient, .. }));
-        let port_4011 = Ingress { interface: vec!["10.3.0.2/24".parse().unwrap()], proxy_port: true };
-        let ack = run(&packet([2, 0, 0, 0, 0, 9], MessageType::Request, pxe), &port_4011, &mut Leases::default());
-        assert!(matches!(ack, Outcome::Reply { sent: "ack", to: Destination::Sender, .. }));
+        let plain = run(
+            &packet([2, 0, 0, 0, 0, 9], MessageType::Discover, vec![]),
+            &on("10.3.0.2/24"),
+            &mut Leases::default(),
+        );
+        assert!(matches!(
+            plain,
+            Outcome::Dropped {
+                reason: Drop::NotBootClient,
+                ..
+            }
+        ));
+        let port_4011 = Ingress {
+            interface: vec!["10.3.0.2/24".parse().unwrap()],
+            proxy_port: true,
+        };
+        let ack = run(
+            &packet([2, 0, 0, 0, 0, 9], MessageType::Request, pxe),
+            &port_4011,
+            &mut Leases::default(),
+        );
+        assert!(matches!(
+            ack,
+            Outcome::Reply {
+                sent: "ack",
+                to: Destination::Sender,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -641,7 +737,12 @@ mod tests {
         let mut leases = Leases::default();
         let ing = on("10.1.0.2/24");
         let good = bytes(&packet(A_MAC, MessageType::Discover, vec![]));
-        for bad in [&[][..], &[1, 2, 3][..], &good[..100], &good[..good.len() - 5]] {
+        for bad in [
+            &[][..],
+            &[1, 2, 3][..],
+            &good[..100],
+            &good[..good.len() - 5],
+        ] {
             let out = answer(bad, &ing, &site(), server, &mut leases, Instant::now());
             assert!(matches!(out, Outcome::Dropped { .. }), "{out:?}");
         }
@@ -651,15 +752,47 @@ mod tests {
         bad[end] = 12; // replace END by Hostname ...
         bad.push(200); // ... claiming 200 bytes
         bad.push(b'x');
-        assert!(matches!(answer(&bad, &ing, &site(), server, &mut leases, Instant::now()), Outcome::Dropped { reason: Drop::Malformed, .. }));
+        assert!(matches!(
+            answer(&bad, &ing, &site(), server, &mut leases, Instant::now()),
+            Outcome::Dropped {
+                reason: Drop::Malformed,
+                ..
+            }
+        ));
         // A reply (BOOTREPLY) sent by another server.
         let mut offer = packet(A_MAC, MessageType::Offer, vec![]);
         offer.set_opcode(Opcode::BootReply);
-        assert!(matches!(run(&offer, &ing, &mut leases), Outcome::Dropped { reason: Drop::Unsupported, .. }));
+        assert!(matches!(
+            run(&offer, &ing, &mut leases),
+            Outcome::Dropped {
+                reason: Drop::Unsupported,
+                ..
+            }
+        ));
         // No rack on this interface.
-        assert!(matches!(run(&packet(A_MAC, MessageType::Discover, vec![]), &on("172.16.0.2/24"), &mut leases), Outcome::Dropped { reason: Drop::NoRack, .. }));
+        assert!(matches!(
+            run(
+                &packet(A_MAC, MessageType::Discover, vec![]),
+                &on("172.16.0.2/24"),
+                &mut leases
+            ),
+            Outcome::Dropped {
+                reason: Drop::NoRack,
+                ..
+            }
+        ));
         // The client chose another server.
-        let other = packet(A_MAC, MessageType::Request, vec![DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 1, 0, 77))]);
-        assert!(matches!(run(&other, &ing, &mut leases), Outcome::Dropped { reason: Drop::OtherServer, .. }));
+        let other = packet(
+            A_MAC,
+            MessageType::Request,
+            vec![DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 1, 0, 77))],
+        );
+        assert!(matches!(
+            run(&other, &ing, &mut leases),
+            Outcome::Dropped {
+                reason: Drop::OtherServer,
+                ..
+            }
+        ));
     }
 }

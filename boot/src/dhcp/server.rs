@@ -159,7 +159,14 @@ async fn listen(
                 Err(p) => p.into_inner(),
             };
             let server_for = |rack: &RackNet| server_for(rack, &ingress, &advertise);
-            answer(&buf[..n], &ingress, &current, server_for, &mut leases, Instant::now())
+            answer(
+                &buf[..n],
+                &ingress,
+                &current,
+                server_for,
+                &mut leases,
+                Instant::now(),
+            )
         };
         match outcome {
             Outcome::Dropped {
@@ -191,7 +198,9 @@ async fn listen(
                     continue;
                 }
                 let dest = match to {
-                    Destination::Broadcast => SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)),
+                    Destination::Broadcast => {
+                        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68))
+                    }
                     Destination::Relay(giaddr) => SocketAddr::V4(SocketAddrV4::new(giaddr, 67)),
                     Destination::Sender => from,
                 };

@@ -219,9 +219,7 @@ mod tests {
         // Reserved addresses are skipped.
         let mut l = Leases::default();
         let only = Ipv4Addr::new(10, 0, 0, 11);
-        let got = l
-            .address(mac(9), range, |a| a != only, now)
-            .unwrap();
+        let got = l.address(mac(9), range, |a| a != only, now).unwrap();
         assert_eq!(got, only);
         l.release(mac(9));
         assert!(l.is_empty());
@@ -241,7 +239,10 @@ mod tests {
             }],
             reservations: HashMap::new(),
         };
-        assert_eq!(site.rack_for(Ipv4Addr::new(10, 0, 0, 9)).unwrap().id, "ns/a");
+        assert_eq!(
+            site.rack_for(Ipv4Addr::new(10, 0, 0, 9)).unwrap().id,
+            "ns/a"
+        );
         assert!(site.rack_for(Ipv4Addr::new(10, 0, 1, 9)).is_none());
     }
 }

@@ -77,7 +77,10 @@ async fn file(
         .unwrap_or_default();
     let base = format!("http://{host}");
     let (kind, script) = script(&st, &base, mac).await;
-    st.metrics.scripts.get_or_create(&ScriptLabels { kind }).inc();
+    st.metrics
+        .scripts
+        .get_or_create(&ScriptLabels { kind })
+        .inc();
     text(StatusCode::OK, script)
 }
 
@@ -97,7 +100,11 @@ async fn script(st: &BootHttp, base: &str, mac: Mac) -> (&'static str, String) {
         }
         return ("exit", ipxe::unknown(&mac_s));
     };
-    let id = format!("{}/{}", server.namespace().unwrap_or_default(), server.name_any());
+    let id = format!(
+        "{}/{}",
+        server.namespace().unwrap_or_default(),
+        server.name_any()
+    );
     match target(server.status.as_ref()) {
         Target::LocalDisk(why) => ("disk", ipxe::local_disk(&id, &why)),
         Target::Ramdisk(attempt) => {
@@ -205,9 +212,15 @@ async fn callback(State(st): State<Arc<BootHttp>>, body: axum::body::Bytes) -> R
         return text(StatusCode::NOT_FOUND, "unknown server");
     };
     let Target::Ramdisk(attempt) = target(server.status.as_ref()) else {
-        return text(StatusCode::CONFLICT, "no boot attempt is open for this server");
+        return text(
+            StatusCode::CONFLICT,
+            "no boot attempt is open for this server",
+        );
     };
-    if !st.key.verify(&server.uid().unwrap_or_default(), &attempt.id, &cb.token) {
+    if !st
+        .key
+        .verify(&server.uid().unwrap_or_default(), &attempt.id, &cb.token)
+    {
         warn!(server = %cb.server, "ramdisk callback with a wrong token refused");
         return text(StatusCode::FORBIDDEN, "token refused");
     }

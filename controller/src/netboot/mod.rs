@@ -115,33 +115,35 @@ pub async fn serve(
     // Every socket is opened inside the boot namespace (when given).
     let interfaces = config.dhcp_interfaces.clone();
     let (http_addr, tftp_addr) = (config.boot_http_addr, config.tftp_addr);
-    let (bound, http_listener, tftp_socket) = boot::netns::within(ns_path.as_deref(), move || {
-        let bound = interfaces
-            .iter()
-            .map(|i| boot::dhcp::server::bind(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let http = std::net::TcpListener::bind(http_addr).map_err(|source| BootError::Bind {
-            what: "HTTP boot",
-            addr: http_addr,
-            source,
-        })?;
-        let tftp = std::net::UdpSocket::bind(tftp_addr).map_err(|source| BootError::Bind {
-            what: "TFTP",
-            addr: tftp_addr,
-            source,
-        })?;
-        for s in [http.set_nonblocking(true), tftp.set_nonblocking(true)] {
-            s.map_err(|source| BootError::Bind {
-                what: "boot socket",
-                addr: http_addr,
+    let (bound, http_listener, tftp_socket) =
+        boot::netns::within(ns_path.as_deref(), move || {
+            let bound = interfaces
+                .iter()
+                .map(|i| boot::dhcp::server::bind(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let http =
+                std::net::TcpListener::bind(http_addr).map_err(|source| BootError::Bind {
+                    what: "HTTP boot",
+                    addr: http_addr,
+                    source,
+                })?;
+            let tftp = std::net::UdpSocket::bind(tftp_addr).map_err(|source| BootError::Bind {
+                what: "TFTP",
+                addr: tftp_addr,
                 source,
             })?;
-        }
-        Ok::<_, BootError>((bound, http, tftp))
-    })??;
+            for s in [http.set_nonblocking(true), tftp.set_nonblocking(true)] {
+                s.map_err(|source| BootError::Bind {
+                    what: "boot socket",
+                    addr: http_addr,
+                    source,
+                })?;
+            }
+            Ok::<_, BootError>((bound, http, tftp))
+        })??;
     let bind_err = |what, addr| move |source| BootError::Bind { what, addr, source };
-    let http_listener =
-        tokio::net::TcpListener::from_std(http_listener).map_err(bind_err("HTTP boot", http_addr))?;
+    let http_listener = tokio::net::TcpListener::from_std(http_listener)
+        .map_err(bind_err("HTTP boot", http_addr))?;
     let tftp_socket =
         tokio::net::UdpSocket::from_std(tftp_socket).map_err(bind_err("TFTP", tftp_addr))?;
 
@@ -155,13 +157,16 @@ pub async fn serve(
     let changed = Arc::new(Notify::new());
     let wc = watcher::Config::default().any_semantic();
     let (c1, c2) = (changed.clone(), changed.clone());
-    let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, namespace), wc.clone())
-        .default_backoff()
-        .reflect(server_writer)
-        .for_each(move |_| {
-            c1.notify_one();
-            futures::future::ready(())
-        });
+    let server_watch = watcher(
+        api::<DeserializeGuard<Server>>(&client, namespace),
+        wc.clone(),
+    )
+    .default_backoff()
+    .reflect(server_writer)
+    .for_each(move |_| {
+        c1.notify_one();
+        futures::future::ready(())
+    });
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, namespace), wc)
         .default_backoff()
         .reflect(rack_writer)

@@ -50,7 +50,11 @@ pub fn rack_net(rack: &Rack) -> Option<RackNet> {
     let p = &rack.spec.networks.provisioning;
     let subnet: Ipv4Net = p.subnet.parse().ok()?;
     Some(RackNet {
-        id: format!("{}/{}", rack.namespace().unwrap_or_default(), rack.name_any()),
+        id: format!(
+            "{}/{}",
+            rack.namespace().unwrap_or_default(),
+            rack.name_any()
+        ),
         subnet: subnet.trunc(),
         gateway: p.gateway.as_deref().and_then(v4),
         range: p
@@ -155,9 +159,18 @@ mod tests {
         let idx = index(&racks, &servers);
         let get = |m: &str| idx.site.reservations.get(&Mac::parse(m).unwrap()).cloned();
         let a1 = get("52:54:00:00:0a:01").unwrap();
-        assert_eq!((a1.rack.as_str(), a1.address), ("fra1/a", Ipv4Addr::new(10, 1, 0, 11)));
-        assert_eq!(get("52:54:00:00:0b:03").unwrap().address, Ipv4Addr::new(10, 2, 0, 13));
-        assert!(get("52:54:00:00:0a:95").is_none(), "U95 would land in the dynamic range");
+        assert_eq!(
+            (a1.rack.as_str(), a1.address),
+            ("fra1/a", Ipv4Addr::new(10, 1, 0, 11))
+        );
+        assert_eq!(
+            get("52:54:00:00:0b:03").unwrap().address,
+            Ipv4Addr::new(10, 2, 0, 13)
+        );
+        assert!(
+            get("52:54:00:00:0a:95").is_none(),
+            "U95 would land in the dynamic range"
+        );
         assert_eq!(idx.servers.len(), 3);
         // Same input, same answer (another replica, a restart).
         assert_eq!(index(&racks, &servers), idx);

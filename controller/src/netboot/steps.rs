@@ -98,13 +98,22 @@ pub async fn record(
     boot.insert("attempt".into(), Value::String(attempt.id.clone()));
     if progress.is_none() {
         // A new attempt: clear the previous attempt's steps.
-        for s in [Step::Dhcp, Step::Script, Step::Kernel, Step::Initrd, Step::CalledBack] {
+        for s in [
+            Step::Dhcp,
+            Step::Script,
+            Step::Kernel,
+            Step::Initrd,
+            Step::CalledBack,
+        ] {
             boot.insert(s.field().into(), Value::Null);
         }
         boot.insert("dhcpAddress".into(), Value::Null);
         boot.insert("firmware".into(), Value::Null);
     }
-    boot.insert(step.field().into(), Value::String(Timestamp::now().to_string()));
+    boot.insert(
+        step.field().into(),
+        Value::String(Timestamp::now().to_string()),
+    );
     for (k, v) in &details.fields {
         boot.insert((*k).into(), Value::String(v.clone()));
     }

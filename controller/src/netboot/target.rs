@@ -62,10 +62,23 @@ mod tests {
 
     #[test]
     fn ramdisk_only_while_an_attempt_awaits_it() {
-        for state in [ServerState::Inspecting, ServerState::Provisioning, ServerState::Deprovisioning] {
-            assert!(matches!(target(Some(&status(state, true, false))), Target::Ramdisk(_)));
-            assert!(matches!(target(Some(&status(state, true, true))), Target::LocalDisk(_)));
-            assert!(matches!(target(Some(&status(state, false, false))), Target::LocalDisk(_)));
+        for state in [
+            ServerState::Inspecting,
+            ServerState::Provisioning,
+            ServerState::Deprovisioning,
+        ] {
+            assert!(matches!(
+                target(Some(&status(state, true, false))),
+                Target::Ramdisk(_)
+            ));
+            assert!(matches!(
+                target(Some(&status(state, true, true))),
+                Target::LocalDisk(_)
+            ));
+            assert!(matches!(
+                target(Some(&status(state, false, false))),
+                Target::LocalDisk(_)
+            ));
         }
         for state in [
             ServerState::Registering,
@@ -75,7 +88,13 @@ mod tests {
             ServerState::Discovered,
         ] {
             // A left-over attempt never sends an installed machine to the ramdisk.
-            assert!(matches!(target(Some(&status(state, true, false))), Target::LocalDisk(_)), "{state:?}");
+            assert!(
+                matches!(
+                    target(Some(&status(state, true, false))),
+                    Target::LocalDisk(_)
+                ),
+                "{state:?}"
+            );
         }
         assert!(matches!(target(None), Target::LocalDisk(_)));
     }

@@ -250,7 +250,10 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                     } else {
                         refused.push((
                             "InspectionRefused",
-                            format!("inspection request {id:?} refused while the server is {}", state.as_str()),
+                            format!(
+                                "inspection request {id:?} refused while the server is {}",
+                                state.as_str()
+                            ),
                         ));
                     }
                 }
@@ -469,8 +472,18 @@ mod tests {
     #[test]
     fn inspection_netboots_once_waits_for_the_ramdisk_then_times_out() {
         let now = t("2026-01-01T00:00:00Z");
-        let available = decide(&inputs(observed(PowerState::Off), false, None, None, &now), RESYNC).status;
-        let mut inp = inputs(observed(PowerState::Off), false, None, Some(&available), &now);
+        let available = decide(
+            &inputs(observed(PowerState::Off), false, None, None, &now),
+            RESYNC,
+        )
+        .status;
+        let mut inp = inputs(
+            observed(PowerState::Off),
+            false,
+            None,
+            Some(&available),
+            &now,
+        );
         inp.inspect_request = Some("r1");
         let d = decide(&inp, RESYNC);
         assert_eq!(d.status.state, Some(ServerState::Inspecting));
@@ -480,7 +493,13 @@ mod tests {
         // The same request again: no second netboot; powered on, waiting for the ramdisk
         // even though spec.online is false.
         let later = t("2026-01-01T00:00:10Z");
-        let mut inp = inputs(observed(PowerState::On), false, None, Some(&d.status), &later);
+        let mut inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&d.status),
+            &later,
+        );
         inp.inspect_request = Some("r1");
         let waiting = decide(&inp, RESYNC);
         assert_eq!(waiting.action, None);
@@ -494,27 +513,71 @@ mod tests {
             called_back_at: Some(later.clone()),
             ..Default::default()
         });
-        let inp = inputs(observed(PowerState::On), false, None, Some(&progressed), &later);
-        assert_eq!(decide(&inp, RESYNC).status.state, Some(ServerState::Inspecting));
+        let inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&progressed),
+            &later,
+        );
+        assert_eq!(
+            decide(&inp, RESYNC).status.state,
+            Some(ServerState::Inspecting)
+        );
         progressed.boot_progress.as_mut().unwrap().attempt = attempt.id.clone();
-        let inp = inputs(observed(PowerState::On), false, None, Some(&progressed), &later);
+        let inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&progressed),
+            &later,
+        );
         let done = decide(&inp, RESYNC);
         assert_eq!(done.status.state, Some(ServerState::Available));
         assert_eq!(done.action, Some(PowerAction::Off));
         // No callback within the timeout: Error with the last step seen, stalled.
         let late = t("2026-01-01T00:20:00Z");
-        let inp = inputs(observed(PowerState::On), false, None, Some(&waiting.status), &late);
+        let inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&waiting.status),
+            &late,
+        );
         let failed = decide(&inp, RESYNC);
         assert_eq!(failed.status.state, Some(ServerState::Error));
-        assert!(failed.status.last_error.as_deref().unwrap().contains("no DHCP request seen yet"));
-        let again = decide(&inputs(observed(PowerState::Off), false, None, Some(&failed.status), &late), RESYNC);
-        assert!(again.status.last_error.is_some(), "the error stays until a new request");
+        assert!(
+            failed
+                .status
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("no DHCP request seen yet")
+        );
+        let again = decide(
+            &inputs(
+                observed(PowerState::Off),
+                false,
+                None,
+                Some(&failed.status),
+                &late,
+            ),
+            RESYNC,
+        );
+        assert!(
+            again.status.last_error.is_some(),
+            "the error stays until a new request"
+        );
     }
 
     #[test]
     fn inspection_without_boot_mac_is_refused_once() {
         let now = t("2026-01-01T00:00:00Z");
-        let available = decide(&inputs(observed(PowerState::On), true, None, None, &now), RESYNC).status;
+        let available = decide(
+            &inputs(observed(PowerState::On), true, None, None, &now),
+            RESYNC,
+        )
+        .status;
         let mut inp = inputs(observed(PowerState::On), true, None, Some(&available), &now);
         inp.inspect_request = Some("r1");
         inp.boot_mac = false;

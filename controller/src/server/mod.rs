@@ -83,7 +83,15 @@ pub async fn reconcile(
     apply::status(&ctx, KIND, server, current.as_ref(), &decision.status).await?;
     for (reason, note) in &decision.refused {
         warn!(server = %server.name_any(), reason, note, "request refused");
-        publish(&ctx, server, EventType::Warning, reason, "Inspect", note.clone()).await;
+        publish(
+            &ctx,
+            server,
+            EventType::Warning,
+            reason,
+            "Inspect",
+            note.clone(),
+        )
+        .await;
     }
     let mut requeue = decision.requeue;
     if let Some(action) = decision.action {

@@ -151,7 +151,11 @@ pub async fn power(
 
 /// Sends the server into a one-time network boot: boot override to the network (once, in the
 /// spec's boot mode), then power on, or power-cycle when it is already on.
-pub async fn netboot(ctx: &Context, server: &Server, power: crds::server::PowerState) -> Result<(), ObserveError> {
+pub async fn netboot(
+    ctx: &Context,
+    server: &Server,
+    power: crds::server::PowerState,
+) -> Result<(), ObserveError> {
     let Some(key) = key_of(ctx, server) else {
         return Ok(());
     };
