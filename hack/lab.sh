@@ -4,7 +4,10 @@
 # BIRD on border router edge1 (network namespace gw-lab-border) run by groundwork-edge under
 # the chart's edge ServiceAccount, peering with two emulated ISPs in their own namespaces:
 # ISP A = GoBGP (AS 64500, gw-lab-isp-a), ISP B = FRR bgpd+bfdd+zebra (AS 64501, TCP-MD5 and
-# BFD, gw-lab-isp-b). Each ISP announces a default route. Needs root (network namespaces).
+# BFD, gw-lab-isp-b). Each ISP announces a default route. Rack a01's provisioning network is a
+# bridge in gw-lab-boot where the controller's boot services (DHCP, TFTP, HTTP) answer, and
+# server a01-u05 is a real QEMU machine behind its IPMI BMC: the lab asks to inspect it and
+# shows it network-booting into the Groundwork ramdisk. Needs root (network namespaces).
 #
 #   hack/lab.sh up     bring everything up and show the site converging (the README's main command)
 #   hack/lab.sh down   stop every process the lab started and remove its state
@@ -21,9 +24,9 @@ cmd="${1:-up}"
 kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
 
 # Network namespaces of the lab (fixed names: one lab per machine).
-netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b)
+netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b gw-lab-boot)
 # Every process the lab starts, stopped in this order by PID (.lab/<name>.pid).
-procs=(edge controller sushy ipmi bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
+procs=(edge controller sushy ipmi ipmi-vm ra bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
 
 stop_pid() { # name: SIGTERM, wait up to 5 s, then SIGKILL
   local f="$lab/$1.pid" pid
@@ -38,6 +41,7 @@ stop_pid() { # name: SIGTERM, wait up to 5 s, then SIGKILL
 
 down() {
   for p in "${procs[@]}"; do stop_pid "$p"; done
+  hack/boot/vm.sh --stop "$lab/a01-u05-vm.pid" 2>/dev/null || true
   for ns in "${netns_all[@]}"; do
     if [[ -e "/run/netns/$ns" ]]; then ip netns del "$ns" || true; fi
   done
@@ -63,7 +67,7 @@ ip netns add gw-lab-probe 2>/dev/null && ip netns del gw-lab-probe \
 for ns in "${netns_all[@]}"; do
   [[ ! -e "/run/netns/$ns" ]] || die "network namespace $ns exists: a lab is already up (hack/lab.sh down first)"
 done
-step "installing missing tools"; hack/deps/base.sh; hack/deps/bmc.sh; hack/deps/routing.sh >/dev/null
+step "installing missing tools"; hack/deps/base.sh; hack/deps/bmc.sh; hack/deps/routing.sh >/dev/null; hack/deps/boot.sh >/dev/null
 frr_bin=/usr/lib/frr
 for b in bird birdc gobgpd gobgp vtysh "$frr_bin/zebra" "$frr_bin/bgpd" "$frr_bin/bfdd"; do
   command -v "$b" >/dev/null || die "$b missing after hack/deps/routing.sh"
@@ -98,9 +102,27 @@ KC
 }
 sa_kubeconfig groundwork-controller "$lab/controller.kubeconfig"
 sa_kubeconfig groundwork-edge "$lab/edge.kubeconfig"
-step "starting the controller (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
+step "rack a01's provisioning network: bridge br-prov 10.10.0.2/24 in gw-lab-boot, a tap for a01-u05's VM, IPv6 router adverts"
+ip netns add gw-lab-boot || die "cannot create network namespace gw-lab-boot"
+ip -n gw-lab-boot link set lo up
+ip -n gw-lab-boot link add br-prov type bridge
+ip -n gw-lab-boot addr add 10.10.0.2/24 dev br-prov
+ip -n gw-lab-boot addr add fd10::1/64 dev br-prov nodad
+ip -n gw-lab-boot link set br-prov up
+ip -n gw-lab-boot tuntap add dev tap-u05 mode tap
+ip -n gw-lab-boot link set tap-u05 master br-prov up
+# iPXE waits ~13 s for IPv6 autoconfiguration unless a router advertises (LABS.md section 4).
+nohup ip netns exec gw-lab-boot dnsmasq -k --port=0 --no-resolv --no-hosts --interface=br-prov \
+  --bind-interfaces --enable-ra --dhcp-range=fd10::,ra-only,64 </dev/null >"$lab/ra.log" 2>&1 &
+echo $! > "$lab/ra.pid"
+step "building the netboot ramdisk (Debian kernel + busybox, cached) into .lab/boot"
+hack/boot/ramdisk.sh "$lab/boot" >/dev/null
+(umask 077; head -c 48 /dev/urandom | base64 > "$lab/boot-token.key")
+step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
 KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
+  --boot-services --dhcp-interface br-prov --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
+  --boot-token-key-file "$lab/boot-token.key" \
   >"$lab/controller.log" 2>&1 &
 echo $! > "$lab/controller.pid"
 step "starting emulated BMCs: Redfish (sushy-tools) on 127.0.0.1:8000, IPMI (pyghmi) on udp/6230-6231"
@@ -120,9 +142,13 @@ SUSHY_EMULATOR_FAKE_SYSTEMS = [
 CONF
 SUSHY_FAKE_POWER_DELAY=2 nohup python3 hack/bmc/sushy_launcher.py --config "$lab/sushy/emulator.conf" >"$lab/sushy.log" 2>&1 &
 echo $! > "$lab/sushy.pid"
-nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6230 --port 6231 >"$lab/ipmi.log" 2>&1 &
+nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6230 >"$lab/ipmi.log" 2>&1 &
 echo $! > "$lab/ipmi.pid"
-for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
+# a01-u05's BMC powers a real QEMU machine on tap-u05 (firmware from the boot mode it is given).
+vm_cmd="fw=bios; [ \"\$GW_EFI\" = 1 ] && fw=uefi; exec $root/hack/boot/vm.sh --name a01-u05 --mac 52:54:00:a0:01:05 --tap tap-u05 --firmware \$fw --serial $lab/a01-u05.serial --pidfile $lab/a01-u05-vm.pid --netns gw-lab-boot --state-dir $lab/vm-a01-u05"
+nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6231 --vm-command "$vm_cmd" >"$lab/ipmi-vm.log" 2>&1 &
+echo $! > "$lab/ipmi-vm.pid"
+for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
 step "applying examples/"
 kc apply -f examples/ >/dev/null
 for _ in $(seq 120); do
@@ -136,8 +162,8 @@ done
 # --- The edge: border router edge1 and two ISPs, addresses as in examples/40-upstreamlinks.yaml.
 #   gw-lab-border eth1 192.0.2.2/30    <-> gw-lab-isp-a toborder 192.0.2.1/30    (GoBGP, AS 64500)
 #   gw-lab-border eth2 198.51.100.2/30 <-> gw-lab-isp-b toborder 198.51.100.1/30 (FRR, AS 64501)
-step "creating network namespaces ${netns_all[*]} joined by veth pairs"
-for ns in "${netns_all[@]}"; do
+step "creating network namespaces gw-lab-border gw-lab-isp-a gw-lab-isp-b joined by veth pairs"
+for ns in gw-lab-border gw-lab-isp-a gw-lab-isp-b; do
   ip netns add "$ns" || die "cannot create network namespace $ns"
   ip -n "$ns" link set lo up
 done
@@ -246,6 +272,19 @@ if [[ "$links" != "isp-a=Established isp-b=Established " ]]; then
   die "the BGP sessions did not come up in 90 s (logs: .lab/edge.log, .lab/bird/bird.log, .lab/*-isp-*.log)"
 fi
 
+step "inspecting a01-u05: the controller sets a one-time network boot through its IPMI BMC and powers it on; QEMU boots through our DHCP + iPXE script into the ramdisk (serial log: .lab/a01-u05.serial)"
+kc -n fra1 annotate server a01-u05 --overwrite groundwork.dev/inspect="lab-$(date +%s)" >/dev/null
+state=""
+for i in $(seq 180); do
+  state="$(kc -n fra1 get server a01-u05 -o jsonpath='{.status.state}')"
+  steps="$(kc -n fra1 get server a01-u05 -o jsonpath='{.status.bootProgress}' | python3 -c 'import json,sys; d=json.loads(sys.stdin.read() or "{}"); print(" ".join(k[:-2] for k in ("dhcpAt","scriptAt","kernelAt","initrdAt","calledBackAt") if k in d))')"
+  echo "  [$i s] a01-u05 $state; boot steps: ${steps:-none yet}"
+  [[ "$state" == Available && "$steps" == *calledBack* ]] && break
+  sleep 1
+done
+[[ "$state" == Available ]] || die "a01-u05 did not finish inspection (see .lab/a01-u05.serial and .lab/controller.log)"
+kc -n fra1 get server a01-u05 -o jsonpath='  hardware: {.status.hardware.cpuCount} CPUs, {.status.hardware.memoryBytes} bytes of memory, NICs {.status.hardware.nics[*].mac}{"\n"}'
+
 step "site fra1:"
 kc get groundwork -n fra1
 cat <<EOF2
@@ -259,6 +298,9 @@ The lab is up ($((SECONDS - t0)) s).
   kubectl annotate server -n fra1 a01-u01 groundwork.dev/reboot=\$(date +%s)   # a reboot request
   kubectl patch server -n fra1 a01-u02 --type merge -p '{"spec":{"online":true}}' # power on
   tail -f .lab/controller.log               # controller log
+  kubectl get server -n fra1 a01-u05 -o jsonpath='{.status.bootProgress}'      # each boot step of the last netboot
+  kubectl annotate server -n fra1 a01-u05 --overwrite groundwork.dev/inspect=\$(date +%s)   # inspect it again
+  tail -f .lab/a01-u05.serial               # the QEMU machine's console (SeaBIOS/OVMF, iPXE, ramdisk)
   kubectl get ul,br -n fra1 -o wide         # BGP sessions and the border router, as the edge daemon reports them
   tail -f .lab/edge.log                     # edge daemon log
   birdc -s $lab/bird/bird.ctl show protocols all          # our BIRD (edge1)
