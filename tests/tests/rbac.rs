@@ -71,6 +71,38 @@ async fn controller_works_under_the_charts_rbac() {
         "1.36.3",
     ]);
     assert!(rendered.contains("kind: Deployment"));
+    assert!(
+        !rendered.contains("--boot-services"),
+        "boot services are opt-in"
+    );
+    // With the boot services: their flags, ports, capabilities and token Secret render.
+    let boot = helm(&[
+        "template",
+        "gw",
+        chart,
+        "--namespace",
+        &release_ns,
+        "--kube-version",
+        "1.36.3",
+        "--set",
+        "boot.enabled=true",
+        "--set",
+        "hostNetwork=true",
+        "--set",
+        "boot.dhcpInterfaces={eth1,eth2}",
+    ]);
+    for needle in [
+        "--boot-services",
+        "--dhcp-interface=eth1,eth2",
+        "NET_BIND_SERVICE",
+        "gw-controller-boot-token",
+        "name: http-boot",
+    ] {
+        assert!(
+            boot.contains(needle),
+            "{needle} missing from the rendered chart"
+        );
+    }
     let release = format!("gw{}", std::process::id());
     helm(&["install", &release, chart, "--namespace", &release_ns]);
 
