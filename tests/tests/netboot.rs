@@ -144,7 +144,7 @@ async fn bios_and_uefi_machines_netboot_into_the_ramdisk_and_report_in() {
     }
     for (name, mac, firmware) in [("bios", BIOS_MAC, "ipxe"), ("uefi", UEFI_MAC, "uefi-http")] {
         let s = eventually(
-            Duration::from_secs(240),
+            Duration::from_secs(150),
             &format!("{name} inspected through the ramdisk"),
             || async {
                 let s = api.get(name).await.ok()?;
