@@ -3,11 +3,16 @@
 # (no-ping) and Kea (kea-dhcp4, memfile) in the same run, loaded by perfdhcp at rising rates.
 #
 #   hack/bench-dhcp.sh [--rates 200,1000,5000] [--seconds 10] [--smoke] [--controlplane DIR]
-#                      [--keep-logs]
+#                      [--dnsmasq-leasefile] [--keep-logs]
 #
 #   --smoke           one low rate (100/s for 3 s): quick, for CI; still prints the tables.
 #   --controlplane D  reuse a running control plane (hack/controlplane.sh up D) instead of
 #                     starting and stopping one.
+#   --dnsmasq-leasefile  let dnsmasq write its lease file (its default deployment). Without it
+#                     dnsmasq runs with --leasefile-ro, in memory like ours and Kea (memfile,
+#                     persist false): dnsmasq rewrites the whole file on every lease change, so
+#                     with the file it falls apart near 1000 leases/s (a baseline that weak would
+#                     flatter us).
 #   --keep-logs       keep the work directory (server logs, perfdhcp outputs) and print its path.
 #
 # Topology (needs root): netns gwbench-srv-PID holds bridge br0 (10.70.0.2/16), the server
@@ -16,8 +21,8 @@
 # unicast to port 67. Every server is restarted before every rate (fresh, empty pools); rates
 # are the outer loop so the three servers of one rate run close together in time.
 #
-# Per run: leases/s = perfdhcp's "Rate" (REQUEST-ACK exchanges completed per second of test
-# period); drops = DISCOVER->OFFER and REQUEST->ACK drops as perfdhcp counts them (-W 2 s lets
+# Per run: leases/s = ACKs received / seconds of sending (perfdhcp's own "Rate" also divides by
+# the -W wait); drops = DISCOVER->OFFER and REQUEST->ACK drops as perfdhcp counts them (-W 1 s lets
 # replies still in flight at the end arrive); avg delays in ms. Clients: rate x seconds MACs
 # (perfdhcp picks them at random, so some MACs repeat and renew their own lease).
 # Target: at the highest rate dnsmasq sustains with 0 % drops, ours completes at least
@@ -27,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
 
-rates="200,1000,5000"; seconds=10; smoke=0; cp_dir=""; keep=0
+rates="200,1000,5000"; seconds=10; smoke=0; cp_dir=""; keep=0; dnsmasq_leasefile=0
 while (($#)); do
   case "$1" in
     --rates) rates="$2"; shift 2 ;;
@@ -35,7 +40,8 @@ while (($#)); do
     --smoke) smoke=1; shift ;;
     --controlplane) cp_dir="$2"; shift 2 ;;
     --keep-logs) keep=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --dnsmasq-leasefile) dnsmasq_leasefile=1; shift ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "bench-dhcp: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -190,11 +196,12 @@ start_groundwork() {
   done
 }
 start_dnsmasq() {
-  rm -f "$work/dnsmasq.leases"
+  local leases=(--leasefile-ro)
+  ((dnsmasq_leasefile)) && { rm -f "$work/dnsmasq.leases"; leases=(--dhcp-leasefile="$work/dnsmasq.leases"); }
   ip netns exec "$SRV" dnsmasq -k --conf-file=/dev/null --port=0 --no-ping --quiet-dhcp \
     --interface=br0 --bind-interfaces --dhcp-authoritative \
     --dhcp-range="$RANGE_START,$RANGE_END,255.255.0.0,10m" --dhcp-lease-max=100000 \
-    --dhcp-leasefile="$work/dnsmasq.leases" --pid-file="$work/dnsmasq.pid" --log-facility=- >"$1" 2>&1 &
+    "${leases[@]}" --pid-file="$work/dnsmasq.pid" --log-facility=- >"$1" 2>&1 &
   server_pid=$!
 }
 start_kea() {
@@ -216,15 +223,22 @@ EOF
 }
 stop_server() { stop_pid "$server_pid"; server_pid=""; }
 
+# Kernel UDP receive-buffer overflows in a namespace (a server or perfdhcp not reading fast
+# enough). Kea reads through a packet socket, which these counters do not see.
+udp_rcvbuf_errors() {
+  ip netns exec "$1" cat /proc/net/snmp | awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 } else print $c["RcvbufErrors"] }'
+}
 perfdhcp_cli() { ip netns exec "$CLI" perfdhcp -4 -l veth-cli "$@"; }
 
-# One exchange from a MAC outside the benchmark's, until it completes (the server is ready).
+# Ten exchanges in 1 s from a MAC outside the benchmark's, until all complete (the server is
+# ready). perfdhcp 2.2's -n N exits right after sending the last REQUEST (its -W wait is not
+# honoured with -n), so the probe is time-bound (-p 1) instead.
 wait_answering() { # wait_answering NAME LOG
   local deadline=$((SECONDS + 30)) rc
   while :; do
     kill -0 "$server_pid" 2>/dev/null || { note "$1 exited"; tail -20 "$2" >&2; return 1; }
-    rc=0; timeout 10 ip netns exec "$CLI" perfdhcp -4 -l veth-cli -n 1 -R 1 -b mac=02:00:5e:00:00:01 \
-      -d 0.5 >"$work/probe.out" 2>&1 || rc=$?
+    rc=0; timeout 10 ip netns exec "$CLI" perfdhcp -4 -l veth-cli -r 10 -p 1 -W 300000 -R 1 \
+      -b mac=02:00:5e:00:00:01 -d 0.5 >"$work/probe.out" 2>&1 || rc=$?
     ((rc == 0)) && return 0
     ((SECONDS < deadline)) || { note "$1 did not answer a single DHCP exchange in 30 s"; cat "$work/probe.out" >&2; return 1; }
     sleep 0.2
@@ -260,16 +274,18 @@ run_one() { # run_one SERVER RATE
   fi
   stage "$name @ $rate/s: perfdhcp ${seconds} s"
   clients=$((rate * seconds))
+  local srv_ovf cli_ovf
+  srv_ovf=$(udp_rcvbuf_errors "$SRV"); cli_ovf=$(udp_rcvbuf_errors "$CLI")
   rc=0
-  perfdhcp_cli -r "$rate" -R "$clients" -p "$seconds" -W 2000000 >"$out" 2>&1 &
+  perfdhcp_cli -r "$rate" -R "$clients" -p "$seconds" -W 1000000 >"$out" 2>&1 &
   perf_pid=$!
   wait "$perf_pid" || rc=$?
   perf_pid=""
+  srv_ovf=$(($(udp_rcvbuf_errors "$SRV") - srv_ovf)); cli_ovf=$(($(udp_rcvbuf_errors "$CLI") - cli_ovf))
   # 0: every exchange completed; 3: some were dropped (a result, not a failure).
   if ((rc != 0 && rc != 3)); then note "perfdhcp failed (exit $rc) against $name:"; cat "$out" >&2; return 1; fi
   if [[ "$name" == groundwork ]]; then
-    curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | grep -E '^(dhcp_messages|dhcp_dropped)' \
-      >"$work/metrics-$rate.txt" || true
+    curl -fsS "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics-$rate.txt" 2>/dev/null || true
   fi
   stage "$name @ $rate/s: stop server"
   stop_server
@@ -279,10 +295,17 @@ run_one() { # run_one SERVER RATE
   awk -v n="$name" -v r="$rate" -v s="$seconds" -v rate_ach="${row[0]}" -v dos="${row[1]}" -v dor="${row[2]}" \
     -v doa="${row[3]}" -v ras="${row[4]}" -v rar="${row[5]}" -v raa="${row[6]}" '
     function pct(sent, recv) { return (sent == "-" || sent == 0) ? "-" : sprintf("%.2f", 100 * (sent - recv) / sent) }
-    BEGIN { printf "result: %-10s @ %5s/s: offered %.1f/s, leases %s/s, drops DO %s %% RA %s %%, avg DO %s ms RA %s ms\n",
-            n, r, (dos == "-" ? 0 : dos / s), rate_ach, pct(dos, dor), pct(ras, rar), doa, raa }'
+    BEGIN { printf "result: %-10s @ %5s/s: offered %.1f/s, leases %.1f/s, drops DO %s %% RA %s %%, avg DO %s ms RA %s ms\n",
+            n, r, (dos == "-" ? 0 : dos / s), (rar == "-" ? 0 : rar / s), pct(dos, dor), pct(ras, rar), doa, raa }'
+  if ((srv_ovf || cli_ovf)); then
+    echo "    kernel UDP receive-buffer overflows: server netns $srv_ovf, perfdhcp netns $cli_ovf"
+  fi
   if [[ "$name" == groundwork && -s "$work/metrics-$rate.txt" ]]; then
-    sed 's/^/    groundwork metrics: /' "$work/metrics-$rate.txt"
+    # The server's own counters (probe exchanges included): what it received, sent and dropped.
+    awk '/^[a-z_]*dhcp_messages_total/ { match($0, /message="[a-z]*"/); m[substr($0, RSTART + 9, RLENGTH - 10)] += $NF }
+         /^[a-z_]*dhcp_dropped_total/ { match($0, /reason="[a-z_]*"/); d = d " " substr($0, RSTART + 8, RLENGTH - 9) "=" $NF }
+         END { printf "    groundwork counters (probes included): discover=%d offer=%d request=%d ack=%d dropped:%s\n",
+               m["discover"], m["offer"], m["request"], m["ack"], (d == "" ? " none" : d) }' "$work/metrics-$rate.txt"
   fi
   if [[ "$name" == groundwork ]]; then
     grep -E '"level":"(WARN|ERROR)"' "$log" | head -5 | sed 's/^/    groundwork log: /' || true
@@ -300,9 +323,10 @@ done
 stage ""
 
 # --- tables and verdict -----------------------------------------------------------------------
-python3 - "$results" "$seconds" <<'PY'
+if ((dnsmasq_leasefile)); then dm="dnsmasq 2.90 no-ping, lease file"; else dm="dnsmasq 2.90 no-ping, --leasefile-ro"; fi
+python3 - "$results" "$seconds" "$dm" <<'PY'
 import sys
-path, seconds = sys.argv[1], int(sys.argv[2])
+path, seconds, dm = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = {}
 rates = []
 for line in open(path):
@@ -317,7 +341,7 @@ for line in open(path):
     rate_ach, do_s, do_r, do_avg, ra_s, ra_r, ra_avg = map(num, f[3:10])
     pct = lambda s, r: None if not s else 100.0 * (s - (r or 0)) / s
     rows[(name, rate)] = dict(
-        leases=rate_ach or 0.0, offered=(do_s or 0) / seconds,
+        leases=(ra_r or 0) / seconds, offered=(do_s or 0) / seconds,
         do_drop=pct(do_s, do_r), ra_drop=pct(ra_s, ra_r), do_avg=do_avg, ra_avg=ra_avg,
         zero=(do_s or 0) > 0 and do_s == do_r and ra_s == ra_r)
 
@@ -325,6 +349,7 @@ fmt = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"
 servers = ["groundwork", "dnsmasq", "kea"]
 print()
 print(f"DHCP benchmark: perfdhcp DORA exchanges, {seconds} s per rate, clients = rate x {seconds}")
+print(f"servers: groundwork (release build), {dm}, kea-dhcp4 2.2 memfile persist=false, single-threaded")
 print(f"{'rate/s':>7} {'server':<10} {'offered/s':>9} {'leases/s':>9} {'DO drop%':>9} {'RA drop%':>9} {'DO avg ms':>10} {'RA avg ms':>10}")
 for rate in rates:
     for s in servers:
@@ -353,6 +378,11 @@ else:
     why = f"dnsmasq dropped at every rate; comparing at its best throughput ({at}/s)"
 g = rows.get(("groundwork", at)) if at else None
 d = rows.get(("dnsmasq", at)) if at else None
+best = []
+for s in servers:
+    ok = [r for r in rates if rows.get((s, r)) and rows[(s, r)]["zero"]]
+    best.append(f"{s} {max(ok)}/s" if ok else f"{s} none")
+print("highest tested rate sustained with 0 % drops: " + ", ".join(best))
 if not g or not d:
     print("verdict: no comparison possible (a run is missing)")
 else:

@@ -10,7 +10,9 @@
 #
 # Toolchain: nightly with AddressSanitizer when a nightly toolchain is installed, else stable
 # with `--sanitizer none` (cargo-fuzz then passes only stable -C flags). Override with
-# FUZZ_TOOLCHAIN=stable|nightly and FUZZ_SANITIZER=none|address. Builds into
+# FUZZ_TOOLCHAIN=stable|nightly and FUZZ_SANITIZER=none|address. Debug assertions and overflow
+# checks are on in every crate (cargo-fuzz's default, like `cargo test`); FUZZ_BUILD_ARGS=-O
+# fuzzes the release semantics instead (none of them). Builds into
 # $FUZZ_TARGET_DIR (default: $CARGO_TARGET_DIR/fuzz, or target/fuzz), apart from the workspace
 # builds. Installs cargo-fuzz when missing.
 set -euo pipefail
@@ -55,8 +57,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir "$work/corpus"
 
 fuzz=(cargo "+$toolchain" fuzz)
-opts=(--fuzz-dir "$fuzz_dir" --target-dir "$target_dir" --sanitizer "$sanitizer")
-echo "=== fuzz $target: $duration s, toolchain $toolchain, sanitizer $sanitizer"
+read -ra extra <<<"${FUZZ_BUILD_ARGS:-}"
+opts=(--fuzz-dir "$fuzz_dir" --target-dir "$target_dir" --sanitizer "$sanitizer" "${extra[@]}")
+echo "=== fuzz $target: $duration s, toolchain $toolchain, sanitizer $sanitizer ${extra[*]}"
 echo "=== build ($target_dir)"
 (cd "$root/boot" && "${fuzz[@]}" build "${opts[@]}" "$target")
 
@@ -75,6 +78,8 @@ echo "new corpus entries (not kept): $(find "$work/corpus" -type f | wc -l)"
 if [ "$rc" -ne 0 ]; then
   echo "=== FAILED (exit $rc): last lines of the libFuzzer log"
   tail -n 60 "$work/log"
+  echo "=== failure"
+  grep -E -A1 "panicked at|^==[0-9]+== *ERROR|^SUMMARY:" "$work/log" || true
   found=0
   while read -r unit; do
     [ -f "$unit" ] || unit="$root/boot/$unit"
@@ -84,7 +89,7 @@ if [ "$rc" -ne 0 ]; then
     od -An -tx1 -v "$unit"
   done < <(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$work/log" | grep -v '/slow-unit-' || true)
   [ "$found" -eq 1 ] || echo "(no input file named in the log)"
-  echo "reproduce: cd boot && cargo +$toolchain fuzz run --sanitizer $sanitizer $target <file>"
+  echo "reproduce: cd boot && cargo +$toolchain fuzz run --sanitizer $sanitizer ${extra[*]} $target <file>"
   exit "$rc"
 fi
 echo "=== fuzz $target: no crash in $duration s"
