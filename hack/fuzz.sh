@@ -89,7 +89,7 @@ if [ "$rc" -ne 0 ]; then
     od -An -tx1 -v "$unit"
   done < <(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$work/log" | grep -v '/slow-unit-' || true)
   [ "$found" -eq 1 ] || echo "(no input file named in the log)"
-  echo "reproduce: cd boot && cargo +$toolchain fuzz run --sanitizer $sanitizer ${extra[*]} $target <file>"
+  echo "reproduce: cd boot && cargo +$toolchain fuzz run --sanitizer $sanitizer ${extra[*]} --target-dir $target_dir $target <file>"
   exit "$rc"
 fi
 echo "=== fuzz $target: no crash in $duration s"

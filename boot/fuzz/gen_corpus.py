@@ -118,9 +118,16 @@ def corpus():
         DISCOVER, B_MAC, pxe(PXE_UEFI, 7)
         + [relay_info((1, b"tor-b:eth1"), (2, b"\x00\x06" + bytes([0xAA] * 6)))],
         hops=1, giaddr="10.2.0.1")
+    # Relayed from rack B for an unknown machine: B's range is full until its leases expire.
+    c["relayed_discover_range_full"] = packet(
+        DISCOVER, NEW_MAC, [opt(61, b"\x01" + NEW_MAC), relay_info((1, b"tor-b:eth9"))],
+        hops=1, giaddr="10.2.0.1")
+    # Relayed from the proxy rack: a proxyDHCP OFFER (boot options, no address) to the relay.
+    c["relayed_proxy_discover"] = packet(DISCOVER, NEW_MAC2, pxe(PXE_BIOS, 0), hops=1,
+                                         giaddr="10.3.0.1")
     # Relayed with RFC 3527 link selection naming rack A's subnet (giaddr in no rack).
     c["relayed_request_link_selection"] = packet(
-        REQUEST, NEW_MAC, [opt(50, ip("10.1.0.3")), opt(54, ip("192.168.50.2")),
+        REQUEST, NEW_MAC, [opt(50, ip("10.1.0.5")), opt(54, ip("192.168.50.2")),
                            relay_info((1, b"spine1:eth7"), (5, ip("10.1.0.0")))],
         hops=2, giaddr="192.168.50.1")
     # An installed OS: DISCOVER with host name and client id, renewal REQUEST, INFORM, RELEASE.
@@ -128,12 +135,15 @@ def corpus():
         DISCOVER, NEW_MAC, [opt(61, b"\x01" + NEW_MAC), opt(12, b"node7"),
                             opt(55, [1, 3, 6, 15, 28, 42, 119, 121])])
     c["plain_renew"] = packet(REQUEST, NEW_MAC, [opt(61, b"\x01" + NEW_MAC)],
-                              ciaddr="10.1.0.3", flags=0)
+                              ciaddr="10.1.0.5", flags=0)
     c["plain_inform"] = packet(INFORM, A_MAC, [opt(55, [1, 3, 6, 15])], ciaddr="10.1.0.4",
                                flags=0)
     c["plain_release"] = packet(RELEASE, NEW_MAC, [opt(54, ip("10.1.0.2"))],
-                                ciaddr="10.1.0.3", flags=0)
-    c["decline"] = packet(DECLINE, NEW_MAC, [opt(50, ip("10.1.0.3")), opt(54, ip("10.1.0.2"))])
+                                ciaddr="10.1.0.5", flags=0)
+    # RFC 3396: a long vendor class split over two consecutive option 60s (the decoder joins them).
+    c["concatenated_vendor_class"] = packet(
+        DISCOVER, NEW_MAC2, [opt(93, struct.pack("!H", 7)), opt(60, PXE_UEFI[:10]),
+                             opt(60, PXE_UEFI[10:])])
     # Another server's OFFER (BOOTREPLY) seen on the segment.
     c["foreign_offer"] = packet(OFFER, NEW_MAC, [opt(54, ip("10.1.0.77")), opt(51, [0, 0, 14, 16])],
                                 op=2, yiaddr="10.1.0.60", siaddr="10.1.0.77")

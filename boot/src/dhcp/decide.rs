@@ -357,29 +357,58 @@ fn add_boot(reply: &mut Message, client: Client, server: &BootServer, mac: Mac) 
 const OPTIONS_START: usize = 240;
 const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 
-/// Checks the framing the decoder is lenient about: the magic cookie, and options that each
-/// fit inside the packet and end with END.
+/// Checks the framing the decoder is lenient about (or asserts on): the magic cookie, options
+/// that each fit inside the packet and end with END, no option overload (52: clients asking
+/// for boot files never need it), and the fixed lengths of the options the decoder expects
+/// exact sizes for, where a run of back-to-back same-code options counts as one (RFC 3396).
 pub fn well_formed(bytes: &[u8]) -> bool {
     if bytes.len() < OPTIONS_START || bytes[236..OPTIONS_START] != MAGIC_COOKIE {
         return false;
     }
+    // The current run of same-code options: (code, total length).
+    let mut run: Option<(u8, usize)> = None;
     let mut i = OPTIONS_START;
     while let Some(&code) = bytes.get(i) {
-        match code {
-            0 => i += 1,
-            255 => return true,
-            _ => {
-                let Some(&len) = bytes.get(i + 1) else {
-                    return false;
-                };
-                i += 2 + usize::from(len);
-                if i > bytes.len() {
-                    return false;
-                }
+        if code == 0 || code == 255 {
+            if !run.is_none_or(length_fits) {
+                return false;
             }
+            run = None;
+            if code == 255 {
+                return true;
+            }
+            i += 1;
+            continue;
+        }
+        let Some(&len) = bytes.get(i + 1) else {
+            return false;
+        };
+        if code == 52 {
+            return false;
+        }
+        run = match run {
+            Some((c, total)) if c == code => Some((c, total + usize::from(len))),
+            Some(previous) if !length_fits(previous) => return false,
+            _ => Some((code, usize::from(len))),
+        };
+        i += 2 + usize::from(len);
+        if i > bytes.len() {
+            return false;
         }
     }
     false
+}
+
+/// Options with a fixed or minimum length, as the decoder reads them.
+fn length_fits((code, len): (u8, usize)) -> bool {
+    match code {
+        // Rapid commit carries no data.
+        80 => len == 0,
+        94 => len == 3,
+        152..=155 => len == 4,
+        81 => len >= 3,
+        _ => true,
+    }
 }
 
 fn requested_server(msg: &Message) -> Option<Ipv4Addr> {
@@ -759,6 +788,33 @@ mod tests {
                 ..
             }
         ));
+        // Options the decoder reads with fixed sizes (found by the fuzzer): wrong lengths,
+        // also through concatenation of repeated options, are malformed.
+        for opts in [
+            &[80, 1, 0][..],
+            &[94, 2, 1, 3],
+            &[94, 3, 1, 3, 16, 94, 3, 1, 3, 16],
+            &[152, 0],
+            &[81, 2, 0, 0],
+            &[94, 3, 1, 3, 16, 12, 1, b'x', 94, 0],
+            &[52, 1, 3],
+        ] {
+            let mut bad = good[..good.len() - 1].to_vec();
+            bad.extend_from_slice(opts);
+            bad.push(255);
+            assert!(!well_formed(&bad), "{opts:?}");
+            assert!(matches!(
+                answer(&bad, &ing, &site(), server, &mut leases, Instant::now()),
+                Outcome::Dropped {
+                    reason: Drop::Malformed,
+                    ..
+                }
+            ));
+        }
+        let mut ok = good[..good.len() - 1].to_vec();
+        ok.extend_from_slice(&[94, 3, 1, 3, 16, 80, 0]);
+        ok.push(255);
+        assert!(well_formed(&ok));
         // A reply (BOOTREPLY) sent by another server.
         let mut offer = packet(A_MAC, MessageType::Offer, vec![]);
         offer.set_opcode(Opcode::BootReply);
