@@ -80,6 +80,13 @@ pub struct BootConfig {
         default_value = "0.0.0.0:8081"
     )]
     pub boot_http_addr: SocketAddr,
+    /// Address of the agent API (gRPC) the ramdisk's agent calls.
+    #[arg(
+        long,
+        env = "GROUNDWORK_AGENT_GRPC_ADDR",
+        default_value = "0.0.0.0:9443"
+    )]
+    pub agent_grpc_addr: SocketAddr,
     /// Address of the TFTP service (the iPXE binaries only).
     #[arg(long, env = "GROUNDWORK_TFTP_ADDR", default_value = "0.0.0.0:69")]
     pub tftp_addr: SocketAddr,

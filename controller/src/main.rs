@@ -90,6 +90,7 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
                 &boot_config,
                 boot_metrics,
                 boot_shutdown,
+                controller::agent_api::serve,
             )
             .await;
             if let Err(e) = served {

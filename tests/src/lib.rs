@@ -209,6 +209,7 @@ impl RunningController {
                         &config.boot,
                         m.clone(),
                         shutdown.clone(),
+                        controller::agent_api::serve,
                     )
                     .await
                     .expect("boot services failed to start");
@@ -291,6 +292,69 @@ mod clap_free {
     /// The controller's configuration from flags, as the binary would parse them.
     pub fn parse_config(args: &[&str]) -> Config {
         Config::parse_from(std::iter::once("groundwork-controller").chain(args.iter().copied()))
+    }
+}
+
+/// A Rack with provisioning `subnet` and one Server per `(name, boot MAC, BMC address)` in U1,
+/// U2, …, created with an inspection request (attempt `inspect-first`), powered off, sharing
+/// the BMC credentials admin/lab-password.
+pub async fn inspection_site(
+    client: &Client,
+    namespace: &str,
+    subnet: &str,
+    servers: &[(&str, &str, String)],
+) {
+    use serde_json::json;
+    apply_doc(
+        client,
+        namespace,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc"},
+            "stringData": {"username": "admin", "password": "lab-password"}}),
+    )
+    .await
+    .unwrap();
+    apply_doc(
+        client,
+        namespace,
+        json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Rack",
+            "metadata": {"name": "r"}, "spec": {"location": {"site": "lab"},
+            "networks": {"provisioning": {"subnet": subnet}}}}),
+    )
+    .await
+    .unwrap();
+    for (i, (name, mac, bmc)) in servers.iter().enumerate() {
+        apply_doc(
+            client,
+            namespace,
+            json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server",
+                "metadata": {"name": name, "annotations": {"groundwork.dev/inspect": "first"}},
+                "spec": {"rackRef": {"name": "r"}, "rackUnit": i + 1, "bootMACAddress": mac,
+                    "online": false, "bmc": {"address": bmc,
+                    "credentialsSecretRef": {"name": "bmc"}}}}),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Waits until each named Server is in `state`.
+pub async fn wait_state(
+    client: &Client,
+    namespace: &str,
+    names: &[&str],
+    state: crds::ServerState,
+) {
+    let api: Api<crds::Server> = Api::namespaced(client.clone(), namespace);
+    for name in names {
+        eventually(
+            Duration::from_secs(60),
+            &format!("{name} {state:?}"),
+            || async {
+                let s = api.get(name).await.ok()?;
+                (s.status?.state? == state).then_some(())
+            },
+        )
+        .await;
     }
 }
 

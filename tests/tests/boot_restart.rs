@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::IpmiSim;
 use crds::{Server, ServerState};
 use e2e::netlab::{NetLab, require};
-use e2e::{RunningController, admin_client, apply_doc, eventually, namespace};
+use e2e::{RunningController, admin_client, eventually, inspection_site, namespace, wait_state};
 use kube::api::Api;
 use serde_json::json;
 
@@ -105,46 +105,17 @@ async fn boot_completes_across_a_controller_restart_and_tokens_are_per_server() 
     .map(|s| s.to_string())
     .collect();
 
-    apply_doc(
+    inspection_site(
         &client,
         &ns,
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc"},
-        "stringData": {"username": "admin", "password": "lab-password"}}),
+        "10.63.0.0/24",
+        &[("x", MAC_X, ipmi.address(0)), ("y", MAC_Y, ipmi.address(1))],
     )
-    .await
-    .unwrap();
-    apply_doc(
-        &client,
-        &ns,
-        json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Rack",
-        "metadata": {"name": "r"}, "spec": {"location": {"site": "lab"},
-        "networks": {"provisioning": {"subnet": "10.63.0.0/24"}}}}),
-    )
-    .await
-    .unwrap();
-    for (i, (name, mac)) in [("x", MAC_X), ("y", MAC_Y)].into_iter().enumerate() {
-        apply_doc(
-            &client,
-            &ns,
-            json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server",
-            "metadata": {"name": name, "annotations": {"groundwork.dev/inspect": "first"}},
-            "spec": {"rackRef": {"name": "r"}, "rackUnit": i + 1, "bootMACAddress": mac,
-                "online": false, "bmc": {"address": ipmi.address(i),
-                "credentialsSecretRef": {"name": "bmc"}}}}),
-        )
-        .await
-        .unwrap();
-    }
+    .await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     // Created with an inspection request: registered, then straight to the ramdisk.
-    for name in ["x", "y"] {
-        eventually(Duration::from_secs(60), "inspecting", || async {
-            let s = api.get(name).await.ok()?;
-            (s.status?.state? == ServerState::Inspecting).then_some(())
-        })
-        .await;
-    }
+    wait_state(&client, &ns, &["x", "y"], ServerState::Inspecting).await;
     eventually(
         Duration::from_secs(20),
         "network boot override set through IPMI",

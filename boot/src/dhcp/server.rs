@@ -127,6 +127,10 @@ pub async fn serve(
             ));
         }
     }
+    if tasks.is_empty() {
+        // No DHCP interface: nothing to answer, but the other boot services keep running.
+        return std::future::pending().await;
+    }
     while tasks.join_next().await.is_some() {}
     Ok(())
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::Shared;
+use super::report::{ReportError, report_in};
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
 
@@ -208,22 +209,6 @@ async fn callback(State(st): State<Arc<BootHttp>>, body: axum::body::Bytes) -> R
         info!(mac = %cb.mac, "discovery ramdisk reported in; enrolment of unknown machines is not available yet");
         return text(StatusCode::ACCEPTED, "noted");
     }
-    let Some(server) = st.shared.server_by_name(&cb.server) else {
-        return text(StatusCode::NOT_FOUND, "unknown server");
-    };
-    let Target::Ramdisk(attempt) = target(server.status.as_ref()) else {
-        return text(
-            StatusCode::CONFLICT,
-            "no boot attempt is open for this server",
-        );
-    };
-    if !st
-        .key
-        .verify(&server.uid().unwrap_or_default(), &attempt.id, &cb.token)
-    {
-        warn!(server = %cb.server, "ramdisk callback with a wrong token refused");
-        return text(StatusCode::FORBIDDEN, "token refused");
-    }
     let hardware = cb.inventory.map(|i| HardwareInventory {
         cpu_model: i.cpu_model,
         cpu_count: i.cpu_count,
@@ -231,25 +216,27 @@ async fn callback(State(st): State<Arc<BootHttp>>, body: axum::body::Bytes) -> R
         disks: i.disks,
         nics: i.nics,
     });
-    let note = match &hardware {
-        Some(h) => format!(
-            "ramdisk up: {} CPUs, {} MiB, {} disks, {} NICs",
-            h.cpu_count,
-            h.memory_bytes >> 20,
-            h.disks.len(),
-            h.nics.len()
-        ),
-        None => "ramdisk up".into(),
-    };
-    let details = Details {
-        note,
-        fields: vec![],
+    let reported = report_in(
+        &st.shared,
+        &st.client,
+        &st.recorder,
+        &st.key,
+        &cb.server,
+        &cb.token,
         hardware,
-    };
-    if steps::record(&st.client, &st.recorder, &server, Step::CalledBack, details).await {
-        text(StatusCode::OK, "ok")
-    } else {
-        text(StatusCode::SERVICE_UNAVAILABLE, "not recorded; retry")
+    )
+    .await;
+    match reported {
+        Ok(_) => text(StatusCode::OK, "ok"),
+        Err(e) => {
+            let status = match e {
+                ReportError::UnknownServer => StatusCode::NOT_FOUND,
+                ReportError::NoOpenAttempt => StatusCode::CONFLICT,
+                ReportError::TokenRefused => StatusCode::FORBIDDEN,
+                ReportError::NotRecorded => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            text(status, e.to_string())
+        }
     }
 }
 
@@ -259,7 +246,8 @@ pub fn split_name(id: &str) -> Option<(&str, &str)> {
 }
 
 impl Shared {
-    fn server_by_name(&self, id: &str) -> Option<Server> {
+    /// The Server named `namespace/name`.
+    pub fn server_by_name(&self, id: &str) -> Option<Server> {
         let (ns, name) = split_name(id)?;
         self.server(ns, name)
     }

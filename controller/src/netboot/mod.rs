@@ -3,6 +3,7 @@
 //! They watch Racks and Servers themselves, so a standby replica answers boots too.
 
 pub mod http;
+pub mod report;
 pub mod site;
 pub mod steps;
 pub mod target;
@@ -96,15 +97,34 @@ fn netns_path(ns: Option<&str>) -> Option<PathBuf> {
     })
 }
 
-/// Starts the boot services and runs them until `shutdown`. Errors only at start.
-pub async fn serve(
+/// What the agent API (served beside the boot services, from the same caches) is given.
+pub struct AgentContext {
+    /// Caches and index.
+    pub shared: Arc<Shared>,
+    /// API client.
+    pub client: Client,
+    /// Events.
+    pub recorder: Recorder,
+    /// Token and credential key.
+    pub key: TokenKey,
+    /// The agent API's listener (opened in the boot namespace).
+    pub listener: tokio::net::TcpListener,
+}
+
+/// Starts the boot services, and the agent API that `agent` builds from their caches, and runs
+/// them until `shutdown`. Errors only at start.
+pub async fn serve<A>(
     client: Client,
     namespace: Option<&str>,
     identity: &str,
     config: &BootConfig,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), BootError> {
+    agent: impl FnOnce(AgentContext) -> A,
+) -> Result<(), BootError>
+where
+    A: std::future::Future<Output = ()>,
+{
     let key = read_key(config.boot_token_key_file.as_deref())?;
     let ns_path = netns_path(config.boot_netns.as_deref());
     let tftp_root = Arc::new(boot::tftp::TftpRoot::new(
@@ -114,8 +134,12 @@ pub async fn serve(
 
     // Every socket is opened inside the boot namespace (when given).
     let interfaces = config.dhcp_interfaces.clone();
-    let (http_addr, tftp_addr) = (config.boot_http_addr, config.tftp_addr);
-    let (bound, http_listener, tftp_socket) =
+    let (http_addr, tftp_addr, agent_addr) = (
+        config.boot_http_addr,
+        config.tftp_addr,
+        config.agent_grpc_addr,
+    );
+    let (bound, http_listener, tftp_socket, agent_listener) =
         boot::netns::within(ns_path.as_deref(), move || {
             let bound = interfaces
                 .iter()
@@ -132,20 +156,32 @@ pub async fn serve(
                 addr: tftp_addr,
                 source,
             })?;
-            for s in [http.set_nonblocking(true), tftp.set_nonblocking(true)] {
+            let agent =
+                std::net::TcpListener::bind(agent_addr).map_err(|source| BootError::Bind {
+                    what: "agent API",
+                    addr: agent_addr,
+                    source,
+                })?;
+            for s in [
+                http.set_nonblocking(true),
+                tftp.set_nonblocking(true),
+                agent.set_nonblocking(true),
+            ] {
                 s.map_err(|source| BootError::Bind {
                     what: "boot socket",
                     addr: http_addr,
                     source,
                 })?;
             }
-            Ok::<_, BootError>((bound, http, tftp))
+            Ok::<_, BootError>((bound, http, tftp, agent))
         })??;
     let bind_err = |what, addr| move |source| BootError::Bind { what, addr, source };
     let http_listener = tokio::net::TcpListener::from_std(http_listener)
         .map_err(bind_err("HTTP boot", http_addr))?;
     let tftp_socket =
         tokio::net::UdpSocket::from_std(tftp_socket).map_err(bind_err("TFTP", tftp_addr))?;
+    let agent_listener = tokio::net::TcpListener::from_std(agent_listener)
+        .map_err(bind_err("agent API", agent_addr))?;
 
     let (servers, server_writer) = reflector::store::<DeserializeGuard<Server>>();
     let (racks, rack_writer) = reflector::store::<DeserializeGuard<Rack>>();
@@ -196,6 +232,13 @@ pub async fn serve(
     );
     let dhcp_steps = report_dhcp(shared.clone(), client.clone(), recorder.clone(), seen_rx);
     let tftp = boot::tftp::serve(tftp_socket, tftp_root, metrics.boot.clone());
+    let agent = agent(AgentContext {
+        shared: shared.clone(),
+        client: client.clone(),
+        recorder: recorder.clone(),
+        key: key.clone(),
+        listener: agent_listener,
+    });
     let state = Arc::new(http::BootHttp {
         shared,
         client,
@@ -207,7 +250,7 @@ pub async fn serve(
         kernel_args: config.boot_kernel_args.clone(),
         metrics: metrics.boot.clone(),
     });
-    info!(http = %http_addr, tftp = %tftp_addr, dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
+    info!(http = %http_addr, tftp = %tftp_addr, agent = %agent_addr, dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
     let http = axum::serve(http_listener, http::router(state));
     tokio::select! {
         () = shutdown => {}
@@ -218,6 +261,7 @@ pub async fn serve(
         () = dhcp_steps => {}
         () = tftp => warn!("TFTP stopped"),
         r = http => if let Err(e) = r { warn!(error = %e, "HTTP boot stopped") },
+        () = agent => warn!("agent API stopped"),
     }
     info!("boot services stopped");
     Ok(())

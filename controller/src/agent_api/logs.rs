@@ -1,0 +1,69 @@
+//! The agents' recent log lines, per Server, in memory (the last [`KEEP`] lines each).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use proto::agent_v1::LogLine;
+
+/// Lines kept per Server.
+pub const KEEP: usize = 2000;
+
+/// Recent log lines by Server (`namespace/name`).
+#[derive(Default)]
+pub struct Logs(Mutex<HashMap<String, VecDeque<LogLine>>>);
+
+impl Logs {
+    /// Appends lines, dropping the oldest beyond [`KEEP`].
+    pub fn append(&self, server: &str, lines: Vec<LogLine>) {
+        let Ok(mut all) = self.0.lock() else {
+            return;
+        };
+        let kept = all.entry(server.to_string()).or_default();
+        kept.extend(lines);
+        while kept.len() > KEEP {
+            kept.pop_front();
+        }
+    }
+
+    /// The last `n` lines of `server`, oldest first, as text.
+    pub fn tail(&self, server: &str, n: usize) -> Vec<String> {
+        let Ok(all) = self.0.lock() else {
+            return Vec::new();
+        };
+        all.get(server)
+            .map(|l| {
+                l.iter()
+                    .skip(l.len().saturating_sub(n))
+                    .map(|l| format!("{} {} {}", l.timestamp_ms, l.level, l.text))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_lines_per_server() {
+        let logs = Logs::default();
+        let line = |i: i64| LogLine {
+            timestamp_ms: i,
+            level: "info".into(),
+            text: format!("line {i}"),
+        };
+        logs.append("ns/a", (0..(KEEP as i64 + 5)).map(line).collect());
+        logs.append("ns/b", vec![line(1)]);
+        let tail = logs.tail("ns/a", 2);
+        assert_eq!(
+            tail,
+            vec![
+                format!("{} info line {}", KEEP + 3, KEEP + 3),
+                format!("{} info line {}", KEEP + 4, KEEP + 4)
+            ]
+        );
+        assert_eq!(logs.tail("ns/b", 10).len(), 1);
+        assert!(logs.tail("ns/c", 10).is_empty());
+    }
+}

@@ -1,0 +1,202 @@
+//! The agent API (gRPC) against the real controller: the boot token is traded for a per-server
+//! credential, and a credential only ever acts on its own Server. The client is the generated
+//! tonic client the agent uses; the IPMI BMC simulator takes the network-boot requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../bmc/tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::time::Duration;
+
+use common::IpmiSim;
+use crds::{Server, ServerState};
+use e2e::netlab::NetLab;
+use e2e::{RunningController, admin_client, eventually, inspection_site, namespace, wait_state};
+use kube::api::Api;
+use proto::agent_v1::agent_client::AgentClient;
+use proto::agent_v1::{Disk, Inventory, NextTaskRequest, Nic, RegisterRequest, TaskResult, task};
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+
+const MAC_X: &str = "52:54:00:64:00:01";
+const MAC_Y: &str = "52:54:00:64:00:02";
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn with_credential<T>(message: T, credential: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {credential}")).unwrap(),
+    );
+    req
+}
+
+fn inventory() -> Inventory {
+    Inventory {
+        cpu_count: 4,
+        cpu_model: "QEMU Virtual CPU".into(),
+        memory_bytes: 2 << 30,
+        disks: vec![Disk {
+            name: "vda".into(),
+            size_bytes: 16 << 30,
+            serial_number: "gw-x".into(),
+            ..Default::default()
+        }],
+        nics: vec![Nic {
+            name: "eth0".into(),
+            mac: MAC_X.into(),
+            link_up: true,
+            ..Default::default()
+        }],
+        dmi: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_trade_boot_tokens_for_credentials_that_act_only_on_their_own_server() {
+    let ipmi = IpmiSim::start(2, "admin", "lab-password");
+    let client = admin_client().await;
+    let ns = namespace(&client, "agentapi").await;
+    let lab = NetLab::new();
+    let (http, grpc, tftp) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let flags: Vec<String> = [
+        "--boot-services".to_string(),
+        "--boot-http-addr".into(),
+        format!("127.0.0.1:{http}"),
+        "--agent-grpc-addr".into(),
+        format!("127.0.0.1:{grpc}"),
+        "--tftp-addr".into(),
+        format!("127.0.0.1:{tftp}"),
+        "--boot-token-key-file".into(),
+        lab.token_key().to_str().unwrap().into(),
+    ]
+    .to_vec();
+    inspection_site(
+        &client,
+        &ns,
+        "10.64.0.0/24",
+        &[("x", MAC_X, ipmi.address(0)), ("y", MAC_Y, ipmi.address(1))],
+    )
+    .await;
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    wait_state(&client, &ns, &["x", "y"], ServerState::Inspecting).await;
+    // The boot token, as iPXE would get it in x's script.
+    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{MAC_X}.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = script
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("groundwork.token="))
+        .expect("ramdisk script with a token")
+        .to_string();
+    let mut agent = AgentClient::connect(format!("http://127.0.0.1:{grpc}"))
+        .await
+        .unwrap();
+    let register = |server: String, token: String| RegisterRequest {
+        server,
+        boot_token: token,
+        boot_mac: MAC_X.into(),
+        inventory: Some(inventory()),
+    };
+
+    // x's token does not register y; a made-up token does not register x.
+    let as_y = agent
+        .register(register(format!("{ns}/y"), token.clone()))
+        .await;
+    assert_eq!(as_y.unwrap_err().code(), Code::PermissionDenied);
+    let forged = agent
+        .register(register(format!("{ns}/x"), "00".repeat(32)))
+        .await;
+    assert_eq!(forged.unwrap_err().code(), Code::PermissionDenied);
+    let registered = agent
+        .register(register(format!("{ns}/x"), token.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let credential = registered.credential;
+    assert!(credential.starts_with(&format!("{ns}/x:")));
+
+    // The inventory lands in x's status and inspection completes.
+    let x = eventually(Duration::from_secs(30), "x inspected", || async {
+        let s = api.get("x").await.ok()?;
+        let st = s.status.clone()?;
+        (st.state? == ServerState::Available && st.hardware.is_some()).then_some(s)
+    })
+    .await;
+    let hw = x.status.unwrap().hardware.unwrap();
+    assert_eq!(
+        (hw.cpu_count, hw.disks[0].serial_number.as_deref()),
+        (4, Some("gw-x"))
+    );
+
+    // Its next task is to power off; the credential acts on x only.
+    let next = agent
+        .next_task(with_credential(NextTaskRequest {}, &credential))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(next.kind, Some(task::Kind::PowerOff(_))),
+        "{next:?}"
+    );
+    let y = api.get("y").await.unwrap();
+    let y_uid = y.metadata.uid.clone().unwrap();
+    let y_attempt = y.status.unwrap().boot_attempt.unwrap().id;
+    // x's own task id is accepted...
+    agent
+        .report_result(with_credential(
+            TaskResult {
+                task_id: next.id.clone(),
+                ok: true,
+                ..Default::default()
+            },
+            &credential,
+        ))
+        .await
+        .unwrap();
+    // ... y's (same attempt name, other server) is not.
+    let on_y = agent
+        .report_result(with_credential(
+            TaskResult {
+                task_id: format!("{y_uid}/{y_attempt}/inspect"),
+                ok: true,
+                ..Default::default()
+            },
+            &credential,
+        ))
+        .await;
+    assert_eq!(on_y.unwrap_err().code(), Code::PermissionDenied);
+    // x's credential with y's name is refused, as is no credential at all.
+    let (_, mac) = credential.rsplit_once(':').unwrap();
+    let as_y = agent
+        .next_task(with_credential(
+            NextTaskRequest {},
+            &format!("{ns}/y:{mac}"),
+        ))
+        .await;
+    assert_eq!(as_y.unwrap_err().code(), Code::Unauthenticated);
+    let anonymous = agent.next_task(NextTaskRequest {}).await;
+    assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
+    // The token was for one attempt: registering again is refused.
+    let again = agent.register(register(format!("{ns}/x"), token)).await;
+    assert_eq!(again.unwrap_err().code(), Code::FailedPrecondition);
+    let y = api.get("y").await.unwrap();
+    assert_eq!(
+        y.status.unwrap().state,
+        Some(ServerState::Inspecting),
+        "y untouched"
+    );
+    controller.stop().await;
+}
