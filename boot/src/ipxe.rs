@@ -12,6 +12,8 @@ pub const INITRD: &str = "initrd.img";
 pub struct Ramdisk<'a> {
     /// Base URL of the HTTP boot service, e.g. `http://10.10.0.1:8081`.
     pub base: &'a str,
+    /// URL of the agent API, e.g. `http://10.10.0.1:9443`.
+    pub agent: &'a str,
     /// The machine's boot MAC.
     pub mac: &'a str,
     /// `namespace/name` of the Server (`-` while undeclared).
@@ -28,6 +30,7 @@ pub struct Ramdisk<'a> {
 pub fn ramdisk(r: &Ramdisk<'_>) -> String {
     let Ramdisk {
         base,
+        agent,
         mac,
         server,
         token,
@@ -35,7 +38,7 @@ pub fn ramdisk(r: &Ramdisk<'_>) -> String {
         kernel_args,
     } = r;
     let mut args = format!(
-        "initrd={INITRD} groundwork.url={base} groundwork.server={server} groundwork.mode={mode}"
+        "initrd={INITRD} groundwork.url={base} groundwork.agent={agent} groundwork.server={server} groundwork.mode={mode}"
     );
     if !token.is_empty() {
         args.push_str(&format!(" groundwork.token={token}"));
@@ -80,6 +83,7 @@ mod tests {
     fn ramdisk_script_names_the_server_and_its_token() {
         let s = ramdisk(&Ramdisk {
             base: "http://10.0.0.1:8081",
+            agent: "http://10.0.0.1:9443",
             mac: "52:54:00:00:00:01",
             server: "fra1/a01-u01",
             token: "abc",
@@ -87,7 +91,7 @@ mod tests {
             kernel_args: "console=ttyS0",
         });
         assert!(s.starts_with("#!ipxe\n"));
-        assert!(s.contains("kernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0\n"));
+        assert!(s.contains("kernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.agent=http://10.0.0.1:9443 groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0\n"));
         assert!(s.contains("initrd http://10.0.0.1:8081/boot/52:54:00:00:00:01/initrd.img\n"));
         assert!(s.ends_with("boot\n"));
     }

@@ -30,6 +30,23 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// Boot services on loopback ports (no DHCP): the flags, the HTTP boot and agent API ports.
+fn loopback_boot_flags(lab: &NetLab) -> (Vec<String>, u16, u16) {
+    let (http, grpc, tftp) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let flags = vec![
+        "--boot-services".to_string(),
+        "--boot-http-addr".into(),
+        format!("127.0.0.1:{http}"),
+        "--agent-grpc-addr".into(),
+        format!("127.0.0.1:{grpc}"),
+        "--tftp-addr".into(),
+        format!("127.0.0.1:{tftp}"),
+        "--boot-token-key-file".into(),
+        lab.token_key().to_str().unwrap().into(),
+    ];
+    (flags, http, grpc)
+}
+
 fn with_credential<T>(message: T, credential: &str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
     req.metadata_mut().insert(
@@ -66,19 +83,7 @@ async fn agents_trade_boot_tokens_for_credentials_that_act_only_on_their_own_ser
     let client = admin_client().await;
     let ns = namespace(&client, "agentapi").await;
     let lab = NetLab::new();
-    let (http, grpc, tftp) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-    let flags: Vec<String> = [
-        "--boot-services".to_string(),
-        "--boot-http-addr".into(),
-        format!("127.0.0.1:{http}"),
-        "--agent-grpc-addr".into(),
-        format!("127.0.0.1:{grpc}"),
-        "--tftp-addr".into(),
-        format!("127.0.0.1:{tftp}"),
-        "--boot-token-key-file".into(),
-        lab.token_key().to_str().unwrap().into(),
-    ]
-    .to_vec();
+    let (flags, http, grpc) = loopback_boot_flags(&lab);
     inspection_site(
         &client,
         &ns,
@@ -198,5 +203,56 @@ async fn agents_trade_boot_tokens_for_credentials_that_act_only_on_their_own_ser
         Some(ServerState::Inspecting),
         "y untouched"
     );
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() {
+    let ipmi = IpmiSim::start(1, "admin", "lab-password");
+    let client = admin_client().await;
+    let ns = namespace(&client, "agentrun").await;
+    let lab = NetLab::new();
+    let (flags, http, grpc) = loopback_boot_flags(&lab);
+    inspection_site(
+        &client,
+        &ns,
+        "10.65.0.0/24",
+        &[("z", MAC_X, ipmi.address(0))],
+    )
+    .await;
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    wait_state(&client, &ns, &["z"], ServerState::Inspecting).await;
+
+    // The kernel command line iPXE would boot with, read by the agent's own parser.
+    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{MAC_X}.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kernel_line = script.lines().find(|l| l.starts_with("kernel ")).unwrap();
+    let params = agent::cmdline::parse(kernel_line).expect("groundwork.agent on the command line");
+    assert_eq!(params.agent, format!("http://127.0.0.1:{grpc}"));
+    // This machine's real /proc and /sys stand in for the ramdisk's.
+    let inventory = agent::inventory::collect("/proc".as_ref(), "/sys".as_ref());
+    let cpus = inventory.cpu_count;
+    assert!(cpus >= 1 && inventory.memory_bytes > 0);
+    let outcome = agent::run::run(&params, inventory, MAC_X).await.unwrap();
+    assert_eq!(outcome, agent::run::Outcome::PowerOff);
+
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    let z = eventually(
+        Duration::from_secs(30),
+        "z inspected by the agent",
+        || async {
+            let s = api.get("z").await.ok()?;
+            let st = s.status.clone()?;
+            (st.state? == ServerState::Available && st.hardware.is_some()).then_some(st)
+        },
+    )
+    .await;
+    let hw = z.hardware.unwrap();
+    assert_eq!(hw.cpu_count, cpus);
+    assert!(hw.memory_bytes > 0);
     controller.stop().await;
 }

@@ -43,6 +43,8 @@ pub struct BootHttp {
     pub auto_enroll: bool,
     /// Extra kernel arguments.
     pub kernel_args: String,
+    /// Port of the agent API (on the same address as HTTP boot).
+    pub agent_port: u16,
     /// Metrics.
     pub metrics: boot::metrics::Metrics,
 }
@@ -77,7 +79,10 @@ async fn file(
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
     let base = format!("http://{host}");
-    let (kind, script) = script(&st, &base, mac).await;
+    // The agent API listens on the address the machine reached us on.
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let agent = format!("http://{hostname}:{}", st.agent_port);
+    let (kind, script) = script(&st, &base, &agent, mac).await;
     st.metrics
         .scripts
         .get_or_create(&ScriptLabels { kind })
@@ -85,12 +90,13 @@ async fn file(
     text(StatusCode::OK, script)
 }
 
-async fn script(st: &BootHttp, base: &str, mac: Mac) -> (&'static str, String) {
+async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static str, String) {
     let mac_s = mac.to_string();
     let Some(server) = st.shared.server_by_mac(mac) else {
         if st.auto_enroll {
             let s = ipxe::ramdisk(&ipxe::Ramdisk {
                 base,
+                agent,
                 mac: &mac_s,
                 server: "-",
                 token: "",
@@ -112,6 +118,7 @@ async fn script(st: &BootHttp, base: &str, mac: Mac) -> (&'static str, String) {
             let token = st.key.issue(&server.uid().unwrap_or_default(), &attempt.id);
             let s = ipxe::ramdisk(&ipxe::Ramdisk {
                 base,
+                agent,
                 mac: &mac_s,
                 server: &id,
                 token: &token,

@@ -248,6 +248,7 @@ where
         ipxe_dir: config.ipxe_dir.clone(),
         auto_enroll: config.auto_enroll,
         kernel_args: config.boot_kernel_args.clone(),
+        agent_port: agent_addr.port(),
         metrics: metrics.boot.clone(),
     });
     info!(http = %http_addr, tftp = %tftp_addr, agent = %agent_addr, dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
