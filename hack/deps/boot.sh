@@ -12,7 +12,10 @@ have_cmd qemu-system-x86_64 || need+=(qemu-system-x86)
 have_file /usr/lib/ipxe/qemu/efi-virtio.rom || need+=(ipxe-qemu)
 have_file /usr/lib/ipxe/undionly.kpxe || need+=(ipxe)
 have_file /usr/share/OVMF/OVMF_CODE_4M.fd || need+=(ovmf)
-have_file /bin/busybox || need+=(busybox-static)
+# The ramdisk needs a static busybox (Debian's plain `busybox` package is dynamic).
+if ! have_file /bin/busybox || ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'; then
+  need+=(busybox-static)
+fi
 have_cmd cpio || need+=(cpio)
 have_cmd dnsmasq || need+=(dnsmasq-base)
 have_cmd dhcrelay || need+=(isc-dhcp-relay)
