@@ -13,7 +13,8 @@ have_file /usr/lib/ipxe/qemu/efi-virtio.rom || need+=(ipxe-qemu)
 have_file /usr/lib/ipxe/undionly.kpxe || need+=(ipxe)
 have_file /usr/share/OVMF/OVMF_CODE_4M.fd || need+=(ovmf)
 # The ramdisk needs a static busybox (Debian's plain `busybox` package is dynamic).
-if ! have_file /bin/busybox || ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'; then
+busybox_linkage="$(ldd /bin/busybox 2>&1 || true)"
+if ! have_file /bin/busybox || [[ "$busybox_linkage" != *"not a dynamic"* && "$busybox_linkage" != *"statically linked"* ]]; then
   need+=(busybox-static)
 fi
 have_cmd cpio || need+=(cpio)
