@@ -157,7 +157,9 @@ async fn listen(
             Ok(s) => s.clone(),
             Err(p) => p.into_inner().clone(),
         };
-        let outcome = {
+        // A safety net below the framing check: a decoder panic on some packet nobody has
+        // thought of costs that packet, never the socket.
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut leases = match leases.lock() {
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
@@ -171,6 +173,11 @@ async fn listen(
                 &mut leases,
                 Instant::now(),
             )
+        }));
+        let Ok(outcome) = answered else {
+            metrics.dropped("", "internal_error");
+            warn!(%from, bytes = n, "DHCP packet dropped: answering it panicked");
+            continue;
         };
         match outcome {
             Outcome::Dropped {
