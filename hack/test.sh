@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 export CARGO_TERM_COLOR=never GOTOOLCHAIN=local
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+# Incremental state is rewritten on every change and is what fills the disk of a cached
+# CI machine (tens of GB after a few runs); whole-crate caching is enough here.
+export CARGO_INCREMENTAL=0
 declare -a timings=()
 stage() {
   local name="$1"; shift
