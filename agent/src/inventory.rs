@@ -5,7 +5,9 @@ use std::path::Path;
 
 use proto::agent_v1::{Disk, Inventory, Nic};
 
-use crate::disks;
+use crate::config_drive;
+use crate::disks::{self, BlockDevice};
+use crate::partition_table;
 
 /// Reads CPUs and memory from `proc`, disks and NICs from `sys` (normally /proc and /sys).
 pub fn collect(proc: &Path, sys: &Path) -> Inventory {
@@ -30,18 +32,7 @@ pub fn collect(proc: &Path, sys: &Path) -> Inventory {
         .unwrap_or_default()
         .into_iter()
         .filter(|d| !d.is_virtual())
-        .map(|d| Disk {
-            name: d.name,
-            size_bytes: d.size_bytes,
-            model: d.model,
-            vendor: d.vendor,
-            serial_number: d.serial,
-            wwn: d.wwn,
-            rotational: d.rotational,
-            hctl: d.hctl.unwrap_or_default(),
-            has_partitions: d.has_partitions,
-            marker: String::new(),
-        })
+        .map(|d| disk(d, Path::new("/dev")))
         .collect();
     Inventory {
         cpu_count,
@@ -50,6 +41,32 @@ pub fn collect(proc: &Path, sys: &Path) -> Inventory {
         disks,
         nics: nics(&sys.join("class/net")),
         dmi: None,
+    }
+}
+
+/// One disk in the API's terms; `dev` holds its device node (`/dev` on a host). The marker
+/// and the on-disk table check are best effort: an unreadable disk reports neither.
+fn disk(d: BlockDevice, dev: &Path) -> Disk {
+    let node = dev.join(&d.name);
+    let on_disk_table = partition_table::probe(&node).ok().flatten().is_some();
+    let marker = config_drive::read_marker(&node)
+        .unwrap_or_else(|e| {
+            tracing::debug!(disk = %d.name, error = %e, "no marker read");
+            None
+        })
+        .map(|m| m.trim().to_string())
+        .unwrap_or_default();
+    Disk {
+        has_partitions: d.has_partitions || on_disk_table,
+        marker,
+        name: d.name,
+        size_bytes: d.size_bytes,
+        model: d.model,
+        vendor: d.vendor,
+        serial_number: d.serial,
+        wwn: d.wwn,
+        rotational: d.rotational,
+        hctl: d.hctl.unwrap_or_default(),
     }
 }
 
@@ -124,5 +141,37 @@ mod tests {
         assert_eq!(inv.nics.len(), 1);
         assert!(inv.nics[0].link_up && inv.nics[0].mac == "52:54:00:00:00:01");
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn disk_reads_table_and_marker_from_the_device_node() {
+        let dev = std::env::temp_dir().join(format!("gw-inv-dev-{}", std::process::id()));
+        fs::create_dir_all(&dev).unwrap();
+        // An MBR with one partition: a table, no marker.
+        let mut sector0 = vec![0u8; 4096];
+        sector0[510] = 0x55;
+        sector0[511] = 0xAA;
+        sector0[446 + 4] = 0x83;
+        sector0[446 + 12] = 8;
+        fs::write(dev.join("sdz"), &sector0).unwrap();
+        let d = disk(
+            BlockDevice {
+                name: "sdz".into(),
+                ..Default::default()
+            },
+            &dev,
+        );
+        assert!(d.has_partitions);
+        assert_eq!(d.marker, "");
+        // A missing node: nothing found, nothing fails.
+        let d = disk(
+            BlockDevice {
+                name: "sdy".into(),
+                ..Default::default()
+            },
+            &dev,
+        );
+        assert!(!d.has_partitions && d.marker.is_empty());
+        fs::remove_dir_all(dev).unwrap();
     }
 }

@@ -5,6 +5,9 @@
 //! bytes on the disk.
 
 use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::Path;
 
 /// How many bytes from the start of a disk [`detect`] needs: a GPT header sits at LBA 1,
 /// which is byte 4096 on 4 KiB-sector disks.
@@ -49,6 +52,32 @@ pub fn detect(start: &[u8]) -> Option<PartitionTable> {
     used.then_some(PartitionTable::Mbr)
 }
 
+/// Reads the first [`PROBE_BYTES`] of `path` (a disk or an image) and [`detect`]s a table.
+pub fn probe(path: &Path) -> io::Result<Option<PartitionTable>> {
+    let file = File::open(path)?;
+    let mut start = vec![0u8; PROBE_BYTES];
+    let n = crate::gpt::read_full(&file, &mut start, 0)?;
+    Ok(detect(&start[..n]))
+}
+
+/// The primary MBR partitions in `sector0` as (first LBA, sectors), skipping empty and
+/// protective (0xEE) entries; empty without the 0x55AA signature.
+pub fn mbr_partitions(sector0: &[u8]) -> Vec<(u64, u64)> {
+    if sector0.get(510..512) != Some(&[0x55, 0xAA][..]) {
+        return Vec::new();
+    }
+    sector0[446..510]
+        .chunks_exact(16)
+        .filter(|e| e[4] != 0 && e[4] != 0xEE)
+        .map(|e| {
+            let start = u32::from_le_bytes([e[8], e[9], e[10], e[11]]);
+            let sectors = u32::from_le_bytes([e[12], e[13], e[14], e[15]]);
+            (u64::from(start), u64::from(sectors))
+        })
+        .filter(|&(_, sectors)| sectors > 0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +112,16 @@ mod tests {
         let mut no_sig = mbr_with_entry(0x83, 4096);
         no_sig[510] = 0;
         assert_eq!(detect(&no_sig), None);
+    }
+
+    #[test]
+    fn lists_mbr_partitions_but_not_protective_entries() {
+        let mut s = mbr_with_entry(0x83, 4096);
+        s[446 + 16 + 4] = 0xEE;
+        s[446 + 16 + 12] = 1;
+        assert_eq!(mbr_partitions(&s), [(2048, 4096)]);
+        s[510] = 0;
+        assert!(mbr_partitions(&s).is_empty());
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct Config {
     /// nothing changed).
     #[arg(long, env = "GROUNDWORK_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
+    /// Seconds a ramdisk may stay silent (no boot step, no agent progress) before its attempt
+    /// is retried, and the installed OS may take to check in after the disk boot.
+    #[arg(long, env = "GROUNDWORK_RAMDISK_TIMEOUT_SECONDS", default_value_t = 900)]
+    pub ramdisk_timeout_seconds: u64,
     /// Name of the leader-election Lease.
     #[arg(
         long,

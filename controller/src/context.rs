@@ -38,6 +38,10 @@ pub struct Context {
     pub bmcs: crate::bmc_pool::BmcPool,
     /// Readiness, set once every cache has synced.
     pub health: Arc<Health>,
+    /// Node address grants.
+    pub ipam: crate::ipam::Allocator,
+    /// How long a ramdisk may stay silent, and a first boot may take.
+    pub ramdisk_timeout: Duration,
 }
 
 impl Context {

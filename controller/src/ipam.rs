@@ -1,6 +1,10 @@
-//! IP pool arithmetic for a Rack's node network (pure).
+//! IP pool arithmetic for a Rack's node network (pure), and the allocator that hands node
+//! addresses to Servers: one address per Server, never the same address to two Servers, also
+//! when several Servers start provisioning at once.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use ipnet::IpNet;
 
@@ -103,6 +107,46 @@ impl Pool {
         u64::try_from(total).unwrap_or(u64::MAX)
     }
 
+    /// The address with `ordinal`, in the pool's family.
+    fn address(&self, ordinal: u128) -> IpAddr {
+        match self.net {
+            IpNet::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(
+                u32::try_from(ordinal).unwrap_or(u32::MAX),
+            )),
+            IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(ordinal)),
+        }
+    }
+
+    /// Whether the pool may hand out `ip` (inside the bounds, not excluded).
+    pub fn assignable(&self, ip: IpAddr) -> bool {
+        let (lo, hi) = self.bounds();
+        let o = ordinal(ip);
+        self.net.contains(&ip)
+            && (lo..=hi).contains(&o)
+            && !self.excluded.iter().any(|(s, e)| (*s..=*e).contains(&o))
+    }
+
+    /// The subnet's address number `n` (`10.0.0.0/24`, 15 → `10.0.0.15`).
+    pub fn nth(&self, n: u32) -> Option<IpAddr> {
+        let o = ordinal(self.net.network()).checked_add(u128::from(n))?;
+        let ip = self.address(o);
+        self.net.contains(&ip).then_some(ip)
+    }
+
+    /// The subnet's prefix length.
+    pub fn prefix_len(&self) -> u8 {
+        self.net.prefix_len()
+    }
+
+    /// The lowest assignable address `taken` does not hold (scans at most 2^16 addresses).
+    pub fn first_free(&self, taken: impl Fn(IpAddr) -> bool) -> Option<IpAddr> {
+        let (lo, hi) = self.bounds();
+        (lo..=hi)
+            .take(1 << 16)
+            .map(|o| self.address(o))
+            .find(|ip| self.assignable(*ip) && !taken(*ip))
+    }
+
     /// Whether `address` is inside the subnet.
     pub fn contains(&self, address: &str) -> bool {
         address
@@ -111,9 +155,148 @@ impl Pool {
     }
 }
 
+/// Why no address was allocated.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AllocateError {
+    /// The pool does not compute.
+    #[error(transparent)]
+    Pool(#[from] IpamError),
+    /// Every assignable address is taken.
+    #[error("the node IP pool {0} has no free address")]
+    Exhausted(String),
+}
+
+impl AllocateError {
+    /// CamelCase reason for conditions and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Pool(_) => "InvalidIPPool",
+            Self::Exhausted(_) => "IPPoolExhausted",
+        }
+    }
+}
+
+/// Who holds which node address, per pool (`namespace/rack`). Seeded from the addresses the
+/// Servers' status records (the cache) on every call and kept in memory between a grant and
+/// its status write, so two concurrent grants never collide. One per controller process; only
+/// the leader allocates.
+#[derive(Debug, Default)]
+pub struct Allocator {
+    granted: Mutex<BTreeMap<String, BTreeMap<IpAddr, String>>>,
+}
+
+impl Allocator {
+    /// The address of `holder` (a Server UID) in `pool_id`: the one it already holds, else
+    /// `preferred` when assignable and free, else the lowest free one. `recorded` lists the
+    /// (address, holder) pairs the Servers' status records.
+    pub fn allocate(
+        &self,
+        pool_id: &str,
+        pool: &Pool,
+        holder: &str,
+        preferred: Option<IpAddr>,
+        recorded: &[(IpAddr, String)],
+    ) -> Result<IpAddr, AllocateError> {
+        let mut all = self
+            .granted
+            .lock()
+            .map_err(|_| AllocateError::Exhausted(pool_id.to_string()))?;
+        let granted = all.entry(pool_id.to_string()).or_default();
+        for (ip, h) in recorded {
+            granted.entry(*ip).or_insert_with(|| h.clone());
+        }
+        if let Some((ip, _)) = granted.iter().find(|(_, h)| *h == holder) {
+            return Ok(*ip);
+        }
+        let free = |ip: IpAddr| pool.assignable(ip) && !granted.contains_key(&ip);
+        let ip = preferred
+            .filter(|ip| free(*ip))
+            .or_else(|| pool.first_free(|ip| granted.contains_key(&ip)))
+            .ok_or_else(|| AllocateError::Exhausted(pool_id.to_string()))?;
+        granted.insert(ip, holder.to_string());
+        Ok(ip)
+    }
+
+    /// Releases whatever `holder` holds in any pool.
+    pub fn release(&self, holder: &str) {
+        if let Ok(mut all) = self.granted.lock() {
+            for granted in all.values_mut() {
+                granted.retain(|_, h| h != holder);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocations_prefer_the_rack_unit_never_collide_and_are_released() {
+        let pool = Pool::new(
+            "10.20.0.0/28",
+            "10.20.0.1",
+            &[],
+            &[("10.20.0.2".into(), "10.20.0.9".into())],
+        )
+        .unwrap();
+        let a = Allocator::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(pool.nth(15), Some(ip("10.20.0.15")));
+        assert_eq!(pool.nth(16), None);
+        // Preferred and free.
+        assert_eq!(
+            a.allocate("p", &pool, "x", Some(ip("10.20.0.11")), &[]),
+            Ok(ip("10.20.0.11"))
+        );
+        // Same holder again: the same address, whatever it prefers now.
+        assert_eq!(
+            a.allocate("p", &pool, "x", Some(ip("10.20.0.12")), &[]),
+            Ok(ip("10.20.0.11"))
+        );
+        // Preferred is taken (by status) or excluded: the lowest free one.
+        assert_eq!(
+            a.allocate(
+                "p",
+                &pool,
+                "y",
+                Some(ip("10.20.0.11")),
+                &[(ip("10.20.0.10"), "z".into())]
+            ),
+            Ok(ip("10.20.0.12"))
+        );
+        assert_eq!(
+            a.allocate("p", &pool, "w", Some(ip("10.20.0.3")), &[]),
+            Ok(ip("10.20.0.13"))
+        );
+        a.allocate("p", &pool, "v", None, &[]).unwrap(); // .14
+        assert_eq!(
+            a.allocate("p", &pool, "u", None, &[]).unwrap_err().reason(),
+            "IPPoolExhausted"
+        );
+        a.release("y");
+        assert_eq!(a.allocate("p", &pool, "u", None, &[]), Ok(ip("10.20.0.12")));
+    }
+
+    #[test]
+    fn concurrent_allocations_get_distinct_addresses() {
+        let pool = std::sync::Arc::new(Pool::new("10.30.0.0/24", "10.30.0.1", &[], &[]).unwrap());
+        let a = std::sync::Arc::new(Allocator::default());
+        let threads: Vec<_> = (0..64)
+            .map(|i| {
+                let (a, pool) = (a.clone(), pool.clone());
+                std::thread::spawn(move || {
+                    // Everyone prefers the same address.
+                    a.allocate("p", &pool, &format!("s{i}"), pool.nth(20), &[])
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut got: Vec<IpAddr> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 64);
+    }
 
     #[test]
     fn slash24_minus_gateway_dns_reserved() {

@@ -59,13 +59,21 @@ fn intent_changed<K: Resource>(
     })
 }
 
-/// The boot services' record of the ramdisk calling back (it ends an inspection).
+/// What the boot services record that moves a Server on (the ramdisk calling back, the
+/// agent's result, the installed OS checking in), and its deletion.
 fn boot_callback(s: &DeserializeGuard<Server>) -> Option<String> {
-    let progress = s.0.as_ref().ok()?.status.as_ref()?.boot_progress.as_ref()?;
+    let server = s.0.as_ref().ok()?;
+    let progress = server
+        .status
+        .as_ref()
+        .and_then(|s| s.boot_progress.as_ref());
     Some(format!(
-        "{}:{:?}",
-        progress.attempt,
-        progress.called_back_at.as_ref().map(|t| t.0)
+        "{:?}:{:?}:{:?}:{:?}:{:?}",
+        server.metadata.deletion_timestamp.as_ref().map(|t| t.0),
+        progress.map(|p| &p.attempt),
+        progress.and_then(|p| p.called_back_at.as_ref()).map(|t| t.0),
+        progress.and_then(|p| p.result_at.as_ref()).map(|t| t.0),
+        progress.and_then(|p| p.checked_in_at.as_ref()).map(|t| t.0),
     ))
 }
 
@@ -148,6 +156,8 @@ pub async fn run(
             config.bmc_concurrency,
             crate::bmc_pool::driver_config(),
         ),
+        ipam: crate::ipam::Allocator::default(),
+        ramdisk_timeout: Duration::from_secs(config.ramdisk_timeout_seconds),
     });
 
     let cc = ControllerConfig::default().concurrency(config.concurrency);

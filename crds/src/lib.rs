@@ -25,6 +25,9 @@ pub use upstream::{UpstreamLink, UpstreamLinkSpec, UpstreamLinkStatus};
 
 /// The API group of every Groundwork kind.
 pub const GROUP: &str = "groundwork.dev";
+/// Finalizer on a Server that holds a node address or an image: it is cleaned (per
+/// `spec.cleaning`) and its address released before it goes.
+pub const SERVER_FINALIZER: &str = "groundwork.dev/release";
 /// The API version served today.
 pub const VERSION: &str = "v1alpha1";
 

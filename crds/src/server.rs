@@ -358,6 +358,9 @@ pub struct ServerStatus {
     /// The last error, for humans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// CamelCase reason of the last error (also the Stalled condition's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_reason: Option<String>,
     /// The last `groundwork.dev/reboot` request id acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reboot_request: Option<String>,
@@ -475,6 +478,13 @@ pub struct ProvisionedImage {
     pub url: String,
     /// Verified checksum.
     pub checksum: String,
+    /// The device the image is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The disk already held this image (its config-drive marker matched), so nothing was
+    /// written: the server was adopted.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 /// Why a server is sent to the ramdisk.
@@ -512,6 +522,12 @@ pub struct BootAttempt {
     pub purpose: BootPurpose,
     /// When the controller asked the BMC for the network boot.
     pub requested_at: Time,
+    /// Which try this is for the same purpose (a timed-out attempt is retried with a new one).
+    #[serde(default = "one")]
+    pub try_number: u32,
+    /// When the controller asked the BMC to boot the installed disk (provisioning only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_boot_at: Option<Time>,
 }
 
 /// Boot steps of one attempt as the boot services saw them; absent steps did not happen.
@@ -538,9 +554,81 @@ pub struct BootProgress {
     /// When the initrd was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd_at: Option<Time>,
-    /// When the ramdisk called back (it is up and did its work).
+    /// When the ramdisk called back (the agent registered with its inventory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub called_back_at: Option<Time>,
+    /// The agent's latest progress report on its task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<TaskProgress>,
+    /// When the agent reported its task's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_at: Option<Time>,
+    /// The agent's task result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TaskOutcome>,
+    /// When the installed OS checked in on its first boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<Time>,
+    /// What the installed OS reported it read from its config drive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_in: Option<CheckIn>,
+}
+
+/// Progress of the agent's task.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskProgress {
+    /// `download`, `write`, `verify`, `config-drive`, `sync` or `clean`.
+    pub phase: String,
+    /// Bytes done in this phase.
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// Bytes the phase has in all (0 when unknown).
+    #[serde(default)]
+    pub bytes_total: u64,
+    /// Current rate in bytes per second.
+    #[serde(default)]
+    pub bytes_per_second: u64,
+    /// When the agent reported it.
+    pub at: Time,
+}
+
+/// The outcome of the agent's task.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskOutcome {
+    /// The task succeeded.
+    pub ok: bool,
+    /// CamelCase reason on failure, e.g. `ChecksumMismatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What happened, for humans (with the agent's last log lines on failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The device written or cleaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The disk already held the image (marker matched): nothing was written.
+    #[serde(default)]
+    pub adopted: bool,
+    /// Bytes written.
+    #[serde(default)]
+    pub bytes_written: u64,
+}
+
+/// What the installed OS reported on its first boot.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckIn {
+    /// The hostname it set from its config drive.
+    #[serde(default)]
+    pub hostname: String,
+    /// The addresses it configured (CIDR notation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// The instance id its config drive carried.
+    #[serde(default)]
+    pub instance_id: String,
 }
 
 /// Start, end and duration of one phase (timestamps, never a ticking counter).

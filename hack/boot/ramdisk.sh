@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Builds the test netboot ramdisk from Debian's kernel and busybox-static (hack/deps/boot.sh):
 #   hack/boot/ramdisk.sh OUTDIR   ->  OUTDIR/vmlinuz, OUTDIR/initrd.img (newc cpio, gzip)
-# The initrd holds busybox (every applet linked in /bin), the virtio modules the NIC and disk
-# need (Debian builds them as modules), hack/boot/init.sh as /init and a udhcpc script.
+# The initrd holds busybox (every applet linked in /bin), the static Groundwork agent as
+# /bin/groundwork-agent, the virtio modules the NIC and disk need (Debian builds them as
+# modules), hack/boot/init.sh as /init and a udhcpc script.
+# The agent: GROUNDWORK_AGENT_BIN=<path> takes an already-built static binary; otherwise it is
+# built here (static glibc: -C target-feature=+crt-static, LABS.md section 8) into
+# ${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}/x86_64-unknown-linux-gnu/release/.
 # Builds are cached under ${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk/<key>/, keyed by
-# this script, init.sh, the kernel and busybox, so a rebuild is a hardlink; flock serialises
-# concurrent builders.
+# this script, init.sh, the kernel, busybox and the agent binary's sha256, so a rebuild is a
+# hardlink; flock serialises concurrent builders.
 set -euo pipefail
 
 [[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -27,13 +31,35 @@ if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
 fi
 bbver="$("$busybox" 2>&1 | head -n 1 || true)"
 
+# The agent: static (the ramdisk has no libc), checked with file(1).
+agent="${GROUNDWORK_AGENT_BIN:-}"
+if [[ -z "$agent" ]]; then
+  repo="$(cd "$here/../.." && pwd)"
+  target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+  echo "ramdisk: building the static agent (cargo, $target_dir)" >&2
+  # A RUSTFLAGS build with an explicit --target lands in its own subdirectory, so it does not
+  # invalidate the host build's artifacts. cargo's output goes to stderr: stdout lists files.
+  (cd "$repo" && CARGO_TARGET_DIR="$target_dir" CARGO_INCREMENTAL=0 \
+    RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release -q -p agent --bin groundwork-agent \
+    --target x86_64-unknown-linux-gnu) >&2
+  agent="$target_dir/x86_64-unknown-linux-gnu/release/groundwork-agent"
+fi
+[[ -x "$agent" ]] || { echo "ramdisk: no agent binary at $agent" >&2; exit 1; }
+case "$(file -bL "$agent")" in
+  *"statically linked"* | *static-pie*) ;;
+  *) echo "ramdisk: $agent is not statically linked: $(file -bL "$agent")" >&2; exit 1 ;;
+esac
+agentsum="$(sha256sum <"$agent" | cut -c1-64)"
+
 # Key: the two scripts, the kernel (its version plus a hash of the image, since Debian can
-# rebuild a kernel without changing the ABI name) and the busybox version.
+# rebuild a kernel without changing the ABI name), the busybox version and the agent.
 key="$({
   cat "$here/init.sh" "$here/ramdisk.sh"
   echo "$kver"
   sha256sum <"$kernel"
   echo "$bbver"
+  echo "agent $agentsum"
 } | sha256sum | cut -c1-64)"
 cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk"
 dir="$cache/$key"
@@ -53,6 +79,7 @@ build() {
     [[ "$a" == busybox ]] || ln -sf busybox "$root/bin/$a"
   done
   ln -sf busybox "$root/bin/sh" # the kernel runs /init's #!/bin/sh
+  install -m 0755 "$agent" "$root/bin/groundwork-agent"
   for m in "${modules[@]}"; do
     src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
     [[ -n "$src" ]] || { echo "ramdisk: module $m not found for $kver" >&2; return 1; }

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Starts one network-booting QEMU VM in the background (TCG: KVM is unusable on these machines)
-# and prints its PID; stops it again by PID.
+# Starts one QEMU VM in the background (TCG: KVM is unusable on these machines) and prints its
+# PID; stops it again by PID.
 #   hack/boot/vm.sh --name N --mac MAC --tap TAPDEV --firmware bios|uefi --serial LOGFILE \
-#     --pidfile F [--netns NS] [--disk FILE] [--state-dir DIR] [--memory MiB]
+#     --pidfile F [--netns NS] [--disk FILE] [--state-dir DIR] [--memory MiB] \
+#     [--boot net|disk|default]
 #   hack/boot/vm.sh --stop PIDFILE
-# The NIC boots first, then the disk (raw, or qcow2 by extension). The serial log is appended
-# to, never truncated. bios: SeaBIOS + QEMU's iPXE ROM, both on the serial log. uefi: OVMF's
-# own HTTP boot (PXE disabled), NVRAM in DIR/OVMF_VARS.fd (kept across starts; delete it for a
-# factory reset). The guest powers off to end the run (-no-reboot); QEMU then deletes the
+# --boot (the BMC's boot device override; a BMC's GW_BOOTDEV pxe maps to net):
+#   net      the NIC boots first, then the disk (raw, or qcow2 by extension);
+#   disk     only the disk: the NIC has no boot index and no option ROM, so nothing network
+#            boots (needs --disk);
+#   default  (the default) the disk first, then the NIC: a blank disk is skipped quickly.
+# The serial log is appended to, never truncated. bios: SeaBIOS + QEMU's iPXE ROM (none with
+# --boot disk), both on the serial log. uefi: OVMF's own HTTP boot (PXE disabled; with
+# --boot disk the NIC has no boot index, which OVMF's boot order then leaves out), NVRAM in
+# DIR/OVMF_VARS.fd (kept across starts; delete it for a factory reset). The guest powers off to end the run (-no-reboot); QEMU then deletes the
 # pidfile itself, so "pidfile gone" means "VM off".
 set -euo pipefail
 
@@ -25,7 +31,7 @@ stop() { # SIGTERM, up to 5 s, then SIGKILL; only if the PID still is a QEMU (no
   rm -f "$f"
 }
 
-name="" mac="" tap="" fw="" serial="" pidfile="" netns="" disk="" state="" mem=512
+name="" mac="" tap="" fw="" serial="" pidfile="" netns="" disk="" state="" mem=512 boot=default
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || die "$1 needs a value"
   case "$1" in
@@ -40,12 +46,16 @@ while [[ $# -gt 0 ]]; do
     --disk) disk="$2" ;;
     --state-dir) state="$2" ;;
     --memory) mem="$2" ;;
+    --boot) boot="$2" ;;
     *) die "unknown option $1" ;;
   esac
   shift 2
 done
 for v in name mac tap fw serial pidfile; do [[ -n "${!v}" ]] || die "missing --${v/fw/firmware}"; done
 [[ "$fw" == bios || "$fw" == uefi ]] || die "--firmware must be bios or uefi"
+[[ "$boot" == pxe ]] && boot=net # the BMC's name for it
+[[ "$boot" == net || "$boot" == disk || "$boot" == default ]] || die "--boot must be net, disk or default"
+[[ "$boot" != disk || -n "$disk" ]] || die "--boot disk needs --disk"
 
 # QEMU -daemonize does chdir /: every path must be absolute.
 state="$(realpath -m "${state:-$(dirname "$pidfile")/$name}")"
@@ -59,15 +69,25 @@ args=(-name "$name" -accel tcg -m "$mem" -nodefaults -display none -vga none -mo
   -chardev "file,id=s0,path=$serial,append=on" -serial chardev:s0
   -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no"
   -daemonize -pidfile "$pidfile")
-nic="virtio-net-pci,netdev=n0,mac=$mac,bootindex=1"
+# Boot indexes: firmware tries them in order (SeaBIOS and OVMF read QEMU's bootorder).
+case "$boot" in
+  net) nic_idx=1 disk_idx=2 ;;
+  disk) nic_idx="" disk_idx=1 ;;
+  default) nic_idx=2 disk_idx=1 ;;
+esac
+nic="virtio-net-pci,netdev=n0,mac=$mac"
+[[ -z "$nic_idx" ]] || nic="$nic,bootindex=$nic_idx"
 
 case "$fw" in
   bios)
     # SeaBIOS's serial console (sercon) at 0x3f8 also carries iPXE's BIOS-console output.
     # (QEMU warns that the name lacks "opt/": SeaBIOS reads exactly this name; harmless.)
     printf '\xf8\x03\x00\x00\x00\x00\x00\x00' >"$state/sercon-port"
-    args+=(-machine pc -boot n -fw_cfg "name=etc/sercon-port,file=$state/sercon-port"
-      -device "$nic")
+    args+=(-machine pc -fw_cfg "name=etc/sercon-port,file=$state/sercon-port")
+    [[ "$boot" != net ]] || args+=(-boot n)
+    # Disk only: romfile= (empty) leaves out iPXE's option ROM, so the NIC can't boot at all.
+    [[ "$boot" != disk ]] || nic="$nic,romfile="
+    args+=(-device "$nic")
     ;;
   uefi)
     code=/usr/share/OVMF/OVMF_CODE_4M.fd
@@ -91,7 +111,7 @@ if [[ -n "$disk" ]]; then
   # A serial number (virtio-blk: at most 20 bytes) gives the inventory something to report.
   serialno="gw-$name"
   args+=(-drive "if=none,id=d0,format=$fmt,file=$disk"
-    -device "virtio-blk-pci,drive=d0,bootindex=2,serial=${serialno:0:20}")
+    -device "virtio-blk-pci,drive=d0,bootindex=$disk_idx,serial=${serialno:0:20}")
 fi
 
 run=()

@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Command line (the boot parameters come from the kernel command line).
 #[derive(Parser, Debug)]
@@ -29,15 +32,27 @@ struct Args {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_target(false).init();
     let args = Args::parse();
+    let logs = agent::logs::LogBuffer::default();
+    tracing_subscriber::registry()
+        .with(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(logs.layer())
+        .init();
     let cmdline = std::fs::read_to_string(&args.cmdline).unwrap_or_default();
     let Some(params) = agent::cmdline::parse(&cmdline) else {
         tracing::error!(path = %args.cmdline.display(), "no groundwork.agent on the kernel command line");
         return std::process::ExitCode::from(2);
     };
     let inventory = agent::inventory::collect(&args.proc, &args.sys);
-    match agent::run::run(&params, inventory, &args.boot_mac).await {
+    let options = agent::run::RunOptions {
+        sys: args.sys.clone(),
+        logs: Some(logs),
+        ..Default::default()
+    };
+    match agent::run::run(&params, inventory, &args.boot_mac, &options).await {
         Ok(agent::run::Outcome::PowerOff) => {
             tracing::info!("done: powering off");
             if !args.no_poweroff {

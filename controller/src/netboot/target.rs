@@ -50,6 +50,8 @@ mod tests {
                 id: "inspect-1".into(),
                 purpose: BootPurpose::Inspect,
                 requested_at: now.clone(),
+                try_number: 1,
+                disk_boot_at: None,
             }),
             boot_progress: called_back.then(|| BootProgress {
                 attempt: "inspect-1".into(),

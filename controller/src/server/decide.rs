@@ -12,6 +12,7 @@ use crds::server::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::lifecycle::{self, Lifecycle, Step};
 use super::validate::Unresolved;
 use crate::conditions::{Blocker, Desired, kstatus, merge};
 
@@ -35,6 +36,8 @@ pub enum PowerAction {
     Reboot,
     /// Boot from the network once (power on, or power-cycle when on): the ramdisk.
     Netboot,
+    /// Boot the installed disk once (power off when on, disk override, power on).
+    DiskBoot,
 }
 
 impl PowerAction {
@@ -45,6 +48,7 @@ impl PowerAction {
             Self::Off => "PowerOff",
             Self::Reboot => "Reboot",
             Self::Netboot => "Netboot",
+            Self::DiskBoot => "DiskBoot",
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Inputs<'a> {
     pub current: Option<&'a ServerStatus>,
     /// Now.
     pub now: &'a Time,
+    /// The provisioning lifecycle's inputs.
+    pub lifecycle: Lifecycle<'a>,
 }
 
 /// The outcome of deciding.
@@ -124,6 +130,9 @@ pub const POWER_POLL: Duration = Duration::from_secs(2);
 
 /// How long an inspection may wait for the ramdisk's callback.
 pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Phases kept in status.
+pub const MAX_PHASES: usize = 32;
 
 /// While waiting for the ramdisk, look again this often (its callback also triggers a look).
 pub const RAMDISK_POLL: Duration = Duration::from_secs(30);
@@ -220,6 +229,7 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 if state != ServerState::Error {
                     status.error_count = 0;
                     status.last_error = None;
+                    status.last_error_reason = None;
                 }
                 status.power_state = Some(*power);
                 if let Some(id) = identity {
@@ -245,6 +255,8 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                             id: format!("inspect-{id}"),
                             purpose: BootPurpose::Inspect,
                             requested_at: inp.now.clone(),
+                            try_number: 1,
+                            disk_boot_at: None,
                         });
                         action = Some(PowerAction::Netboot);
                     } else {
@@ -265,8 +277,25 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                             state = ServerState::Error;
                             status.error_count = status.error_count.saturating_add(1);
                             status.last_error = Some(message);
+                            status.last_error_reason = Some("RamdiskTimedOut".into());
                         }
                         Ramdisk::Waiting(message) => waiting = Some(message),
+                    }
+                }
+                let mut work = None;
+                let mut blocked = None;
+                if action.is_none() && state != ServerState::Inspecting {
+                    let (next, step) =
+                        lifecycle::advance(state, &mut status, &inp.lifecycle, inp.now);
+                    state = next;
+                    match step {
+                        Step::Idle => {}
+                        Step::Act(a, message) => {
+                            action = Some(a);
+                            work = Some((PROGRESSING, message));
+                        }
+                        Step::Wait(reason, message) => work = Some((reason, message)),
+                        Step::Blocked(reason, message) => blocked = Some((reason, message)),
                     }
                 }
                 let wanted = if inp.online || state == ServerState::Inspecting {
@@ -277,12 +306,19 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 let reboot = inp
                     .reboot_request
                     .filter(|id| status.last_reboot_request.as_deref() != Some(*id));
-                if action == Some(PowerAction::Netboot) {
+                if action == Some(PowerAction::Netboot) && work.is_none() {
                     requeue = POWER_POLL;
                     Err(Blocker::Progressing {
                         reason: PROGRESSING,
                         message: "network boot into the ramdisk requested through the BMC".into(),
                     })
+                } else if let Some((reason, message)) = work {
+                    requeue = if action.is_some() {
+                        POWER_POLL
+                    } else {
+                        RAMDISK_POLL
+                    };
+                    Err(Blocker::Progressing { reason, message })
                 } else if let Some(message) = waiting.filter(|_| *power == PowerState::On) {
                     requeue = RAMDISK_POLL;
                     Err(Blocker::Progressing {
@@ -327,11 +363,16 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                             message,
                         })
                     };
-                    match &status.last_error {
-                        Some(message) if state == ServerState::Error => Err(Blocker::Stalled {
-                            reason: "RamdiskTimedOut",
-                            message: message.clone(),
-                        }),
+                    match (&status.last_error, blocked) {
+                        (Some(message), _) if state == ServerState::Error => {
+                            Err(Blocker::Stalled {
+                                reason: lifecycle::known_reason(
+                                    status.last_error_reason.as_deref(),
+                                ),
+                                message: message.clone(),
+                            })
+                        }
+                        (_, Some((reason, message))) => Err(Blocker::Stalled { reason, message }),
                         _ => power_result,
                     }
                 }
@@ -344,10 +385,13 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         to: state,
     });
     if transition.is_some() {
-        if let Some(open) = status.phases.last_mut().filter(|p| p.finished_at.is_none()) {
+        for open in status.phases.iter_mut().filter(|p| p.finished_at.is_none()) {
             open.finished_at = Some(inp.now.clone());
             open.duration_ms = duration_ms(&open.started_at, inp.now);
         }
+        // Keep the most recent phases only: a server cycles for years.
+        let excess = status.phases.len().saturating_sub(MAX_PHASES - 1);
+        status.phases.drain(..excess);
         status.phases.push(PhaseTiming {
             name: state.as_str().to_string(),
             started_at: inp.now.clone(),
@@ -454,6 +498,7 @@ mod tests {
             boot_mac: true,
             current,
             now,
+            lifecycle: Lifecycle::idle(),
         }
     }
 
@@ -719,6 +764,7 @@ mod tests {
             boot_mac: true,
             current: None,
             now: &now,
+            lifecycle: Lifecycle::idle(),
         };
         let d = decide(&inp, RESYNC);
         let stalled = d

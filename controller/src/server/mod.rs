@@ -2,6 +2,7 @@
 //! references and keeps the state machine; BMC, boot and provisioning work plug into decide.
 
 mod decide;
+mod lifecycle;
 mod observe;
 mod read;
 mod validate;
@@ -59,6 +60,21 @@ pub async fn reconcile(
         decide::Bmc::Observed { power, .. } => *power,
         _ => PowerState::Unknown,
     };
+    let deleting = server.metadata.deletion_timestamp.is_some();
+    let mut lc = lifecycle::Lifecycle {
+        image: server.spec.image.as_ref(),
+        externally_provisioned: server.spec.externally_provisioned,
+        deleting,
+        cleaning: server.spec.cleaning,
+        boot_mac: server.spec.boot_mac_address.is_some(),
+        allocation: Ok(None),
+        timeout: ctx.ramdisk_timeout,
+        spec_changed: server.status.as_ref().and_then(|s| s.observed_generation)
+            != server.metadata.generation,
+    };
+    if lifecycle::needs_address(server.status.as_ref(), &lc) {
+        lc.allocation = node_address(&ctx, server);
+    }
     let inputs = decide::Inputs {
         generation: server.metadata.generation,
         unresolved: &unresolved,
@@ -69,6 +85,7 @@ pub async fn reconcile(
         boot_mac: server.spec.boot_mac_address.is_some(),
         current: server.status.as_ref(),
         now: &now,
+        lifecycle: lc,
     };
     let mut decision = decide::decide(&inputs, ctx.resync);
     if let Some(t) = &decision.transition {
@@ -80,7 +97,23 @@ pub async fn reconcile(
         s.boot_progress = None;
         s
     });
+    let holds = holds_anything(&decision.status);
+    if holds && !deleting {
+        finalizer(&ctx, server, true).await?;
+    }
     apply::status(&ctx, KIND, server, current.as_ref(), &decision.status).await?;
+    let held_address = |s: &crds::server::ServerStatus| {
+        s.addresses
+            .iter()
+            .any(|a| a.network == lifecycle::NODE_NETWORK)
+    };
+    if server.status.as_ref().is_some_and(held_address) && !held_address(&decision.status) {
+        info!(server = %server.name_any(), "node address released");
+        ctx.ipam.release(&server.uid().unwrap_or_default());
+    }
+    if deleting && !holds {
+        finalizer(&ctx, server, false).await?;
+    }
     for (reason, note) in &decision.refused {
         warn!(server = %server.name_any(), reason, note, "request refused");
         publish(
@@ -102,6 +135,7 @@ pub async fn reconcile(
                 observe::power(&ctx, server, bmc::PowerAction::Cycle).await
             }
             decide::PowerAction::Netboot => observe::netboot(&ctx, server, power_now).await,
+            decide::PowerAction::DiskBoot => observe::disk_boot(&ctx, server, power_now).await,
         };
         let (type_, note) = match &outcome {
             Ok(()) => (
@@ -122,6 +156,107 @@ pub async fn reconcile(
     }
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(requeue))
+}
+
+/// A server that is (being) imaged or holds a node address keeps the finalizer.
+fn holds_anything(status: &crds::server::ServerStatus) -> bool {
+    use crds::server::ServerState::{Deprovisioning, Provisioned, Provisioning};
+    matches!(
+        status.state,
+        Some(Provisioning | Provisioned | Deprovisioning)
+    ) || status
+        .addresses
+        .iter()
+        .any(|a| a.network == lifecycle::NODE_NETWORK)
+}
+
+/// Adds or removes the Server finalizer (no write when it already is as wanted).
+async fn finalizer(ctx: &Context, server: &Server, present: bool) -> Result<(), Error> {
+    let mut finalizers = server.finalizers().to_vec();
+    let has = finalizers.iter().any(|f| f == crds::SERVER_FINALIZER);
+    if has == present {
+        return Ok(());
+    }
+    if present {
+        finalizers.push(crds::SERVER_FINALIZER.to_string());
+    } else {
+        finalizers.retain(|f| f != crds::SERVER_FINALIZER);
+    }
+    let api: kube::Api<Server> =
+        kube::Api::namespaced(ctx.client.clone(), &server.namespace().unwrap_or_default());
+    // The resourceVersion makes this a compare-and-swap on the list.
+    let patch = serde_json::json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": server.resource_version(),
+        }
+    });
+    api.patch(
+        &server.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    info!(server = %server.name_any(), present, "finalizer updated");
+    Ok(())
+}
+
+/// Grants the server a node address from its Rack's node network: the subnet's address
+/// number 10 + rack unit when free (stable across status loss), else the lowest free one.
+fn node_address(
+    ctx: &Context,
+    server: &Server,
+) -> Result<Option<String>, (&'static str, String)> {
+    let namespace = server.namespace().unwrap_or_default();
+    let Some(rack_name) = server.spec.rack_ref.as_ref().map(|r| r.name.as_str()) else {
+        return Ok(None);
+    };
+    let rack = ctx
+        .racks
+        .get(&ObjectRef::new(rack_name).within(&namespace))
+        .and_then(|g| g.0.as_ref().ok().cloned());
+    let Some(node) = rack.and_then(|r| r.spec.networks.node.clone()) else {
+        return Ok(None);
+    };
+    let reserved: Vec<(String, String)> = node
+        .reserved
+        .iter()
+        .map(|r| (r.start.clone(), r.end.clone()))
+        .collect();
+    let pool = crate::ipam::Pool::new(&node.subnet, &node.gateway, &node.dns, &reserved)
+        .map_err(|e| ("InvalidIPPool", e.to_string()))?;
+    let recorded: Vec<(std::net::IpAddr, String)> = ctx
+        .servers
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|s| s.spec.rack_ref.as_ref().is_some_and(|r| r.name == rack_name))
+        .flat_map(|s| {
+            let uid = s.uid().unwrap_or_default();
+            s.status
+                .iter()
+                .flat_map(|st| st.addresses.iter())
+                .filter(|a| a.network == lifecycle::NODE_NETWORK)
+                .filter_map(move |a| a.address.parse().ok().map(|ip| (ip, uid.clone())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let preferred = server
+        .spec
+        .rack_unit
+        .and_then(|u| pool.nth(crate::netboot::site::RESERVED_HEAD.saturating_add(u)));
+    ctx.ipam
+        .allocate(
+            &format!("{namespace}/{rack_name}"),
+            &pool,
+            &server.uid().unwrap_or_default(),
+            preferred,
+            &recorded,
+        )
+        .map(|ip| Some(ip.to_string()))
+        .map_err(|e| (e.reason(), e.to_string()))
 }
 
 async fn publish(

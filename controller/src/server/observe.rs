@@ -149,12 +149,30 @@ pub async fn power(
     Ok(())
 }
 
-/// Sends the server into a one-time network boot: boot override to the network (once, in the
-/// spec's boot mode), then power on, or power-cycle when it is already on.
+/// Sets a one-time network boot in the spec's boot mode, then powers on (or cycles).
 pub async fn netboot(
     ctx: &Context,
     server: &Server,
     power: crds::server::PowerState,
+) -> Result<(), ObserveError> {
+    boot_once(ctx, server, power, bmc::BootDevice::Pxe).await
+}
+
+/// Boots the installed disk once: power off when on, a one-time disk override, power on
+/// (robust under UEFI, whose firmware may ignore an override given to a running machine).
+pub async fn disk_boot(
+    ctx: &Context,
+    server: &Server,
+    power: crds::server::PowerState,
+) -> Result<(), ObserveError> {
+    boot_once(ctx, server, power, bmc::BootDevice::Disk).await
+}
+
+async fn boot_once(
+    ctx: &Context,
+    server: &Server,
+    power: crds::server::PowerState,
+    device: bmc::BootDevice,
 ) -> Result<(), ObserveError> {
     let Some(key) = key_of(ctx, server) else {
         return Ok(());
@@ -169,16 +187,21 @@ pub async fn netboot(
         crds::server::BootMode::UefiSecureBoot => bmc::BootMode::UefiSecureBoot,
         crds::server::BootMode::Legacy => bmc::BootMode::Legacy,
     };
-    let action = if power == crds::server::PowerState::On {
-        bmc::PowerAction::Cycle
-    } else {
-        bmc::PowerAction::On
-    };
+    let on = power == crds::server::PowerState::On;
     let _permit = ctx.bmcs.permit().await;
     tokio::time::timeout(CONVERSATION_DEADLINE, async {
+        match device {
+            bmc::BootDevice::Disk if on => driver.power(bmc::PowerAction::Off).await?,
+            _ => {}
+        }
         driver
-            .set_boot(bmc::BootDevice::Pxe, bmc::BootPersistence::Once, mode)
+            .set_boot(device, bmc::BootPersistence::Once, mode)
             .await?;
+        let action = if on && device != bmc::BootDevice::Disk {
+            bmc::PowerAction::Cycle
+        } else {
+            bmc::PowerAction::On
+        };
         driver.power(action).await
     })
     .await
