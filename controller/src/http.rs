@@ -23,6 +23,8 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Set once every cache has synced (and cleared on shutdown).
     pub ready: AtomicBool,
+    /// The host agents' recent log lines (this replica's boot services received them).
+    pub logs: Arc<crate::netboot::logs::Logs>,
 }
 
 /// Where the rack view reads its objects: the API (read-only: list only), in the namespace the
@@ -45,6 +47,7 @@ pub fn router(health: Arc<Health>, site: SiteSource) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/servers/{namespace}/{name}/logs", get(agent_logs))
         .with_state(health)
         .merge(view)
 }
@@ -54,6 +57,26 @@ async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         h.metrics.registry_text(),
     )
+}
+
+/// The agent's log lines of one Server as plain text, oldest first.
+async fn agent_logs(
+    State(h): State<Arc<Health>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let lines = h
+        .logs
+        .tail(&format!("{namespace}/{name}"), crate::netboot::logs::KEEP);
+    if lines.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no agent log lines for {namespace}/{name} on this replica\n"),
+        )
+            .into_response();
+    }
+    let mut body = lines.join("\n");
+    body.push('\n');
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 async fn readyz(State(h): State<Arc<Health>>) -> impl IntoResponse {

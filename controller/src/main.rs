@@ -54,6 +54,7 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
     let health = Arc::new(Health {
         metrics: metrics.clone(),
         ready: AtomicBool::new(false),
+        logs: Arc::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await?;
     info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz, /racks");
@@ -76,7 +77,8 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
     if config.boot.boot_services {
         // Boot services run on every replica, leader or not: losing the leader loses no boot.
         let boot_shutdown = shutdown.clone();
-        let (boot_client, boot_metrics) = (client.clone(), metrics.clone());
+        let (boot_client, boot_metrics, boot_logs) =
+            (client.clone(), metrics.clone(), health.logs.clone());
         let (boot_config, boot_ns, boot_id) = (
             config.boot.clone(),
             config.namespace.clone(),
@@ -89,6 +91,7 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
                 &boot_id,
                 &boot_config,
                 boot_metrics,
+                boot_logs,
                 boot_shutdown,
                 controller::agent_api::serve,
             )

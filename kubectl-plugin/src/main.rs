@@ -52,6 +52,22 @@ enum Command {
         /// Name of the Server.
         server: String,
     },
+    /// The host agent's log lines of a server (inspection, imaging, cleaning), from the
+    /// controller: through the API server's proxy to its Service, or from --controller-url.
+    Logs {
+        /// Name of the Server.
+        server: String,
+        /// Namespace of the controller's Service.
+        #[arg(long, default_value = "groundwork-system")]
+        controller_namespace: String,
+        /// Name of the controller's Service (its `metrics` port serves the logs).
+        #[arg(long, default_value = "groundwork")]
+        controller_service: String,
+        /// Ask the controller directly at this http:// URL instead (e.g. the local lab's
+        /// `http://127.0.0.1:8080`).
+        #[arg(long)]
+        controller_url: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,7 +95,7 @@ async fn run(cli: Cli) -> Result<String> {
         .unwrap_or_else(|| client.default_namespace().to_string());
     let racks: Api<Rack> = Api::namespaced(client.clone(), &ns);
     let servers: Api<Server> = Api::namespaced(client.clone(), &ns);
-    let links: Api<UpstreamLink> = Api::namespaced(client, &ns);
+    let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
     let lp = ListParams::default();
     let pp = PatchParams::apply(render::FIELD_MANAGER);
     match cli.command {
@@ -124,6 +140,29 @@ async fn run(cli: Cli) -> Result<String> {
                 if online { "on" } else { "off" }
             ))
         }
+        Command::Logs {
+            server,
+            controller_namespace,
+            controller_service,
+            controller_url,
+        } => {
+            let path = format!("/servers/{ns}/{server}/logs");
+            match controller_url {
+                Some(url) => http_get(&url, &path).await,
+                None => {
+                    let proxied = format!(
+                        "/api/v1/namespaces/{controller_namespace}/services/{controller_service}:metrics/proxy{path}"
+                    );
+                    let request = http::Request::get(&proxied)
+                        .body(Vec::new())
+                        .context("building the proxy request")?;
+                    client
+                        .request_text(request)
+                        .await
+                        .with_context(|| format!("agent logs of {ns}/{server} through {proxied}"))
+                }
+            }
+        }
         Command::Reboot { server } => {
             let id = render::reboot_request_id(std::time::SystemTime::now());
             servers
@@ -143,6 +182,30 @@ async fn run(cli: Cli) -> Result<String> {
             ))
         }
     }
+}
+
+/// A plain HTTP/1.0 GET of `path` at an `http://host:port` base URL; the body on 200.
+async fn http_get(base: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base
+        .strip_prefix("http://")
+        .context("--controller-url must start with http://")?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .with_context(|| format!("connecting to {host}"))?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await?;
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP reply")?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    anyhow::ensure!(status == "200", "{host}{path}: HTTP {status}: {}", body.trim());
+    Ok(body.to_string())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -195,10 +195,11 @@ impl RunningController {
         let health = Arc::new(Health {
             metrics: metrics.clone(),
             ready: AtomicBool::new(false),
+            logs: Arc::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = stopped.map(|_| ()).shared();
-        let (m, h) = (metrics.clone(), health.clone());
+        let (m, h, logs) = (metrics.clone(), health.clone(), health.logs.clone());
         let task = tokio::spawn(async move {
             let boot = async {
                 if config.boot.boot_services {
@@ -208,6 +209,7 @@ impl RunningController {
                         "test",
                         &config.boot,
                         m.clone(),
+                        logs,
                         shutdown.clone(),
                         controller::agent_api::serve,
                     )

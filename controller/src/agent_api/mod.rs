@@ -5,28 +5,38 @@
 //! The credential alone decides which Server a call acts on, so an agent can neither read nor
 //! act on another Server; it dies with the attempt.
 
-mod logs;
+mod tasks;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use boot::token::TokenKey;
 use crds::Server;
-use crds::server::{BootPurpose, Disk, HardwareInventory, Nic};
+use crds::server::{Disk, HardwareInventory, Nic, TaskOutcome};
+use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::runtime::events::Recorder;
+use kube::runtime::events::{EventType, Recorder};
 use proto::agent_v1::agent_server::Agent;
 use proto::agent_v1::{
-    Ack, LogBatch, NextTaskRequest, PowerOff, Progress, RegisterRequest, RegisterResponse, Task,
-    TaskResult, Wait, task,
+    Ack, LogBatch, NextTaskRequest, Progress, RegisterRequest, RegisterResponse, Task, TaskResult,
 };
+use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-pub use logs::Logs;
 pub use proto::agent_v1::agent_server::AgentServer;
 
+use crate::netboot::nocloud::server_id;
 use crate::netboot::report::{ReportError, report_in};
+use crate::netboot::steps;
 use crate::netboot::{AgentContext, Shared};
+
+/// Progress is written to status at most this often per server (phase changes always are).
+const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Log lines quoted in a failure's Event and condition message.
+const FAILURE_LOG_LINES: usize = 15;
 
 /// The agent API service.
 pub struct AgentApi {
@@ -38,8 +48,10 @@ pub struct AgentApi {
     pub recorder: Recorder,
     /// The key boot tokens and credentials are signed with.
     pub key: TokenKey,
-    /// The agents' recent log lines, per Server.
-    pub logs: Arc<Logs>,
+    /// Port of the HTTP boot service (metadata, check-in), on the address agents reach.
+    pub http_port: u16,
+    /// When each server's progress was last written, and in which phase.
+    written: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 fn credential_scope(attempt: &str) -> String {
@@ -158,20 +170,22 @@ impl Agent for AgentApi {
 
     async fn next_task(&self, request: Request<NextTaskRequest>) -> Result<Response<Task>, Status> {
         let (server, attempt) = self.authenticate(&request)?;
-        let purpose = server
-            .status
-            .as_ref()
-            .and_then(|s| s.boot_attempt.as_ref())
-            .map(|a| a.purpose)
-            .unwrap_or_default();
-        let kind = match purpose {
-            // Inspection is complete once the agent registered with its inventory.
-            BootPurpose::Inspect => task::Kind::PowerOff(PowerOff {}),
-            // Provisioning and cleaning tasks arrive with the provisioning work.
-            BootPurpose::Provision | BootPurpose::Clean => task::Kind::Wait(Wait { seconds: 5 }),
+        let local = request
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|c| c.local_addr());
+        let checkin_url = match local {
+            Some(a) => format!("http://{}/metadata/checkin", std::net::SocketAddr::new(a.ip(), self.http_port)),
+            None => String::new(),
         };
+        let kind = tasks::next(&self.client, &self.shared, &server, &attempt, &checkin_url)
+            .await
+            .map_err(|e| {
+                warn!(server = %server.name_any(), error = %e, "no task for the agent");
+                Status::unavailable(e.to_string())
+            })?;
         Ok(Response::new(Task {
-            id: format!("{}{}", task_prefix(&server, &attempt), purpose.mode()),
+            id: format!("{}{}", task_prefix(&server, &attempt), tasks::name(&kind)),
             kind: Some(kind),
         }))
     }
@@ -180,7 +194,33 @@ impl Agent for AgentApi {
         let (server, attempt) = self.authenticate(&request)?;
         let p = request.into_inner();
         Self::own_task(&server, &attempt, &p.task_id)?;
-        info!(server = %server.name_any(), task = %p.task_id, phase = %p.phase, done = p.bytes_done, total = p.bytes_total, "agent progress");
+        let id = server_id(&server);
+        let due = self.written.lock().map_or(true, |mut w| {
+            let due = w.get(&id).is_none_or(|(phase, at)| {
+                *phase != p.phase || at.elapsed() >= PROGRESS_WRITE_INTERVAL
+            });
+            if due {
+                w.insert(id.clone(), (p.phase.clone(), Instant::now()));
+            }
+            due
+        });
+        if due {
+            info!(server = %id, task = %p.task_id, phase = %p.phase, done = p.bytes_done, total = p.bytes_total, rate = p.bytes_per_second, "agent progress");
+            let mut fields = serde_json::Map::new();
+            fields.insert(
+                "progress".into(),
+                json!({
+                    "phase": p.phase,
+                    "bytesDone": p.bytes_done,
+                    "bytesTotal": p.bytes_total,
+                    "bytesPerSecond": p.bytes_per_second,
+                    "at": Timestamp::now().to_string(),
+                }),
+            );
+            steps::write(&self.client, &server, &attempt, fields, None)
+                .await
+                .map_err(|e| Status::unavailable(format!("progress not recorded: {e}")))?;
+        }
         Ok(Response::new(Ack {}))
     }
 
@@ -188,18 +228,64 @@ impl Agent for AgentApi {
         let (server, attempt) = self.authenticate(&request)?;
         let r = request.into_inner();
         Self::own_task(&server, &attempt, &r.task_id)?;
-        info!(server = %server.name_any(), task = %r.task_id, ok = r.ok, reason = %r.reason, "agent result");
+        let id = server_id(&server);
+        let already = server
+            .status
+            .as_ref()
+            .and_then(|s| s.boot_progress.as_ref())
+            .is_some_and(|p| p.attempt == attempt && p.result.is_some());
+        if already {
+            return Ok(Response::new(Ack {}));
+        }
+        let text = |s: String| (!s.is_empty()).then_some(s);
+        let mut message = text(r.message);
+        if !r.ok {
+            let tail = self.shared.logs.tail(&id, FAILURE_LOG_LINES);
+            if !tail.is_empty() {
+                message = Some(format!(
+                    "{}; last agent log lines:\n{}",
+                    message.unwrap_or_default(),
+                    tail.join("\n")
+                ));
+            }
+        }
+        let outcome = TaskOutcome {
+            ok: r.ok,
+            reason: text(r.reason),
+            message,
+            device: text(r.device),
+            adopted: r.adopted,
+            bytes_written: r.bytes_written,
+        };
+        info!(server = %id, task = %r.task_id, ok = outcome.ok, reason = ?outcome.reason, adopted = outcome.adopted, "agent result");
+        let mut fields = serde_json::Map::new();
+        fields.insert("resultAt".into(), Value::String(Timestamp::now().to_string()));
+        fields.insert("result".into(), json!(outcome));
+        steps::write(&self.client, &server, &attempt, fields, None)
+            .await
+            .map_err(|e| Status::unavailable(format!("result not recorded: {e}")))?;
+        let (type_, reason, note) = match (&outcome.ok, outcome.adopted) {
+            (true, true) => (EventType::Normal, "Adopted".to_string(), "the target disk already holds this image: adopted without writing".to_string()),
+            (true, false) => (
+                EventType::Normal,
+                "AgentTaskSucceeded".to_string(),
+                format!("{} done on {} ({} MiB written)", r.task_id.rsplit('/').next().unwrap_or_default(), outcome.device.as_deref().unwrap_or("?"), outcome.bytes_written >> 20),
+            ),
+            (false, _) => (
+                EventType::Warning,
+                outcome.reason.clone().unwrap_or_else(|| "AgentTaskFailed".into()),
+                outcome.message.clone().unwrap_or_default(),
+            ),
+        };
+        steps::event(&self.recorder, &server, type_, &reason, "Agent", note).await;
         Ok(Response::new(Ack {}))
     }
 
     async fn send_logs(&self, request: Request<LogBatch>) -> Result<Response<Ack>, Status> {
         let (server, _) = self.authenticate(&request)?;
-        let id = format!(
-            "{}/{}",
-            server.namespace().unwrap_or_default(),
-            server.name_any()
-        );
-        self.logs.append(&id, request.into_inner().lines);
+        self.shared
+            .logs
+            .append(&server_id(&server), request.into_inner().lines);
         Ok(Response::new(Ack {}))
     }
 }
@@ -211,7 +297,8 @@ pub async fn serve(ctx: AgentContext) {
         client: ctx.client,
         recorder: ctx.recorder,
         key: ctx.key,
-        logs: Arc::new(Logs::default()),
+        http_port: ctx.http_port,
+        written: Mutex::default(),
     };
     let served = tonic::transport::Server::builder()
         .add_service(AgentServer::new(api))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,13 +14,14 @@ use boot::dhcp::Mac;
 use boot::metrics::{FileLabels, ScriptLabels};
 use boot::{ipxe, token::TokenKey};
 use crds::Server;
-use crds::server::{Disk, HardwareInventory, Nic};
+use crds::server::{CheckIn, Disk, HardwareInventory, Nic, ServerState};
 use kube::ResourceExt;
 use kube::runtime::events::Recorder;
 use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::Shared;
+use super::nocloud::{self, NodeAddress};
 use super::report::{ReportError, report_in};
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
@@ -55,6 +56,8 @@ pub fn router(state: Arc<BootHttp>) -> Router {
         .route("/boot/{file}", get(file))
         .route("/boot/{mac}/{artifact}", get(artifact))
         .route("/boot/callback", post(callback))
+        .route("/metadata/checkin", post(checkin))
+        .route("/metadata/{document}", get(metadata))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
@@ -258,4 +261,169 @@ impl Shared {
         let (ns, name) = split_name(id)?;
         self.server(ns, name)
     }
+}
+
+/// The Server a metadata request comes from (by source address), if it is provisioned or
+/// being provisioned.
+fn requester(st: &BootHttp, from: std::net::SocketAddr) -> Option<Server> {
+    let server = st.shared.server_by_address(from.ip())?;
+    let imaged = server
+        .status
+        .as_ref()
+        .and_then(|s| s.state)
+        .is_some_and(|s| matches!(s, ServerState::Provisioning | ServerState::Provisioned));
+    imaged.then_some(server)
+}
+
+/// `GET /metadata/{meta-data,network-config,user-data}`: the NoCloud documents of the
+/// requesting server (identified by its source address: its node address or its provisioning
+/// reservation), the same bytes as its config drive.
+async fn metadata(
+    State(st): State<Arc<BootHttp>>,
+    ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
+    Path(document): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(server) = requester(&st, from) else {
+        warn!(%from, %document, "metadata request from an address no provisioned server holds");
+        return text(StatusCode::FORBIDDEN, "no provisioned server has this address");
+    };
+    let Some(image) = server.spec.image.as_ref() else {
+        return text(StatusCode::NOT_FOUND, "no image");
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let checkin = format!("http://{host}/metadata/checkin");
+    let namespace = server.namespace().unwrap_or_default();
+    let address = server.status.as_ref().and_then(|s| {
+        s.addresses
+            .iter()
+            .find(|a| a.network == crate::server::NODE_NETWORK)
+            .map(|a| a.address.clone())
+    });
+    let network = server
+        .spec
+        .rack_ref
+        .as_ref()
+        .and_then(|r| st.shared.rack(&namespace, &r.name))
+        .and_then(|r| r.spec.networks.node);
+    let node = match (&address, &network) {
+        (Some(address), Some(network)) => Some(NodeAddress { address, network }),
+        _ => None,
+    };
+    let network_data = match &server.spec.network_data {
+        Some(r) => match secret_text(&st.client, &namespace, r, "networkData").await {
+            Ok(t) => Some(t),
+            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e),
+        },
+        None => None,
+    };
+    let docs = nocloud::documents(&server, &image.checksum, node, network_data, &checkin);
+    match document.as_str() {
+        "meta-data" => text(StatusCode::OK, docs.meta_data),
+        "network-config" => text(StatusCode::OK, docs.network_config),
+        "user-data" => match &server.spec.user_data {
+            Some(r) => match secret_text(&st.client, &namespace, r, "userData").await {
+                Ok(t) => text(StatusCode::OK, t),
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e),
+            },
+            None => text(StatusCode::OK, ""),
+        },
+        _ => text(StatusCode::NOT_FOUND, "no such document"),
+    }
+}
+
+async fn secret_text(
+    client: &kube::Client,
+    namespace: &str,
+    r: &crds::common::SecretKeyRef,
+    default_key: &str,
+) -> Result<String, String> {
+    let key = r.key.clone().unwrap_or_else(|| default_key.to_string());
+    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .get(&r.name)
+        .await
+        .map_err(|e| format!("secret {}: {e}", r.name))?;
+    secret
+        .data
+        .and_then(|mut d| d.remove(&key))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .ok_or_else(|| format!("secret {} has no key {key}", r.name))
+}
+
+/// What the installed OS reports on its first boot.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckInBody {
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default)]
+    instance_id: String,
+}
+
+/// `POST /metadata/checkin`: the installed OS's first boot, from its source address. Recorded
+/// once for the provisioning attempt whose disk boot the controller asked for.
+async fn checkin(
+    State(st): State<Arc<BootHttp>>,
+    ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(report) = serde_json::from_slice::<CheckInBody>(&body) else {
+        return text(StatusCode::BAD_REQUEST, "expected a JSON check-in");
+    };
+    let Some(server) = requester(&st, from) else {
+        warn!(%from, "check-in from an address no provisioned server holds");
+        return text(StatusCode::FORBIDDEN, "no provisioned server has this address");
+    };
+    if report.instance_id != server.uid().unwrap_or_default() {
+        warn!(%from, server = %server.name_any(), "check-in with another server's instance id");
+        return text(StatusCode::FORBIDDEN, "instance id does not match");
+    }
+    let status = server.status.as_ref();
+    let attempt = status.and_then(|s| s.boot_attempt.as_ref());
+    let awaited = attempt.filter(|a| a.disk_boot_at.is_some()).filter(|a| {
+        status
+            .and_then(|s| s.boot_progress.as_ref())
+            .is_some_and(|p| p.attempt == a.id && p.checked_in_at.is_none())
+    });
+    let Some(attempt) = awaited else {
+        return text(StatusCode::OK, "ok (already recorded)");
+    };
+    let note = format!(
+        "installed OS checked in from {}: hostname {}, addresses {}",
+        from.ip(),
+        report.hostname,
+        report.addresses.join(", ")
+    );
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "checkedInAt".into(),
+        serde_json::Value::String(jiff::Timestamp::now().to_string()),
+    );
+    fields.insert(
+        "checkIn".into(),
+        serde_json::json!(CheckIn {
+            hostname: report.hostname,
+            addresses: report.addresses,
+            instance_id: report.instance_id,
+        }),
+    );
+    if let Err(e) = steps::write(&st.client, &server, &attempt.id, fields, None).await {
+        return text(StatusCode::SERVICE_UNAVAILABLE, format!("not recorded: {e}"));
+    }
+    info!(server = %server.name_any(), %note, "first boot check-in");
+    steps::event(
+        &st.recorder,
+        &server,
+        kube::runtime::events::EventType::Normal,
+        "CheckedIn",
+        "FirstBoot",
+        note,
+    )
+    .await;
+    text(StatusCode::OK, "ok")
 }

@@ -3,6 +3,8 @@
 //! They watch Racks and Servers themselves, so a standby replica answers boots too.
 
 pub mod http;
+pub mod logs;
+pub mod nocloud;
 pub mod report;
 pub mod site;
 pub mod steps;
@@ -59,14 +61,50 @@ pub enum BootError {
 /// The caches and the index every boot service reads.
 pub struct Shared {
     servers: Store<DeserializeGuard<Server>>,
+    racks: Store<DeserializeGuard<Rack>>,
     index: RwLock<Arc<site::Index>>,
     dhcp_site: SiteHandle,
+    /// The agents' recent log lines.
+    pub logs: Arc<logs::Logs>,
 }
 
 impl Shared {
     fn server(&self, ns: &str, name: &str) -> Option<Server> {
         let guard = self.servers.get(&ObjectRef::new(name).within(ns))?;
         guard.0.as_ref().ok().cloned()
+    }
+
+    /// The Rack `name` in `ns`.
+    pub fn rack(&self, ns: &str, name: &str) -> Option<Rack> {
+        let guard = self.racks.get(&ObjectRef::new(name).within(ns))?;
+        guard.0.as_ref().ok().cloned()
+    }
+
+    /// The Server a request from `ip` comes from: the one holding `ip` as its node address,
+    /// or the one whose provisioning reservation it is.
+    pub fn server_by_address(&self, ip: std::net::IpAddr) -> Option<Server> {
+        let text = ip.to_string();
+        let by_node = self.servers.state().iter().find_map(|g| {
+            let s = g.0.as_ref().ok()?;
+            s.status
+                .as_ref()?
+                .addresses
+                .iter()
+                .any(|a| a.address == text)
+                .then(|| s.clone())
+        });
+        by_node.or_else(|| {
+            let std::net::IpAddr::V4(v4) = ip else {
+                return None;
+            };
+            let site = self.dhcp_site.read().ok()?.clone();
+            let mac = site
+                .reservations
+                .iter()
+                .find(|(_, r)| r.address == v4)
+                .map(|(m, _)| *m)?;
+            self.server_by_mac(mac)
+        })
     }
 
     /// The Server that declared this boot MAC.
@@ -109,6 +147,8 @@ pub struct AgentContext {
     pub key: TokenKey,
     /// The agent API's listener (opened in the boot namespace).
     pub listener: tokio::net::TcpListener,
+    /// Port of the HTTP boot service (metadata and check-in for the installed OS).
+    pub http_port: u16,
 }
 
 /// Starts the boot services, and the agent API that `agent` builds from their caches, and runs
@@ -119,6 +159,7 @@ pub async fn serve<A>(
     identity: &str,
     config: &BootConfig,
     metrics: Arc<Metrics>,
+    logs: Arc<logs::Logs>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     agent: impl FnOnce(AgentContext) -> A,
 ) -> Result<(), BootError>
@@ -187,6 +228,8 @@ where
     let (racks, rack_writer) = reflector::store::<DeserializeGuard<Rack>>();
     let shared = Arc::new(Shared {
         servers: servers.clone(),
+        racks: racks.clone(),
+        logs,
         index: RwLock::default(),
         dhcp_site: Arc::new(RwLock::new(Arc::new(Site::default()))),
     });
@@ -238,6 +281,7 @@ where
         recorder: recorder.clone(),
         key: key.clone(),
         listener: agent_listener,
+        http_port: http_addr.port(),
     });
     let state = Arc::new(http::BootHttp {
         shared,
@@ -252,7 +296,10 @@ where
         metrics: metrics.boot.clone(),
     });
     info!(http = %http_addr, tftp = %tftp_addr, agent = %agent_addr, dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
-    let http = axum::serve(http_listener, http::router(state));
+    let http = axum::serve(
+        http_listener,
+        http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    );
     tokio::select! {
         () = shutdown => {}
         _ = server_watch => warn!("server watch ended"),

@@ -75,6 +75,70 @@ pub struct Details {
     pub hardware: Option<HardwareInventory>,
 }
 
+/// Every field of `bootProgress` but `attempt`.
+const KEYS: &[&str] = &[
+    "dhcpAt",
+    "dhcpAddress",
+    "firmware",
+    "scriptAt",
+    "kernelAt",
+    "initrdAt",
+    "calledBackAt",
+    "progress",
+    "resultAt",
+    "result",
+    "checkedInAt",
+    "checkIn",
+];
+
+/// Merges `fields` into `status.bootProgress` of `attempt` (and `extra` into status) under
+/// the boot services' field manager.
+pub async fn write(
+    client: &kube::Client,
+    server: &Server,
+    attempt: &str,
+    mut fields: serde_json::Map<String, Value>,
+    extra: Option<(&str, Value)>,
+) -> Result<(), kube::Error> {
+    fields.insert("attempt".into(), Value::String(attempt.to_string()));
+    let mut status = json!({ "bootProgress": fields });
+    if let Some((k, v)) = extra {
+        status[k] = v;
+    }
+    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
+    api.patch_status(
+        &server.name_any(),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Publishes an Event about `server` from the boot services.
+pub async fn event(
+    recorder: &Recorder,
+    server: &Server,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &server.object_ref(&())).await {
+        warn!(error = %e, "could not publish event");
+    }
+}
+
 /// Records `step` for `server` if it has an open attempt and the step is new for it. Returns
 /// whether it was recorded.
 pub async fn record(
@@ -95,20 +159,11 @@ pub async fn record(
         return false;
     }
     let mut boot = serde_json::Map::new();
-    boot.insert("attempt".into(), Value::String(attempt.id.clone()));
     if progress.is_none() {
-        // A new attempt: clear the previous attempt's steps.
-        for s in [
-            Step::Dhcp,
-            Step::Script,
-            Step::Kernel,
-            Step::Initrd,
-            Step::CalledBack,
-        ] {
-            boot.insert(s.field().into(), Value::Null);
+        // A new attempt: clear what an earlier attempt left.
+        for key in KEYS {
+            boot.insert((*key).into(), Value::Null);
         }
-        boot.insert("dhcpAddress".into(), Value::Null);
-        boot.insert("firmware".into(), Value::Null);
     }
     boot.insert(
         step.field().into(),
@@ -117,35 +172,20 @@ pub async fn record(
     for (k, v) in &details.fields {
         boot.insert((*k).into(), Value::String(v.clone()));
     }
-    let mut status_patch = json!({ "bootProgress": boot });
-    if let Some(hw) = &details.hardware {
-        status_patch["hardware"] = json!(hw);
-    }
-    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
-    let patched = api
-        .patch_status(
-            &server.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(json!({ "status": status_patch })),
-        )
-        .await;
-    if let Err(e) = patched {
+    let extra = details.hardware.as_ref().map(|hw| ("hardware", json!(hw)));
+    if let Err(e) = write(client, server, &attempt.id, boot, extra).await {
         warn!(server = %server.name_any(), step = step.reason(), error = %e, "boot step not recorded");
         return false;
     }
     info!(server = %server.name_any(), attempt = %attempt.id, step = step.reason(), note = %details.note, "boot step");
-    let event = Event {
-        type_: EventType::Normal,
-        reason: step.reason().into(),
-        note: Some(details.note),
-        action: "Netboot".into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &server.object_ref(&())).await {
-        warn!(error = %e, "could not publish event");
-    }
+    event(
+        recorder,
+        server,
+        EventType::Normal,
+        step.reason(),
+        "Netboot",
+        details.note,
+    )
+    .await;
     true
 }

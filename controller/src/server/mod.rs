@@ -20,6 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+pub use lifecycle::NODE_NETWORK;
 pub use read::secret_refs;
 
 use crate::apply;
