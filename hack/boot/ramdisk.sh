@@ -79,7 +79,9 @@ build() {
     [[ "$a" == busybox ]] || ln -sf busybox "$root/bin/$a"
   done
   ln -sf busybox "$root/bin/sh" # the kernel runs /init's #!/bin/sh
-  install -m 0755 "$agent" "$root/bin/groundwork-agent"
+  # Stripped: ~20 % less to download; the symbols stay in the cargo build.
+  strip -o "$root/bin/groundwork-agent" "$agent" 2>/dev/null || cp "$agent" "$root/bin/groundwork-agent"
+  chmod 0755 "$root/bin/groundwork-agent"
   for m in "${modules[@]}"; do
     src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
     [[ -n "$src" ]] || { echo "ramdisk: module $m not found for $kver" >&2; return 1; }
@@ -102,6 +104,8 @@ case "$1" in
     ip -4 addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    : >/etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
     echo "$ip" >/tmp/dhcp-ip ;;
 esac
 exit 0

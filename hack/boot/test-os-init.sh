@@ -31,8 +31,13 @@ while [ ! -b /dev/vda ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 dev="$(findfs LABEL=CIDATA 2>/dev/null || findfs LABEL=cidata 2>/dev/null)"
 if [ -z "$dev" ]; then
   # Fallback: the last partition of the disk, if it is a FAT file system with a meta-data file.
-  last="$(ls -d /sys/block/vda/vda* 2>/dev/null | sed 's,.*/vda,,' | sort -n | tail -n 1)"
-  [ -n "$last" ] && [ "$last" != 1 ] && dev="/dev/vda$last"
+  last=0
+  for p in /sys/block/vda/vda*; do
+    [ -e "$p" ] || continue
+    k="${p##*/vda}"
+    [ "$k" -gt "$last" ] && last="$k"
+  done
+  [ "$last" -gt 1 ] && dev="/dev/vda$last"
 fi
 mkdir -p /cidata
 if [ -z "$dev" ] || ! mount -t vfat -o ro "$dev" /cidata 2>/dev/null || [ ! -f /cidata/meta-data ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the network-boot peers: QEMU with its iPXE ROMs, Debian's iPXE binaries (what our
 # TFTP serves), OVMF (UEFI HTTP boot), Debian's kernel + busybox + cpio (the test ramdisk),
+# the test OS disk image's tools (syslinux, mtools, dosfstools, systemd-boot-efi, zstd),
 # ISC dhcrelay (the top-of-rack relay), busybox udhcpc (a plain client), perfdhcp (load) and
 # dnsmasq (the baseline). Idempotent: apt-get runs only when something is missing.
 set -euo pipefail
@@ -24,6 +25,21 @@ have_cmd perfdhcp || need+=(kea-admin)
 have_cmd kea-dhcp4 || need+=(kea-dhcp4-server)
 have_cmd curl || need+=(curl)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+# The ramdisk checks the agent binary is static (file) and strips it (binutils).
+have_cmd file || need+=(file)
+have_cmd strip || need+=(binutils)
+# The test OS disk image (hack/boot/test-os.sh): GPT (sfdisk), FAT without mounting (mkfs.vfat,
+# mtools), syslinux for BIOS (gptmbr.bin from syslinux-common), a unified kernel image for UEFI
+# (systemd-boot-efi's stub + objcopy), zstd. systemd-boot-efi pins the host's systemd version,
+# so installing it may upgrade systemd.
+have_cmd sfdisk || need+=(fdisk)
+have_cmd mkfs.vfat || need+=(dosfstools)
+have_cmd mcopy || need+=(mtools)
+have_cmd syslinux || need+=(syslinux)
+have_file /usr/lib/SYSLINUX/gptmbr.bin || need+=(syslinux-common)
+have_file /usr/lib/systemd/boot/efi/linuxx64.efi.stub || need+=(systemd-boot-efi)
+have_cmd objcopy || need+=(binutils)
+have_cmd zstd || need+=(zstd)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "boot deps: all present"

@@ -237,12 +237,29 @@ impl NetLab {
     /// `tap` in `ns` (firmware from the boot mode the controller sets), serial log
     /// `<dir>/<name>.serial`.
     pub fn vm_bmc(&mut self, name: &str, port: u16, ns: &str, tap: &str, mac: &str) -> PathBuf {
+        self.vm_bmc_with_disk(name, port, ns, tap, mac, None)
+    }
+
+    /// Like [`Self::vm_bmc`], with a virtual disk: the BMC's one-time boot override picks
+    /// network (`pxe`) or disk; without one the disk boots first.
+    pub fn vm_bmc_with_disk(
+        &mut self,
+        name: &str,
+        port: u16,
+        ns: &str,
+        tap: &str,
+        mac: &str,
+        disk: Option<&Path>,
+    ) -> PathBuf {
         let vm = crate::repo_root().join("hack/boot/vm.sh");
         let pidfile = self.pidfile(name);
         let serial = self.dir.join(format!("{name}.serial"));
         let state = self.dir.join(name);
+        let disk = disk
+            .map(|d| format!(" --disk {}", d.display()))
+            .unwrap_or_default();
         let command = format!(
-            "fw=bios; [ \"$GW_EFI\" = 1 ] && fw=uefi; exec {} --name {name} --mac {mac} --tap {tap} --firmware $fw --serial {} --pidfile {} --netns {ns} --state-dir {}",
+            "fw=bios; [ \"$GW_EFI\" = 1 ] && fw=uefi; boot=default; [ \"$GW_BOOTDEV\" = pxe ] && boot=net; [ \"$GW_BOOTDEV\" = disk ] && boot=disk; exec {} --name {name} --mac {mac} --tap {tap} --firmware $fw --boot $boot --serial {} --pidfile {} --netns {ns} --state-dir {}{disk}",
             vm.display(),
             serial.display(),
             pidfile.display(),
@@ -258,6 +275,11 @@ impl NetLab {
             &format!("{name}-bmc.log"),
         );
         serial
+    }
+
+    /// The scratch directory (removed on drop).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Prints the logs in the scratch directory (for a failing test).
@@ -316,4 +338,80 @@ impl Drop for NetLab {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A TCP proxy listening on `listen` inside netns `ns` and forwarding to `upstream` (also
+/// reached from inside `ns`), sending at most `limit` bytes per second downstream (0 means
+/// unlimited; change it at any time): a slow or stalled network in front of a real server.
+pub async fn throttled_proxy(
+    ns: &str,
+    listen: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let path = boot::netns::named(ns);
+    let listener = boot::netns::within(Some(&path), move || {
+        let l = std::net::TcpListener::bind(listen).unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let limit = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lim = limit.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut down, _)) = listener.accept().await else {
+                return;
+            };
+            let path = path.clone();
+            let lim = lim.clone();
+            tokio::spawn(async move {
+                let up = tokio::task::spawn_blocking(move || {
+                    boot::netns::within(Some(&path), move || std::net::TcpStream::connect(upstream))
+                })
+                .await;
+                let Ok(Ok(Ok(up))) = up else {
+                    return;
+                };
+                if up.set_nonblocking(true).is_err() {
+                    return;
+                }
+                let Ok(up) = tokio::net::TcpStream::from_std(up) else {
+                    return;
+                };
+                let (mut down_r, mut down_w) = down.split();
+                let (mut up_r, mut up_w) = tokio::io::split(up);
+                let requests = tokio::io::copy(&mut down_r, &mut up_w);
+                let replies = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let per_second = lim.load(Ordering::Relaxed);
+                        let chunk = if per_second == 0 {
+                            buf.len()
+                        } else {
+                            buf.len().min((per_second / 10).max(1) as usize)
+                        };
+                        let n = match up_r.read(&mut buf[..chunk]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if down_w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        if per_second > 0 {
+                            let nanos = (n as u64).saturating_mul(1_000_000_000) / per_second;
+                            tokio::time::sleep(std::time::Duration::from_nanos(nanos)).await;
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = requests => {}
+                    () = replies => {}
+                }
+            });
+        }
+    });
+    limit
 }
