@@ -221,6 +221,27 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_the_real_disks() {
+        let root = std::env::temp_dir().join(format!("gw-clean-sys-{}", std::process::id()));
+        for (name, sectors) in [
+            ("sda", "2048"),
+            ("nvme0n1", "4096"),
+            ("loop0", "2048"),
+            ("sr0", "2048"),
+            ("sdb", "0"),
+        ] {
+            fs::create_dir_all(root.join(name)).unwrap();
+            fs::write(root.join(name).join("size"), sectors).unwrap();
+        }
+        let targets = target_disks(&root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            targets,
+            [PathBuf::from("/dev/nvme0n1"), PathBuf::from("/dev/sda")]
+        );
+    }
+
+    #[test]
     fn tiny_disks_are_zeroed_once() {
         assert_eq!(metadata_ranges(4096, &[(512, 512)]), [(0, 4096)]);
         assert!(metadata_ranges(0, &[]).is_empty());

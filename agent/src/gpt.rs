@@ -25,7 +25,9 @@ pub enum GptError {
     #[error("invalid GPT: {0}")]
     Invalid(&'static str),
     /// No room between the last partition and the backup table.
-    #[error("no room for {needed} more sectors after the last partition (last usable LBA {last_usable})")]
+    #[error(
+        "no room for {needed} more sectors after the last partition (last usable LBA {last_usable})"
+    )]
     NoRoom {
         /// Sectors asked for.
         needed: u64,
@@ -102,7 +104,9 @@ pub fn read(file: &File) -> Result<Gpt, GptError> {
     let (lba, len) = Gpt::entries_location(header)?;
     let mut entries = vec![0u8; len];
     if read_full(file, &mut entries, lba * sector_size)? != len {
-        return Err(GptError::Invalid("partition entries beyond the end of the disk"));
+        return Err(GptError::Invalid(
+            "partition entries beyond the end of the disk",
+        ));
     }
     Gpt::parse(sector_size, header, entries)
 }
@@ -229,11 +233,7 @@ impl Gpt {
             .checked_sub(self.entry_sectors() + 1)
             .filter(|&l| l >= u64_at(&self.header, 40))
             .ok_or(GptError::Invalid("disk smaller than its partition table"))?;
-        if self
-            .partitions()
-            .iter()
-            .any(|p| p.last_lba > last_usable)
-        {
+        if self.partitions().iter().any(|p| p.last_lba > last_usable) {
             return Err(GptError::Invalid("a partition extends past the disk's end"));
         }
         put_u64(&mut self.header, 32, backup_lba);
@@ -270,7 +270,11 @@ impl Gpt {
         let size = self.entry_size();
         let count = (self.entries.len() / size) as u32;
         let index = (0..self.entries.len() / size)
-            .find(|i| self.entries[i * size..i * size + 16].iter().all(|&b| b == 0))
+            .find(|i| {
+                self.entries[i * size..i * size + 16]
+                    .iter()
+                    .all(|&b| b == 0)
+            })
             .ok_or(GptError::Full(count))?;
         let e = &mut self.entries[index * size..(index + 1) * size];
         e.fill(0);

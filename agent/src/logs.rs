@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].level, "INFO");
         assert_eq!(lines[0].text, "image written device=/dev/sda bytes=42");
-        assert_eq!((lines[1].level.as_str(), lines[1].text.as_str()), ("WARN", "plain"));
+        assert_eq!(
+            (lines[1].level.as_str(), lines[1].text.as_str()),
+            ("WARN", "plain")
+        );
         assert!(lines[0].timestamp_ms > 1_600_000_000_000);
         assert!(buffer.is_empty());
     }
@@ -200,6 +203,9 @@ mod tests {
         buffer.push(line("INFO", "l5".into()));
         buffer.requeue(lines[1..].to_vec());
         let texts: Vec<String> = buffer.drain(10).into_iter().map(|l| l.text).collect();
-        assert_eq!(texts, ["1 log lines dropped (buffer full)", "l3", "l4", "l5"]);
+        assert_eq!(
+            texts,
+            ["1 log lines dropped (buffer full)", "l3", "l4", "l5"]
+        );
     }
 }

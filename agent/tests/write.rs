@@ -5,160 +5,22 @@
 //! Test code: panicking on an unexpected error is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::image::{
     self, Checksum, ImageFormat, ImageSource, Phase, WriteError, WriteOptions, write_image,
 };
-use sha2::{Digest, Sha256};
+use common::{HttpServer, LoopDevice, MIB, TempDir, checksum_of, pattern, require_root, sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const MIB: usize = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Peers and fixtures.
-
-fn require_root() {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap();
-    assert_eq!(
-        uid, "0",
-        "the image writer tests attach loop devices and must run as root"
-    );
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "agent-write-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A loop device over a file pre-filled with a recognisable pattern; detached on drop.
-struct LoopDevice {
-    name: String,
-}
-
-/// `losetup -f` picks and claims in two steps; parallel tests take turns.
-static LOSETUP: Mutex<()> = Mutex::new(());
-
-impl LoopDevice {
-    fn new(backing: &Path, size: usize) -> Self {
-        require_root();
-        fs::write(backing, pattern(size)).unwrap();
-        let _turn = LOSETUP.lock().unwrap_or_else(|e| e.into_inner());
-        let out = Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(backing)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "losetup failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let name = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        assert!(
-            name.starts_with("/dev/loop"),
-            "unexpected losetup output {name:?}"
-        );
-        Self { name }
-    }
-    fn path(&self) -> &Path {
-        Path::new(&self.name)
-    }
-    fn read(&self, len: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; len];
-        fs::File::open(&self.name)
-            .unwrap()
-            .read_exact(&mut buf)
-            .unwrap();
-        buf
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.name]).status();
-    }
-}
-
-/// `python3 -m http.server` on 127.0.0.1 (port chosen by the kernel), serving `dir`.
-struct HttpServer {
-    child: Child,
-    port: u16,
-}
-
-impl HttpServer {
-    fn serve(dir: &Path) -> Self {
-        let mut child = Command::new("python3")
-            .args([
-                "-u",
-                "-m",
-                "http.server",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
-        Self { child, port }
-    }
-    fn url(&self, file: &str) -> String {
-        format!("http://127.0.0.1:{}/{file}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A server that answers every request with the first `send` bytes of `body`, then closes.
 /// With `announce_length`, the headers promise the whole body.
@@ -192,11 +54,6 @@ async fn short_body_server(body: Vec<u8>, send: usize, announce_length: bool) ->
     format!("http://{addr}/image")
 }
 
-/// What the loop files hold before a test: every sector filled with its own non-zero byte.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i / 512 % 199) as u8 + 17).collect()
-}
-
 /// Something like an OS image: 64 KiB blocks, ~40% zeros, the rest pseudo-random; `len`
 /// need not be a multiple of the sector size.
 fn os_like_image(len: usize) -> Vec<u8> {
@@ -217,14 +74,6 @@ fn os_like_image(len: usize) -> Vec<u8> {
         }
     }
     out
-}
-
-fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn checksum_of(data: &[u8]) -> Checksum {
-    format!("sha256:{}", sha256(data)).parse().unwrap()
 }
 
 /// Runs a compressor CLI (`gzip`, `zstd`) on `input`, returns its output.

@@ -34,7 +34,11 @@ pub struct Config {
     pub resync_seconds: u64,
     /// Seconds a ramdisk may stay silent (no boot step, no agent progress) before its attempt
     /// is retried, and the installed OS may take to check in after the disk boot.
-    #[arg(long, env = "GROUNDWORK_RAMDISK_TIMEOUT_SECONDS", default_value_t = 900)]
+    #[arg(
+        long,
+        env = "GROUNDWORK_RAMDISK_TIMEOUT_SECONDS",
+        default_value_t = 900
+    )]
     pub ramdisk_timeout_seconds: u64,
     /// Name of the leader-election Lease.
     #[arg(

@@ -77,8 +77,7 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
     if config.boot.boot_services {
         // Boot services run on every replica, leader or not: losing the leader loses no boot.
         let boot_shutdown = shutdown.clone();
-        let (boot_client, boot_metrics, boot_logs) =
-            (client.clone(), metrics.clone(), health.logs.clone());
+        let (boot_client, boot_health) = (client.clone(), health.clone());
         let (boot_config, boot_ns, boot_id) = (
             config.boot.clone(),
             config.namespace.clone(),
@@ -90,8 +89,7 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
                 boot_ns.as_deref(),
                 &boot_id,
                 &boot_config,
-                boot_metrics,
-                boot_logs,
+                boot_health,
                 boot_shutdown,
                 controller::agent_api::serve,
             )

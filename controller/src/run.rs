@@ -71,7 +71,9 @@ fn boot_callback(s: &DeserializeGuard<Server>) -> Option<String> {
         "{:?}:{:?}:{:?}:{:?}:{:?}",
         server.metadata.deletion_timestamp.as_ref().map(|t| t.0),
         progress.map(|p| &p.attempt),
-        progress.and_then(|p| p.called_back_at.as_ref()).map(|t| t.0),
+        progress
+            .and_then(|p| p.called_back_at.as_ref())
+            .map(|t| t.0),
         progress.and_then(|p| p.result_at.as_ref()).map(|t| t.0),
         progress.and_then(|p| p.checked_in_at.as_ref()).map(|t| t.0),
     ))

@@ -25,8 +25,10 @@ Prints ``READY`` on stdout once all sockets are bound.
 """
 
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 
 import argparse
@@ -70,6 +72,27 @@ class SimBmc(bmc.Bmc):
 
     # -- a real VM behind the BMC (only with --vm-command) --
     vm_pid = None
+    # Like a real BMC, power changes are applied after the reply: starting or killing QEMU
+    # can take longer than ipmitool's 1 s per-packet timeout, and a retransmitted request
+    # would otherwise be executed twice (a second cycle eats the one-time boot override).
+    _work = None
+    _pending = 0
+
+    def _later(self, *steps):
+        if self._work is None:
+            self._work = queue.Queue()
+            threading.Thread(target=self._worker, daemon=True).start()
+        self._pending += 1
+        self._work.put(steps)
+
+    def _worker(self):
+        while True:
+            steps = self._work.get()
+            try:
+                for step in steps:
+                    step()
+            finally:
+                self._pending -= 1
 
     def _vm_alive(self):
         if self.vm_pid is None:
@@ -108,19 +131,21 @@ class SimBmc(bmc.Bmc):
 
     def get_power_state(self):
         if self.vm_command:
+            if self._pending:
+                return self.powerstate  # a change is being applied
             return "on" if self._vm_alive() else "off"
         return self.powerstate
 
     def power_off(self):
         self.powerstate = "off"
         if self.vm_command:
-            self._vm_stop()
+            self._later(self._vm_stop)
         self._event("power_off")
 
     def power_on(self):
         self.powerstate = "on"
-        if self.vm_command and not self._vm_alive():
-            self._vm_start()
+        if self.vm_command:
+            self._later(lambda: self._vm_alive() or self._vm_start())
         self._event("power_on")
 
     def power_cycle(self):
@@ -130,23 +155,22 @@ class SimBmc(bmc.Bmc):
             self._event("power_cycle_refused")
             return 0xD5
         self._event("power_cycle")
+        self.powerstate = "on"
         if self.vm_command:
-            self._vm_stop()
-            self._vm_start()
+            self._later(self._vm_stop, self._vm_start)
         return 0
 
     def power_reset(self):
         self._event("power_reset")
         self.powerstate = "on"
         if self.vm_command:
-            self._vm_stop()
-            self._vm_start()
+            self._later(self._vm_stop, self._vm_start)
         return 0
 
     def power_shutdown(self):
         self.powerstate = "off"
         if self.vm_command:
-            self._vm_stop()
+            self._later(self._vm_stop)
         self._event("power_shutdown")
 
     def pulse_diag(self):

@@ -95,6 +95,11 @@ build() {
     echo "$m" >>"$root/etc/modules"
   done
   install -m 0755 "$here/init.sh" "$root/init"
+  # The host's CA bundle, so the agent can verify https:// image URLs.
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    mkdir -p "$root/etc/ssl/certs"
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  fi
   # udhcpc only talks to a script: configure address and default route, note the address.
   cat >"$root/etc/udhcpc.script" <<'EOF'
 #!/bin/sh

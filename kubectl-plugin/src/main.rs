@@ -204,7 +204,11 @@ async fn http_get(base: &str, path: &str) -> Result<String> {
         .split_once("\r\n\r\n")
         .context("malformed HTTP reply")?;
     let status = head.split_whitespace().nth(1).unwrap_or_default();
-    anyhow::ensure!(status == "200", "{host}{path}: HTTP {status}: {}", body.trim());
+    anyhow::ensure!(
+        status == "200",
+        "{host}{path}: HTTP {status}: {}",
+        body.trim()
+    );
     Ok(body.to_string())
 }
 

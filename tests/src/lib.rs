@@ -199,7 +199,7 @@ impl RunningController {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = stopped.map(|_| ()).shared();
-        let (m, h, logs) = (metrics.clone(), health.clone(), health.logs.clone());
+        let (m, h, boot_health) = (metrics.clone(), health.clone(), health.clone());
         let task = tokio::spawn(async move {
             let boot = async {
                 if config.boot.boot_services {
@@ -208,8 +208,7 @@ impl RunningController {
                         config.namespace.as_deref(),
                         "test",
                         &config.boot,
-                        m.clone(),
-                        logs,
+                        boot_health,
                         shutdown.clone(),
                         controller::agent_api::serve,
                     )

@@ -400,8 +400,10 @@ pub async fn throttled_proxy(
                         if down_w.write_all(&buf[..n]).await.is_err() {
                             return;
                         }
-                        if per_second > 0 {
-                            let nanos = (n as u64).saturating_mul(1_000_000_000) / per_second;
+                        if let Some(nanos) = (n as u64)
+                            .saturating_mul(1_000_000_000)
+                            .checked_div(per_second)
+                        {
                             tokio::time::sleep(std::time::Duration::from_nanos(nanos)).await;
                         }
                     }

@@ -237,9 +237,14 @@ async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() 
     let inventory = agent::inventory::collect("/proc".as_ref(), "/sys".as_ref());
     let cpus = inventory.cpu_count;
     assert!(cpus >= 1 && inventory.memory_bytes > 0);
-    let outcome = agent::run::run(&params, inventory, MAC_X, &agent::run::RunOptions::default())
-        .await
-        .unwrap();
+    let outcome = agent::run::run(
+        &params,
+        inventory,
+        MAC_X,
+        &agent::run::RunOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, agent::run::Outcome::PowerOff);
 
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);

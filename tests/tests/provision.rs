@@ -132,13 +132,20 @@ async fn status_of(api: &Api<Server>, name: &str) -> ServerStatus {
 }
 
 /// Waits for `state` (failing early, with the status, on an unexpected Error).
-async fn wait_for(api: &Api<Server>, name: &str, state: ServerState, secs: u64) -> ServerStatus {
+async fn wait_for(
+    lab: &NetLab,
+    api: &Api<Server>,
+    name: &str,
+    state: ServerState,
+    secs: u64,
+) -> ServerStatus {
     eventually(
         Duration::from_secs(secs),
         &format!("{name} {state:?}"),
         || async {
             let s = api.get(name).await.ok()?.status?;
             if s.state == Some(ServerState::Error) && state != ServerState::Error {
+                lab.dump_logs();
                 panic!("{name} went to Error: {:?}", s.last_error);
             }
             (s.state == Some(state)).then_some(s)
@@ -157,6 +164,22 @@ async fn set_image(api: &Api<Server>, name: &str, img: serde_json::Value) {
     .unwrap();
 }
 
+/// Waits until the agent of a new attempt (not `before`) reports written bytes.
+async fn writing(api: &Api<Server>, name: &str, before: Option<crds::server::BootAttempt>) {
+    eventually(
+        Duration::from_secs(240),
+        &format!("{name} writing"),
+        || async {
+            let s = status_of(api, name).await;
+            let attempt = s.boot_attempt?;
+            let p = s.boot_progress?;
+            let new = before.as_ref().is_none_or(|b| b.id != attempt.id);
+            (new && p.attempt == attempt.id && p.progress?.bytes_done > 0).then_some(())
+        },
+    )
+    .await;
+}
+
 fn node_address(s: &ServerStatus) -> Option<String> {
     s.addresses
         .iter()
@@ -172,7 +195,18 @@ fn unbootable(disk: &Path) -> bool {
 
 fn metadata_as(ns: &str, url: &str) -> (String, String) {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "5", "-w", "\n%{http_code}", url])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            url,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -204,7 +238,15 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     // The image server: python's http.server, behind a throttling proxy on :8090.
     lab.spawn(
         Command::new("ip")
-            .args(["netns", "exec", &boot_ns, "python3", "-m", "http.server", "8091"])
+            .args([
+                "netns",
+                "exec",
+                &boot_ns,
+                "python3",
+                "-m",
+                "http.server",
+                "8091",
+            ])
             .args(["--bind", "127.0.0.1", "--directory"])
             .arg(&imgs.dir),
         "www.log",
@@ -222,12 +264,28 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         lab.tap(&boot_ns, "br0", &tap);
         let disk = lab.dir().join(format!("s{}.disk", i + 1));
         run(Command::new("truncate").args(["-s", "256M"]).arg(&disk));
-        lab.vm_bmc_with_disk(&format!("s{}", i + 1), ports[i], &boot_ns, &tap, mac, Some(&disk));
+        lab.vm_bmc_with_disk(
+            &format!("s{}", i + 1),
+            ports[i],
+            &boot_ns,
+            &tap,
+            mac,
+            Some(&disk),
+        );
         disks.push(disk);
     }
     // A client on the provisioning segment that can take a server's provisioning address.
     let peer_ns = lab.netns("peer");
-    lab.veth(&boot_ns, "pv0", Some("br0"), None, &peer_ns, "p0", None, Some("10.62.0.11/24"));
+    lab.veth(
+        &boot_ns,
+        "pv0",
+        Some("br0"),
+        None,
+        &peer_ns,
+        "p0",
+        None,
+        Some("10.62.0.11/24"),
+    );
 
     let good = image("os.raw.zst", &imgs.os_zst);
     site(&client, &ns, &ports, &good).await;
@@ -237,41 +295,85 @@ async fn a_rack_provisions_itself_and_survives_faults() {
 
     // 1. Both provision in parallel; the installed OS reports what its config drive said.
     for (i, name) in ["s1", "s2"].iter().enumerate() {
-        let s = wait_for(&api, name, ServerState::Provisioned, 300).await;
+        let s = wait_for(&lab, &api, name, ServerState::Provisioned, 300).await;
         let want = format!("10.72.0.{}", 11 + i);
         assert_eq!(node_address(&s).as_deref(), Some(want.as_str()));
         let p = s.boot_progress.clone().unwrap();
         let checkin = p.check_in.clone().unwrap();
         assert_eq!(checkin.hostname, *name);
         assert_eq!(checkin.addresses, vec![format!("{want}/24")]);
-        assert_eq!(p.result.as_ref().unwrap().device.as_deref(), Some("/dev/vda"));
+        assert_eq!(
+            p.result.as_ref().unwrap().device.as_deref(),
+            Some("/dev/vda")
+        );
         assert!(!s.provisioned_image.as_ref().unwrap().adopted);
         let phases: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
-        for phase in ["Provisioning", "PowerOnToDHCP", "RamdiskBoot", "Image", "DiskBootToCheckIn"] {
+        for phase in [
+            "Provisioning",
+            "PowerOnToDHCP",
+            "RamdiskBoot",
+            "Image",
+            "DiskBootToCheckIn",
+        ] {
             assert!(phases.contains(&phase), "{name}: {phases:?}");
         }
         // The last power-on booted the disk only (no network boot, no -kernel).
         let bmc_log = std::fs::read_to_string(lab.dir().join(format!("{name}-bmc.log"))).unwrap();
-        let last_start = bmc_log.lines().filter(|l| l.contains("vm_started")).last().unwrap();
+        let last_start = bmc_log
+            .lines()
+            .rev()
+            .find(|l| l.contains("vm_started"))
+            .unwrap();
         assert!(last_start.contains("\"bootdev\": \"disk\""), "{last_start}");
         let serial = std::fs::read_to_string(lab.dir().join(format!("{name}.serial"))).unwrap();
         let installed = serial.rsplit("SeaBIOS").next().unwrap();
-        assert!(installed.contains("groundwork-os: checked in"), "{installed}");
+        assert!(
+            installed.contains("groundwork-os: checked in"),
+            "{installed}"
+        );
         assert!(!installed.contains("iPXE"), "{installed}");
     }
-    let logs = controller.health.logs.tail(&format!("{ns}/s1"), 1000).join("\n");
-    assert!(logs.contains("write"), "agent logs: {logs}");
+    let logs = controller
+        .health
+        .logs
+        .tail(&format!("{ns}/s1"), 1000)
+        .join("\n");
+    assert!(
+        logs.contains("image written and verified"),
+        "agent logs: {logs}"
+    );
 
     // 2. The metadata service answers a server by its address, and nobody else.
-    let (code, meta) = metadata_as(&peer_ns, &format!("http://{BOOT_ADDR}:8081/metadata/meta-data"));
+    let (code, meta) = metadata_as(
+        &peer_ns,
+        &format!("http://{BOOT_ADDR}:8081/metadata/meta-data"),
+    );
     assert_eq!(code, "200");
     assert!(meta.contains("local-hostname: s1"), "{meta}");
-    let (code, user) = metadata_as(&peer_ns, &format!("http://{BOOT_ADDR}:8081/metadata/user-data"));
-    assert_eq!((code.as_str(), user.as_str()), ("200", "#cloud-config\nruncmd: [echo hello]\n"));
+    let (code, user) = metadata_as(
+        &peer_ns,
+        &format!("http://{BOOT_ADDR}:8081/metadata/user-data"),
+    );
+    assert_eq!(
+        (code.as_str(), user.as_str()),
+        ("200", "#cloud-config\nruncmd: [echo hello]\n")
+    );
     run(Command::new("ip").args(["-n", &peer_ns, "addr", "add", "10.62.0.99/24", "dev", "p0"]));
     let out = Command::new("ip")
-        .args(["netns", "exec", &peer_ns, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
-            "--interface", "10.62.0.99", &format!("http://{BOOT_ADDR}:8081/metadata/meta-data")])
+        .args([
+            "netns",
+            "exec",
+            &peer_ns,
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            "10.62.0.99",
+            &format!("http://{BOOT_ADDR}:8081/metadata/meta-data"),
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
@@ -281,29 +383,49 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     // 3. Status wiped (a management cluster rebuilt from Git): adopted, the disk untouched.
     let before = sha256(&disks[0]);
     let s1_uid = api.get("s1").await.unwrap().metadata.uid.unwrap();
-    api.patch_status("s1", &PatchParams::default(), &Patch::Merge(json!({"status": null})))
-        .await
-        .unwrap();
+    api.patch_status(
+        "s1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": null})),
+    )
+    .await
+    .unwrap();
     eventually(Duration::from_secs(30), "s1 status rebuilt", || async {
         let s = status_of(&api, "s1").await;
         (s.state != Some(ServerState::Provisioned)).then_some(())
     })
     .await;
-    let s = wait_for(&api, "s1", ServerState::Provisioned, 240).await;
+    let s = wait_for(&lab, &api, "s1", ServerState::Provisioned, 240).await;
     assert!(s.provisioned_image.as_ref().unwrap().adopted, "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.11"));
-    assert_eq!(sha256(&disks[0]), before, "adoption must not write the disk");
+    assert_eq!(
+        sha256(&disks[0]),
+        before,
+        "adoption must not write the disk"
+    );
     assert_eq!(api.get("s1").await.unwrap().metadata.uid.unwrap(), s1_uid);
 
     // 4. Image removed: cleaned (partition table gone), address released.
-    api.patch("s2", &PatchParams::default(), &Patch::Merge(json!({"spec": {"image": null}})))
-        .await
-        .unwrap();
-    let s = wait_for(&api, "s2", ServerState::Available, 240).await;
-    assert!(node_address(&s).is_none() && s.provisioned_image.is_none(), "{s:?}");
-    eventually(Duration::from_secs(60), "s2 powered off by spec", || async {
-        (status_of(&api, "s2").await.power_state == Some(crds::server::PowerState::Off)).then_some(())
-    })
+    api.patch(
+        "s2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": null}})),
+    )
+    .await
+    .unwrap();
+    let s = wait_for(&lab, &api, "s2", ServerState::Available, 240).await;
+    assert!(
+        node_address(&s).is_none() && s.provisioned_image.is_none(),
+        "{s:?}"
+    );
+    eventually(
+        Duration::from_secs(60),
+        "s2 powered off by spec",
+        || async {
+            (status_of(&api, "s2").await.power_state == Some(crds::server::PowerState::Off))
+                .then_some(())
+        },
+    )
     .await;
     assert!(unbootable(&disks[1]), "cleaning left a partition table");
 
@@ -316,8 +438,20 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         (image("big.raw.zst", &imgs.big_zst), "ImageTooLarge"),
     ] {
         set_image(&api, "s2", img).await;
-        let s = wait_for(&api, "s2", ServerState::Error, 240).await;
-        assert_eq!(s.last_error_reason.as_deref(), Some(reason), "{s:?}");
+        let s = eventually(
+            Duration::from_secs(240),
+            &format!("s2 Error {reason}"),
+            || async {
+                let s = api.get("s2").await.ok()?;
+                let fresh = s.status.as_ref()?.observed_generation == s.metadata.generation;
+                let st = s.status?;
+                (fresh
+                    && st.state == Some(ServerState::Error)
+                    && st.last_error_reason.as_deref() == Some(reason))
+                .then_some(st)
+            },
+        )
+        .await;
         let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
         assert_eq!(stalled.reason, reason);
         assert!(unbootable(&disks[1]), "{reason} left a bootable disk");
@@ -325,36 +459,34 @@ async fn a_rack_provisions_itself_and_survives_faults() {
 
     // 6. The agent killed mid-write (the VM dies): the attempt times out, a fresh one writes.
     throttle.store(2 << 20, Ordering::Relaxed);
+    let before = status_of(&api, "s2").await.boot_attempt;
     set_image(&api, "s2", good.clone()).await;
-    eventually(Duration::from_secs(240), "s2 writing", || async {
-        let p = status_of(&api, "s2").await.boot_progress?;
-        (p.progress?.bytes_done > 0).then_some(())
-    })
-    .await;
+    writing(&api, "s2", before).await;
     let pid = std::fs::read_to_string(lab.dir().join("s2.pid")).unwrap();
     run(Command::new("kill").args(["-9", pid.trim()]));
     throttle.store(0, Ordering::Relaxed);
-    let s = wait_for(&api, "s2", ServerState::Provisioned, 400).await;
+    let s = wait_for(&lab, &api, "s2", ServerState::Provisioned, 400).await;
     assert_eq!(s.boot_attempt.as_ref().unwrap().try_number, 2, "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.12"));
 
     // 7. The controller killed mid-provisioning: the new one resumes the same attempt.
-    api.patch("s1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"image": null}})))
-        .await
-        .unwrap();
-    wait_for(&api, "s1", ServerState::Available, 240).await;
+    api.patch(
+        "s1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": null}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&lab, &api, "s1", ServerState::Available, 240).await;
     throttle.store(2 << 20, Ordering::Relaxed);
+    let before = status_of(&api, "s1").await.boot_attempt;
     set_image(&api, "s1", good.clone()).await;
-    eventually(Duration::from_secs(240), "s1 writing", || async {
-        let p = status_of(&api, "s1").await.boot_progress?;
-        (p.progress?.bytes_done > 0).then_some(())
-    })
-    .await;
+    writing(&api, "s1", before).await;
     let attempt = status_of(&api, "s1").await.boot_attempt.unwrap();
     controller.stop().await;
     controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     throttle.store(0, Ordering::Relaxed);
-    let s = wait_for(&api, "s1", ServerState::Provisioned, 300).await;
+    let s = wait_for(&lab, &api, "s1", ServerState::Provisioned, 300).await;
     let resumed = s.boot_attempt.clone().unwrap();
     assert_eq!((resumed.id, resumed.try_number), (attempt.id, 1), "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.11"));

@@ -35,9 +35,7 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let logs = agent::logs::LogBuffer::default();
     tracing_subscriber::registry()
-        .with(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with(tracing_subscriber::fmt::layer().with_target(false))
         .with(logs.layer())
         .init();

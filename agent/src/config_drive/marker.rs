@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn parses_key_value_lines() {
-        let m = Marker::parse(&format!("# written by groundwork\n\n{ON_DISK}colour=blue\n")).unwrap();
+        let m = Marker::parse(&format!(
+            "# written by groundwork\n\n{ON_DISK}colour=blue\n"
+        ))
+        .unwrap();
         assert_eq!(m.server_uid, "0b7c-old");
         assert_eq!(m.server, "fra1/a01-u01");
         assert_eq!(m.checksum, "sha256:ABCD");

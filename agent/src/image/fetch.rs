@@ -12,8 +12,18 @@ use super::error::WriteError;
 pub fn default_client() -> Result<Client, WriteError> {
     // Fails only if a provider is already installed, which is what we want anyway.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // The system's CA certificates if there are any (a ramdisk may have none: http:// images
+    // still work, https:// ones then fail verification with a clear error).
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Client::builder()
         .connect_timeout(Duration::from_secs(30))
+        .tls_backend_preconfigured(tls)
         .build()
         .map_err(|e| WriteError::Internal(format!("building the HTTP client: {}", chain(&e))))
 }

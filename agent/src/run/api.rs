@@ -134,3 +134,39 @@ fn failed(call: &'static str, failure: Failure) -> RunError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A controller that is down (connection refused) is retried, not a final refusal.
+    #[tokio::test]
+    async fn refused_connections_are_retried_until_the_budget() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let policy = RetryPolicy {
+            first_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(10),
+            budget: Duration::from_millis(200),
+        };
+        let api = Api::new(&format!("http://127.0.0.1:{port}"), policy).unwrap();
+        match api.next_task().await {
+            Err(RunError::Unreachable {
+                call,
+                tries,
+                status,
+            }) => {
+                assert_eq!(call, "NextTask");
+                assert!(tries >= 3, "{tries} tries, last {status}");
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert!(matches!(
+            Api::new("not a url", policy),
+            Err(RunError::Endpoint { .. })
+        ));
+    }
+}

@@ -20,7 +20,11 @@ pub struct Cleaned {
 }
 
 /// Cleans every non-virtual disk under `sys_block`.
-pub async fn clean(task: &Clean, sys_block: &Path, progress: &Reporter) -> Result<Cleaned, TaskError> {
+pub async fn clean(
+    task: &Clean,
+    sys_block: &Path,
+    progress: &Reporter,
+) -> Result<Cleaned, TaskError> {
     let mode = match task.mode() {
         Mode::Metadata => CleanMode::Metadata,
         Mode::Full => CleanMode::Full,

@@ -198,21 +198,36 @@ async fn execute(api: &Api, task: &Task, sys_block: &std::path::Path) -> TaskRes
                 .await
                 .map(|done| {
                     result.message = if done.adopted {
-                        format!("{} already holds this image (marker matches); nothing written", done.device)
+                        format!(
+                            "{} already holds this image (marker matches); nothing written",
+                            done.device
+                        )
                     } else {
-                        format!("image and config drive written to {} ({} bytes)", done.device, done.bytes_written)
+                        format!(
+                            "image and config drive written to {} ({} bytes)",
+                            done.device, done.bytes_written
+                        )
                     };
                     result.device = done.device;
                     result.adopted = done.adopted;
                     result.bytes_written = done.bytes_written;
                 })
         }
-        Some(kind::Kind::Clean(c)) => clean_task::clean(c, sys_block, &reporter).await.map(|done| {
-            result.message = format!("cleaned {} ({} bytes zeroed)", done.devices, done.bytes_written);
-            result.device = done.devices;
-            result.bytes_written = done.bytes_written;
-        }),
-        _ => Err(TaskError::InvalidTask("not a Provision or Clean task".into())),
+        Some(kind::Kind::Clean(c)) => {
+            clean_task::clean(c, sys_block, &reporter)
+                .await
+                .map(|done| {
+                    result.message = format!(
+                        "cleaned {} ({} bytes zeroed)",
+                        done.devices, done.bytes_written
+                    );
+                    result.device = done.devices;
+                    result.bytes_written = done.bytes_written;
+                })
+        }
+        _ => Err(TaskError::InvalidTask(
+            "not a Provision or Clean task".into(),
+        )),
     };
     drop(reporter);
     let _ = reporting.await;

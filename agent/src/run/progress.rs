@@ -143,8 +143,8 @@ pub fn start(api: Api, task_id: String) -> (Reporter, JoinHandle<()>) {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn once_a_second_or_on_phase_change() {
+    #[test]
+    fn once_a_second_or_on_phase_change() {
         let mut t = Throttle::default();
         let t0 = Instant::now();
         assert!(t.allows(t0, "write"));
@@ -159,6 +159,9 @@ mod tests {
     fn rate_is_bytes_per_second() {
         let u = Update::bytes("write", 10 << 20, 20 << 20, Duration::from_secs(2));
         assert_eq!(u.bytes_per_second, 5 << 20);
-        assert_eq!(Update::bytes("clean", 5, 5, Duration::ZERO).bytes_per_second, 5000);
+        assert_eq!(
+            Update::bytes("clean", 5, 5, Duration::ZERO).bytes_per_second,
+            5000
+        );
     }
 }

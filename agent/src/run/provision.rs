@@ -44,7 +44,11 @@ pub async fn provision(
     };
     let on_disk_table = partition_table::probe(&path).ok().flatten();
     let has_partitions = disk.has_partitions || on_disk_table.is_some();
-    match task::decide(found.as_ref(), Marker::parse(&task.marker).as_ref(), has_partitions) {
+    match task::decide(
+        found.as_ref(),
+        Marker::parse(&task.marker).as_ref(),
+        has_partitions,
+    ) {
         Decision::Adopt => {
             tracing::info!(%device, "the disk's marker matches: adopting it as provisioned");
             return Ok(Provisioned {

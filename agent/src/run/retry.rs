@@ -77,7 +77,11 @@ pub enum Failure {
 }
 
 /// Runs `attempt` until it succeeds, fails finally, or the policy's budget is spent.
-pub async fn retry<T, F, Fut>(policy: &RetryPolicy, call: &str, mut attempt: F) -> Result<T, Failure>
+pub async fn retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    call: &str,
+    mut attempt: F,
+) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
@@ -118,18 +122,32 @@ mod tests {
 
     #[test]
     fn who_and_what_refusals_are_final() {
-        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Unknown, Code::Cancelled] {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Unknown,
+            Code::Cancelled,
+        ] {
             assert!(is_transient(&Status::new(code, "x")), "{code:?}");
         }
-        for code in [Code::Unauthenticated, Code::PermissionDenied, Code::FailedPrecondition] {
+        for code in [
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::FailedPrecondition,
+        ] {
             assert!(!is_transient(&Status::new(code, "x")), "{code:?}");
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn retries_transient_errors_within_the_budget() {
         let tries = Cell::new(0);
-        let policy = RetryPolicy::default();
+        // The default's shape, in milliseconds: 20 ms doubling to 200 ms.
+        let policy = RetryPolicy {
+            first_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            budget: Duration::from_secs(600),
+        };
         let got = retry(&policy, "Test", || {
             tries.set(tries.get() + 1);
             let n = tries.get();
@@ -154,13 +172,19 @@ mod tests {
         assert!(matches!(got, Err(Failure::Final(_))));
         assert_eq!(tries.get(), 1);
 
-        // A controller that never comes back: give up after the budget (1+2+4+8+10*k ≤ 60 s).
+        // A controller that never comes back: give up when the next delay would pass the
+        // budget (20+40+80+160+200*4 = 1100 ms of sleeps, the next 200 ms would end past 1180).
         let started = Instant::now();
-        let got: Result<(), _> = retry(&policy.with_budget(Duration::from_secs(60)), "Test", || async {
-            Err(Status::unavailable("down"))
-        })
+        let got: Result<(), _> = retry(
+            &policy.with_budget(Duration::from_millis(1180)),
+            "Test",
+            || async { Err(Status::unavailable("down")) },
+        )
         .await;
-        assert!(matches!(got, Err(Failure::GaveUp { tries: 9, .. })), "{got:?}");
-        assert!(started.elapsed() <= Duration::from_secs(60));
+        assert!(
+            matches!(got, Err(Failure::GaveUp { tries: 9, .. })),
+            "{got:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(1180));
     }
 }

@@ -120,7 +120,10 @@ mod tests {
     use super::*;
 
     fn marker(server: &str, checksum: &str) -> Marker {
-        Marker::parse(&format!("server-uid=u\nserver={server}\nchecksum={checksum}\n")).unwrap()
+        Marker::parse(&format!(
+            "server-uid=u\nserver={server}\nchecksum={checksum}\n"
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -130,13 +133,22 @@ mod tests {
         let other_server = marker("fra1/b", "sha256:aa");
         // A matching marker wins even though the disk has partitions (it always does).
         assert_eq!(decide(Some(&mine), Some(&mine), true), Decision::Adopt);
-        assert_eq!(decide(Some(&other_image), Some(&mine), true), Decision::Refuse);
-        assert_eq!(decide(Some(&other_server), Some(&mine), true), Decision::Refuse);
+        assert_eq!(
+            decide(Some(&other_image), Some(&mine), true),
+            Decision::Refuse
+        );
+        assert_eq!(
+            decide(Some(&other_server), Some(&mine), true),
+            Decision::Refuse
+        );
         assert_eq!(decide(None, Some(&mine), true), Decision::Refuse);
         // A task without a marker never adopts.
         assert_eq!(decide(Some(&mine), None, true), Decision::Refuse);
         assert_eq!(decide(None, Some(&mine), false), Decision::Write);
-        assert_eq!(decide(Some(&other_image), Some(&mine), false), Decision::Write);
+        assert_eq!(
+            decide(Some(&other_image), Some(&mine), false),
+            Decision::Write
+        );
     }
 
     #[test]
@@ -151,7 +163,10 @@ mod tests {
         }));
         assert_eq!(h.device_name.as_deref(), Some("/dev/sda"));
         assert_eq!((h.model, h.serial_number), (None, None));
-        assert_eq!((h.min_size_gigabytes, h.rotational), (Some(100), Some(false)));
+        assert_eq!(
+            (h.min_size_gigabytes, h.rotational),
+            (Some(100), Some(false))
+        );
     }
 
     #[test]
@@ -162,7 +177,10 @@ mod tests {
         let err = TaskError::from(format("vmdk").unwrap_err());
         assert_eq!(err.reason(), "UnsupportedFormat");
         assert_eq!(
-            TaskError::DiskHasPartitions { device: "/dev/sda".into() }.reason(),
+            TaskError::DiskHasPartitions {
+                device: "/dev/sda".into()
+            }
+            .reason(),
             "DiskHasPartitions"
         );
     }

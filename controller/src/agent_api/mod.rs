@@ -175,7 +175,10 @@ impl Agent for AgentApi {
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|c| c.local_addr());
         let checkin_url = match local {
-            Some(a) => format!("http://{}/metadata/checkin", std::net::SocketAddr::new(a.ip(), self.http_port)),
+            Some(a) => format!(
+                "http://{}/metadata/checkin",
+                std::net::SocketAddr::new(a.ip(), self.http_port)
+            ),
             None => String::new(),
         };
         let kind = tasks::next(&self.client, &self.shared, &server, &attempt, &checkin_url)
@@ -259,21 +262,36 @@ impl Agent for AgentApi {
         };
         info!(server = %id, task = %r.task_id, ok = outcome.ok, reason = ?outcome.reason, adopted = outcome.adopted, "agent result");
         let mut fields = serde_json::Map::new();
-        fields.insert("resultAt".into(), Value::String(Timestamp::now().to_string()));
+        fields.insert(
+            "resultAt".into(),
+            Value::String(Timestamp::now().to_string()),
+        );
         fields.insert("result".into(), json!(outcome));
         steps::write(&self.client, &server, &attempt, fields, None)
             .await
             .map_err(|e| Status::unavailable(format!("result not recorded: {e}")))?;
         let (type_, reason, note) = match (&outcome.ok, outcome.adopted) {
-            (true, true) => (EventType::Normal, "Adopted".to_string(), "the target disk already holds this image: adopted without writing".to_string()),
+            (true, true) => (
+                EventType::Normal,
+                "Adopted".to_string(),
+                "the target disk already holds this image: adopted without writing".to_string(),
+            ),
             (true, false) => (
                 EventType::Normal,
                 "AgentTaskSucceeded".to_string(),
-                format!("{} done on {} ({} MiB written)", r.task_id.rsplit('/').next().unwrap_or_default(), outcome.device.as_deref().unwrap_or("?"), outcome.bytes_written >> 20),
+                format!(
+                    "{} done on {} ({} MiB written)",
+                    r.task_id.rsplit('/').next().unwrap_or_default(),
+                    outcome.device.as_deref().unwrap_or("?"),
+                    outcome.bytes_written >> 20
+                ),
             ),
             (false, _) => (
                 EventType::Warning,
-                outcome.reason.clone().unwrap_or_else(|| "AgentTaskFailed".into()),
+                outcome
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "AgentTaskFailed".into()),
                 outcome.message.clone().unwrap_or_default(),
             ),
         };

@@ -68,10 +68,12 @@ pub async fn next(
         return Ok(off);
     }
     Ok(match (purpose, server.spec.cleaning) {
-        (Some(BootPurpose::Provision), _) => match provision(client, shared, server, checkin_url).await? {
-            Some(p) => task::Kind::Provision(p),
-            None => off,
-        },
+        (Some(BootPurpose::Provision), _) => {
+            match provision(client, shared, server, checkin_url).await? {
+                Some(p) => task::Kind::Provision(p),
+                None => off,
+            }
+        }
         (Some(BootPurpose::Clean), CleaningMode::Metadata) => task::Kind::Clean(Clean {
             mode: proto::agent_v1::clean::Mode::Metadata.into(),
         }),

@@ -286,7 +286,10 @@ async fn metadata(
 ) -> Response {
     let Some(server) = requester(&st, from) else {
         warn!(%from, %document, "metadata request from an address no provisioned server holds");
-        return text(StatusCode::FORBIDDEN, "no provisioned server has this address");
+        return text(
+            StatusCode::FORBIDDEN,
+            "no provisioned server has this address",
+        );
     };
     let Some(image) = server.spec.image.as_ref() else {
         return text(StatusCode::NOT_FOUND, "no image");
@@ -342,10 +345,11 @@ async fn secret_text(
     default_key: &str,
 ) -> Result<String, String> {
     let key = r.key.clone().unwrap_or_else(|| default_key.to_string());
-    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
-        .get(&r.name)
-        .await
-        .map_err(|e| format!("secret {}: {e}", r.name))?;
+    let secret =
+        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+            .get(&r.name)
+            .await
+            .map_err(|e| format!("secret {}: {e}", r.name))?;
     secret
         .data
         .and_then(|mut d| d.remove(&key))
@@ -377,7 +381,10 @@ async fn checkin(
     };
     let Some(server) = requester(&st, from) else {
         warn!(%from, "check-in from an address no provisioned server holds");
-        return text(StatusCode::FORBIDDEN, "no provisioned server has this address");
+        return text(
+            StatusCode::FORBIDDEN,
+            "no provisioned server has this address",
+        );
     };
     if report.instance_id != server.uid().unwrap_or_default() {
         warn!(%from, server = %server.name_any(), "check-in with another server's instance id");
@@ -413,7 +420,10 @@ async fn checkin(
         }),
     );
     if let Err(e) = steps::write(&st.client, &server, &attempt.id, fields, None).await {
-        return text(StatusCode::SERVICE_UNAVAILABLE, format!("not recorded: {e}"));
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not recorded: {e}"),
+        );
     }
     info!(server = %server.name_any(), %note, "first boot check-in");
     steps::event(

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
 use crate::config::BootConfig;
-use crate::metrics::Metrics;
+use crate::http::Health;
 
 /// Errors starting the boot services.
 #[derive(Debug, thiserror::Error)]
@@ -152,20 +152,20 @@ pub struct AgentContext {
 }
 
 /// Starts the boot services, and the agent API that `agent` builds from their caches, and runs
-/// them until `shutdown`. Errors only at start.
+/// them until `shutdown` (metrics and agent logs go to `health`). Errors only at start.
 pub async fn serve<A>(
     client: Client,
     namespace: Option<&str>,
     identity: &str,
     config: &BootConfig,
-    metrics: Arc<Metrics>,
-    logs: Arc<logs::Logs>,
+    health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     agent: impl FnOnce(AgentContext) -> A,
 ) -> Result<(), BootError>
 where
     A: std::future::Future<Output = ()>,
 {
+    let (metrics, logs) = (health.metrics.clone(), health.logs.clone());
     let key = read_key(config.boot_token_key_file.as_deref())?;
     let ns_path = netns_path(config.boot_netns.as_deref());
     let tftp_root = Arc::new(boot::tftp::TftpRoot::new(

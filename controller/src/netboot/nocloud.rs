@@ -145,6 +145,9 @@ mod tests {
         // Given network data wins; without a node address the OS configures itself.
         let given = documents(&server(), "c", None, Some("x".into()), "u");
         assert_eq!(given.network_config, "x");
-        assert_eq!(documents(&server(), "c", None, None, "u").network_config, "");
+        assert_eq!(
+            documents(&server(), "c", None, None, "u").network_config,
+            ""
+        );
     }
 }

@@ -114,7 +114,11 @@ pub fn needs_address(status: Option<&ServerStatus>, lc: &Lifecycle<'_>) -> bool 
         && !lc.deleting
         && !lc.externally_provisioned
         && !holds
-        && matches!(state, ServerState::Available | ServerState::Error)
+        // Registering too: a new Server with an image goes on to Provisioning in the same pass.
+        && matches!(
+            state,
+            ServerState::Registering | ServerState::Available | ServerState::Error
+        )
 }
 
 /// Advances the lifecycle from `state`; updates `status` (attempts, addresses, image, error).
@@ -150,9 +154,10 @@ pub fn advance(
                 ),
             ),
             Some(_) => match &lc.allocation {
-                Err((reason, message)) => {
-                    (ServerState::Available, Step::Blocked(reason, message.clone()))
-                }
+                Err((reason, message)) => (
+                    ServerState::Available,
+                    Step::Blocked(reason, message.clone()),
+                ),
                 Ok(address) => {
                     if let Some(a) = address {
                         status.addresses.retain(|x| x.network != NODE_NETWORK);
@@ -177,7 +182,7 @@ pub fn advance(
             }
         }
         ServerState::Provisioning => {
-            let target = status.boot_attempt.as_ref().and_then(|_| wanted);
+            let target = status.boot_attempt.as_ref().and(wanted);
             let Some(image) = target else {
                 return leave(status, lc, now);
             };

@@ -205,10 +205,7 @@ async fn finalizer(ctx: &Context, server: &Server, present: bool) -> Result<(), 
 
 /// Grants the server a node address from its Rack's node network: the subnet's address
 /// number 10 + rack unit when free (stable across status loss), else the lowest free one.
-fn node_address(
-    ctx: &Context,
-    server: &Server,
-) -> Result<Option<String>, (&'static str, String)> {
+fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'static str, String)> {
     let namespace = server.namespace().unwrap_or_default();
     let Some(rack_name) = server.spec.rack_ref.as_ref().map(|r| r.name.as_str()) else {
         return Ok(None);
@@ -233,7 +230,12 @@ fn node_address(
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
         .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|s| s.spec.rack_ref.as_ref().is_some_and(|r| r.name == rack_name))
+        .filter(|s| {
+            s.spec
+                .rack_ref
+                .as_ref()
+                .is_some_and(|r| r.name == rack_name)
+        })
         .flat_map(|s| {
             let uid = s.uid().unwrap_or_default();
             s.status
