@@ -26,7 +26,7 @@ kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
 # Network namespaces of the lab (fixed names: one lab per machine).
 netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b gw-lab-boot)
 # Every process the lab starts, stopped in this order by PID (.lab/<name>.pid).
-procs=(edge controller sushy ipmi ipmi-vm ra bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
+procs=(edge controller sushy ipmi ipmi-vm ipmi-vm6 www ra bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
 
 stop_pid() { # name: SIGTERM, wait up to 5 s, then SIGKILL
   local f="$lab/$1.pid" pid
@@ -42,6 +42,7 @@ stop_pid() { # name: SIGTERM, wait up to 5 s, then SIGKILL
 down() {
   for p in "${procs[@]}"; do stop_pid "$p"; done
   hack/boot/vm.sh --stop "$lab/a01-u05-vm.pid" 2>/dev/null || true
+  hack/boot/vm.sh --stop "$lab/a01-u06-vm.pid" 2>/dev/null || true
   for ns in "${netns_all[@]}"; do
     if [[ -e "/run/netns/$ns" ]]; then ip netns del "$ns" || true; fi
   done
@@ -75,7 +76,7 @@ done
 step "building the control plane binaries (cached under ~/.cache/groundwork)"
 export PATH="$(hack/k8s-bins/build.sh):$PATH"
 step "building the controller and the edge daemon"
-cargo build -q -p controller -p edge --bin groundwork-controller --bin groundwork-edge
+cargo build -q -p controller -p edge -p kubectl-groundwork --bin groundwork-controller --bin groundwork-edge --bin kubectl-groundwork
 mkdir -p "$lab"
 step "starting etcd + kube-apiserver"; hack/controlplane.sh up "$lab/cp"
 ln -sf "$lab/cp/kubeconfig" "$lab/kubeconfig"
@@ -102,15 +103,18 @@ KC
 }
 sa_kubeconfig groundwork-controller "$lab/controller.kubeconfig"
 sa_kubeconfig groundwork-edge "$lab/edge.kubeconfig"
-step "rack a01's provisioning network: bridge br-prov 10.10.0.2/24 in gw-lab-boot, a tap for a01-u05's VM, IPv6 router adverts"
+step "rack a01's networks: bridge br-prov in gw-lab-boot with the provisioning address 10.10.0.2/24 and the node gateway 10.20.0.1/24, taps for a01-u05's and a01-u06's VMs, IPv6 router adverts"
 ip netns add gw-lab-boot || die "cannot create network namespace gw-lab-boot"
 ip -n gw-lab-boot link set lo up
 ip -n gw-lab-boot link add br-prov type bridge
 ip -n gw-lab-boot addr add 10.10.0.2/24 dev br-prov
+ip -n gw-lab-boot addr add 10.20.0.1/24 dev br-prov
 ip -n gw-lab-boot addr add fd10::1/64 dev br-prov nodad
 ip -n gw-lab-boot link set br-prov up
-ip -n gw-lab-boot tuntap add dev tap-u05 mode tap
-ip -n gw-lab-boot link set tap-u05 master br-prov up
+for u in 05 06; do
+  ip -n gw-lab-boot tuntap add dev "tap-u$u" mode tap
+  ip -n gw-lab-boot link set "tap-u$u" master br-prov up
+done
 # iPXE waits ~13 s for IPv6 autoconfiguration unless a router advertises (LABS.md section 4).
 nohup ip netns exec gw-lab-boot dnsmasq -k --port=0 --no-resolv --no-hosts --interface=br-prov \
   --bind-interfaces --enable-ra --dhcp-range=fd10::,ra-only,64 </dev/null >"$lab/ra.log" 2>&1 &
@@ -118,8 +122,15 @@ echo $! > "$lab/ra.pid"
 step "building the netboot ramdisk (Debian kernel + busybox, cached) into .lab/boot"
 hack/boot/ramdisk.sh "$lab/boot" >/dev/null
 (umask 077; head -c 48 /dev/urandom | base64 > "$lab/boot-token.key")
+step "building the test OS image (boots under BIOS and UEFI, reads its config drive, checks in) and serving it from gw-lab-boot at http://10.10.0.2:8090/"
+mkdir -p "$lab/www"
+hack/boot/test-os.sh "$lab/test-os.raw" >/dev/null
+cp "$lab/test-os.raw.zst" "$lab/www/test-os.raw.zst"
+nohup ip netns exec gw-lab-boot python3 -m http.server 8090 --bind 10.10.0.2 --directory "$lab/www" </dev/null >"$lab/www.log" 2>&1 &
+echo $! > "$lab/www.pid"
+for u in 05 06; do truncate -s 256M "$lab/a01-u$u.disk"; done
 step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
-KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
+POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
   --boot-services --dhcp-interface br-prov --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
   --boot-token-key-file "$lab/boot-token.key" \
@@ -144,11 +155,16 @@ SUSHY_FAKE_POWER_DELAY=2 nohup python3 hack/bmc/sushy_launcher.py --config "$lab
 echo $! > "$lab/sushy.pid"
 nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6230 >"$lab/ipmi.log" 2>&1 &
 echo $! > "$lab/ipmi.pid"
-# a01-u05's BMC powers a real QEMU machine on tap-u05 (firmware from the boot mode it is given).
-vm_cmd="fw=bios; [ \"\$GW_EFI\" = 1 ] && fw=uefi; exec $root/hack/boot/vm.sh --name a01-u05 --mac 52:54:00:a0:01:05 --tap tap-u05 --firmware \$fw --serial $lab/a01-u05.serial --pidfile $lab/a01-u05-vm.pid --netns gw-lab-boot --state-dir $lab/vm-a01-u05"
-nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6231 --vm-command "$vm_cmd" >"$lab/ipmi-vm.log" 2>&1 &
+# a01-u05's and a01-u06's BMCs power real QEMU machines with a 256 MiB disk each (firmware
+# from the boot mode they are given; boot device from the BMC's one-time override).
+vm_cmd() { # unit
+  echo "fw=bios; [ \"\$GW_EFI\" = 1 ] && fw=uefi; boot=default; [ \"\$GW_BOOTDEV\" = pxe ] && boot=net; [ \"\$GW_BOOTDEV\" = disk ] && boot=disk; exec $root/hack/boot/vm.sh --name a01-u$1 --mac 52:54:00:a0:01:$1 --tap tap-u$1 --firmware \$fw --boot \$boot --disk $lab/a01-u$1.disk --serial $lab/a01-u$1.serial --pidfile $lab/a01-u$1-vm.pid --netns gw-lab-boot --state-dir $lab/vm-a01-u$1"
+}
+nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6231 --vm-command "$(vm_cmd 05)" >"$lab/ipmi-vm.log" 2>&1 &
 echo $! > "$lab/ipmi-vm.pid"
-for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
+nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6232 --vm-command "$(vm_cmd 06)" >"$lab/ipmi-vm6.log" 2>&1 &
+echo $! > "$lab/ipmi-vm6.pid"
+for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm6.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
 step "applying examples/"
 kc apply -f examples/ >/dev/null
 for _ in $(seq 120); do
@@ -285,6 +301,44 @@ done
 [[ "$state" == Available ]] || die "a01-u05 did not finish inspection (see .lab/a01-u05.serial and .lab/controller.log)"
 kc -n fra1 get server a01-u05 -o jsonpath='  hardware: {.status.hardware.cpuCount} CPUs, {.status.hardware.memoryBytes} bytes of memory, NICs {.status.hardware.nics[*].mac}{"\n"}'
 
+step "provisioning a01-u05 (UEFI) and a01-u06 (BIOS) with the test OS: netboot into the agent, image + config drive written, disk boot through the BMC, first check-in"
+sha="$(sha256sum "$lab/www/test-os.raw.zst" | cut -d' ' -f1)"
+image="{\"url\": \"http://10.10.0.2:8090/test-os.raw.zst\", \"checksum\": \"sha256:$sha\", \"format\": \"raw+zstd\"}"
+kc -n fra1 patch server a01-u05 --type merge -p "{\"spec\": {\"online\": true, \"image\": $image}}" >/dev/null
+kc apply -f - >/dev/null <<EOF3
+apiVersion: groundwork.dev/v1alpha1
+kind: Server
+metadata: {name: a01-u06, namespace: fra1}
+spec:
+  rackRef: {name: a01}
+  rackUnit: 6
+  bmc: {address: "ipmi://127.0.0.1:6232", credentialsSecretRef: {name: bmc-a01}}
+  bootMACAddress: "52:54:00:a0:01:06"
+  bootMode: Legacy
+  online: true
+  image: $image
+EOF3
+states=""
+for i in $(seq 300); do
+  states="$(kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}{.metadata.name}={.status.state}{" "}{end}')"
+  progress="$(kc -n fra1 get server a01-u05 a01-u06 -o json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["items"]:
+    p = (s.get("status") or {}).get("bootProgress") or {}
+    steps = [k[:-2] for k in ("dhcpAt", "scriptAt", "kernelAt", "initrdAt", "calledBackAt", "resultAt", "checkedInAt") if k in p]
+    w = p.get("progress") or {}
+    rate = " %s %d MiB at %d MiB/s" % (w["phase"], w.get("bytesDone", 0) >> 20, w.get("bytesPerSecond", 0) >> 20) if w else ""
+    print("%s: %s%s;" % (s["metadata"]["name"], " ".join(steps) or "-", rate), end=" ")
+')"
+  echo "  [$i s] $states| $progress"
+  [[ "$states" == "a01-u05=Provisioned a01-u06=Provisioned " ]] && break
+  [[ "$states" != *Error* ]] || die "provisioning failed: $(kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}{.metadata.name}: {.status.lastError}{"\n"}{end}')"
+  sleep 1
+done
+[[ "$states" == "a01-u05=Provisioned a01-u06=Provisioned " ]] || die "provisioning did not finish (see .lab/a01-u0*.serial and .lab/controller.log)"
+kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name}: node address {.status.addresses[0].address}; the installed OS says hostname {.status.bootProgress.checkIn.hostname}, addresses {.status.bootProgress.checkIn.addresses[*]}{"\n"}{end}'
+kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name} phases:{range .status.phases[*]} {.name}={.durationMs}ms{end}{"\n"}{end}'
+
 step "site fra1:"
 kc get groundwork -n fra1
 cat <<EOF2
@@ -300,7 +354,10 @@ The lab is up ($((SECONDS - t0)) s).
   tail -f .lab/controller.log               # controller log
   kubectl get server -n fra1 a01-u05 -o jsonpath='{.status.bootProgress}'      # each boot step of the last netboot
   kubectl annotate server -n fra1 a01-u05 --overwrite groundwork.dev/inspect=\$(date +%s)   # inspect it again
-  tail -f .lab/a01-u05.serial               # the QEMU machine's console (SeaBIOS/OVMF, iPXE, ramdisk)
+  tail -f .lab/a01-u05.serial               # the QEMU machine's console (SeaBIOS/OVMF, iPXE, ramdisk, installed OS)
+  kubectl get server -n fra1 a01-u06 -o jsonpath='{.status.phases}'           # how long each provisioning phase took
+  $CARGO_TARGET_DIR/debug/kubectl-groundwork -n fra1 logs a01-u06 --controller-url http://127.0.0.1:18080   # the agent's log
+  kubectl patch server -n fra1 a01-u06 --type merge -p '{"spec":{"image":null}}'  # deprovision: clean, release the address
   kubectl get ul,br -n fra1 -o wide         # BGP sessions and the border router, as the edge daemon reports them
   tail -f .lab/edge.log                     # edge daemon log
   birdc -s $lab/bird/bird.ctl show protocols all          # our BIRD (edge1)

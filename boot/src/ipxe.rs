@@ -1,6 +1,6 @@
 //! iPXE scripts. Kernel and initrd URLs carry the MAC so the HTTP service knows which machine
 //! fetched them (a boot step); the command line carries the server's identity, where to call
-//! back, and its one-time boot token.
+//! back, the pin of the agent API's CA, and its one-time boot token.
 
 /// Names of the ramdisk artifacts, as served under `/boot/<mac>/`.
 pub const KERNEL: &str = "vmlinuz";
@@ -12,8 +12,10 @@ pub const INITRD: &str = "initrd.img";
 pub struct Ramdisk<'a> {
     /// Base URL of the HTTP boot service, e.g. `http://10.10.0.1:8081`.
     pub base: &'a str,
-    /// URL of the agent API, e.g. `http://10.10.0.1:9443`.
+    /// URL of the agent API, e.g. `https://10.10.0.1:9443`.
     pub agent: &'a str,
+    /// Pin of the agent API's CA, `sha256:<hex of its DER>` (see `proto::ca_pin`).
+    pub ca: &'a str,
     /// The machine's boot MAC.
     pub mac: &'a str,
     /// `namespace/name` of the Server (`-` while undeclared).
@@ -31,6 +33,7 @@ pub fn ramdisk(r: &Ramdisk<'_>) -> String {
     let Ramdisk {
         base,
         agent,
+        ca,
         mac,
         server,
         token,
@@ -38,7 +41,7 @@ pub fn ramdisk(r: &Ramdisk<'_>) -> String {
         kernel_args,
     } = r;
     let mut args = format!(
-        "initrd={INITRD} groundwork.url={base} groundwork.agent={agent} groundwork.server={server} groundwork.mode={mode}"
+        "initrd={INITRD} groundwork.url={base} groundwork.agent={agent} groundwork.ca={ca} groundwork.server={server} groundwork.mode={mode}"
     );
     if !token.is_empty() {
         args.push_str(&format!(" groundwork.token={token}"));
@@ -83,7 +86,8 @@ mod tests {
     fn ramdisk_script_names_the_server_and_its_token() {
         let s = ramdisk(&Ramdisk {
             base: "http://10.0.0.1:8081",
-            agent: "http://10.0.0.1:9443",
+            agent: "https://10.0.0.1:9443",
+            ca: "sha256:00ff",
             mac: "52:54:00:00:00:01",
             server: "fra1/a01-u01",
             token: "abc",
@@ -91,7 +95,7 @@ mod tests {
             kernel_args: "console=ttyS0",
         });
         assert!(s.starts_with("#!ipxe\n"));
-        assert!(s.contains("kernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.agent=http://10.0.0.1:9443 groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0\n"));
+        assert!(s.contains("kernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.agent=https://10.0.0.1:9443 groundwork.ca=sha256:00ff groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0\n"));
         assert!(s.contains("initrd http://10.0.0.1:8081/boot/52:54:00:00:00:01/initrd.img\n"));
         assert!(s.ends_with("boot\n"));
     }

@@ -95,6 +95,17 @@ pub struct BootConfig {
         default_value = "0.0.0.0:9443"
     )]
     pub agent_grpc_addr: SocketAddr,
+    /// Secret holding the agent API's CA (`ca.crt`, `ca.key`; created when absent).
+    #[arg(
+        long,
+        env = "GROUNDWORK_AGENT_CA_SECRET",
+        default_value = "groundwork-agent-ca"
+    )]
+    pub agent_ca_secret: String,
+    /// Namespace of that Secret (default: `--namespace`, else the client's default namespace,
+    /// i.e. the pod's own in a cluster).
+    #[arg(long, env = "GROUNDWORK_AGENT_CA_NAMESPACE")]
+    pub agent_ca_namespace: Option<String>,
     /// Address of the TFTP service (the iPXE binaries only).
     #[arg(long, env = "GROUNDWORK_TFTP_ADDR", default_value = "0.0.0.0:69")]
     pub tftp_addr: SocketAddr,

@@ -25,6 +25,20 @@ pub struct ErrorLabels {
     pub reason: &'static str,
 }
 
+/// Labels naming a provisioning phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `Provisioning` (all of it), `PowerOnToDHCP`, `RamdiskBoot`, `Image`, `DiskBootToCheckIn`.
+    pub phase: String,
+}
+
+/// Labels naming a provisioning failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The condition reason, e.g. `ChecksumMismatch`.
+    pub reason: &'static str,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -34,6 +48,8 @@ pub struct Metrics {
     durations: Family<KindLabels, Histogram>,
     status_writes: Family<KindLabels, Counter>,
     invalid_objects: Family<KindLabels, Gauge>,
+    phases: Family<PhaseLabels, Histogram>,
+    provisioning_failures: Family<FailureLabels, Counter>,
     /// The boot services' metrics (DHCP, TFTP, HTTP boot).
     pub boot: boot::metrics::Metrics,
 }
@@ -48,6 +64,20 @@ impl Default for Metrics {
         });
         let status_writes = Family::<KindLabels, Counter>::default();
         let invalid_objects = Family::<KindLabels, Gauge>::default();
+        let phases = Family::<PhaseLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.5, 2.0, 14))
+        });
+        let provisioning_failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "provisioning_phase_seconds",
+            "Duration of each provisioning phase of servers that reached Provisioned",
+            phases.clone(),
+        );
+        registry.register(
+            "provisioning_failures",
+            "Provisioning or cleaning attempts that ended in Error, by reason",
+            provisioning_failures.clone(),
+        );
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -78,6 +108,8 @@ impl Default for Metrics {
             durations,
             status_writes,
             invalid_objects,
+            phases,
+            provisioning_failures,
             boot,
         }
     }
@@ -102,6 +134,22 @@ impl Metrics {
     /// Records a status patch.
     pub fn status_written(&self, kind: &'static str) {
         self.status_writes.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Records a finished provisioning phase.
+    pub fn phase(&self, phase: &str, seconds: f64) {
+        self.phases
+            .get_or_create(&PhaseLabels {
+                phase: phase.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records a provisioning or cleaning failure.
+    pub fn provisioning_failed(&self, reason: &'static str) {
+        self.provisioning_failures
+            .get_or_create(&FailureLabels { reason })
+            .inc();
     }
 
     /// Sets how many stored objects of `kind` cannot be read.

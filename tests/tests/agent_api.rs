@@ -1,6 +1,7 @@
 //! The agent API (gRPC) against the real controller: the boot token is traded for a per-server
 //! credential, and a credential only ever acts on its own Server. The client is the generated
-//! tonic client the agent uses; the IPMI BMC simulator takes the network-boot requests.
+//! tonic client the agent uses, over TLS to the CA pinned in the iPXE script; the IPMI BMC
+//! simulator takes the network-boot requests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../bmc/tests/common/mod.rs"]
@@ -9,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use agent::run::{RetryPolicy, RunError};
 use common::IpmiSim;
 use crds::{Server, ServerState};
 use e2e::netlab::NetLab;
@@ -16,6 +18,8 @@ use e2e::{RunningController, admin_client, eventually, inspection_site, namespac
 use kube::api::Api;
 use proto::agent_v1::agent_client::AgentClient;
 use proto::agent_v1::{Disk, Inventory, NextTaskRequest, Nic, RegisterRequest, TaskResult, task};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
@@ -45,6 +49,19 @@ fn loopback_boot_flags(lab: &NetLab) -> (Vec<String>, u16, u16) {
         lab.token_key().to_str().unwrap().into(),
     ];
     (flags, http, grpc)
+}
+
+/// The agent's parameters from the kernel command line of `MAC_X`'s iPXE script, read by the
+/// agent's own parser.
+async fn kernel_params(http: u16) -> agent::cmdline::BootParams {
+    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{MAC_X}.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kernel_line = script.lines().find(|l| l.starts_with("kernel ")).unwrap();
+    agent::cmdline::parse(kernel_line).expect("groundwork.agent on the command line")
 }
 
 fn with_credential<T>(message: T, credential: &str) -> tonic::Request<T> {
@@ -94,21 +111,16 @@ async fn agents_trade_boot_tokens_for_credentials_that_act_only_on_their_own_ser
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
     wait_state(&client, &ns, &["x", "y"], ServerState::Inspecting).await;
-    // The boot token, as iPXE would get it in x's script.
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{MAC_X}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = script
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("groundwork.token="))
-        .expect("ramdisk script with a token")
-        .to_string();
-    let mut agent = AgentClient::connect(format!("http://127.0.0.1:{grpc}"))
-        .await
-        .unwrap();
+    // The boot token and the CA pin, as iPXE would get them in x's script.
+    let params = kernel_params(http).await;
+    assert_eq!(params.agent, format!("https://127.0.0.1:{grpc}"));
+    let token = params.token.clone();
+    assert!(!token.is_empty(), "ramdisk script with a token");
+    let mut agent = AgentClient::new(
+        agent::run::channel(&params, RetryPolicy::default())
+            .await
+            .unwrap(),
+    );
     let register = |server: String, token: String| RegisterRequest {
         server,
         boot_token: token,
@@ -223,16 +235,10 @@ async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() 
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     wait_state(&client, &ns, &["z"], ServerState::Inspecting).await;
 
-    // The kernel command line iPXE would boot with, read by the agent's own parser.
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{MAC_X}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let kernel_line = script.lines().find(|l| l.starts_with("kernel ")).unwrap();
-    let params = agent::cmdline::parse(kernel_line).expect("groundwork.agent on the command line");
-    assert_eq!(params.agent, format!("http://127.0.0.1:{grpc}"));
+    // The kernel command line iPXE would boot with: TLS, the CA pinned.
+    let params = kernel_params(http).await;
+    assert_eq!(params.agent, format!("https://127.0.0.1:{grpc}"));
+    assert!(params.ca.starts_with("sha256:"), "{params:?}");
     // This machine's real /proc and /sys stand in for the ramdisk's.
     let inventory = agent::inventory::collect("/proc".as_ref(), "/sys".as_ref());
     let cpus = inventory.cpu_count;
@@ -261,5 +267,60 @@ async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() 
     let hw = z.hardware.unwrap();
     assert_eq!(hw.cpu_count, cpus);
     assert!(hw.memory_bytes > 0);
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_refuses_a_controller_whose_ca_is_not_the_pinned_one() {
+    let ipmi = IpmiSim::start(1, "admin", "lab-password");
+    let client = admin_client().await;
+    let ns = namespace(&client, "agentpin").await;
+    let lab = NetLab::new();
+    let (flags, http, _) = loopback_boot_flags(&lab);
+    inspection_site(
+        &client,
+        &ns,
+        "10.66.0.0/24",
+        &[("p", MAC_X, ipmi.address(0))],
+    )
+    .await;
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    wait_state(&client, &ns, &["p"], ServerState::Inspecting).await;
+
+    // The served CA is the pinned one...
+    let mut params = kernel_params(http).await;
+    let pem = reqwest::get(format!("http://127.0.0.1:{http}/boot/ca.crt"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let der = CertificateDer::from_pem_slice(&pem).unwrap();
+    assert_eq!(params.ca, proto::ca_pin(&der));
+    // ... but this agent was told another one (a controller impersonated, or a stale script).
+    params.ca = proto::ca_pin(b"another CA");
+    let inventory = agent::inventory::collect("/proc".as_ref(), "/sys".as_ref());
+    let refused = agent::run::run(
+        &params,
+        inventory,
+        MAC_X,
+        &agent::run::RunOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.reason(), "CAFingerprintMismatch", "{refused}");
+    assert!(matches!(refused, RunError::CAFingerprintMismatch { .. }));
+
+    // It never registered: no call-back, still inspecting.
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    let st = api.get("p").await.unwrap().status.unwrap();
+    assert_eq!(st.state, Some(ServerState::Inspecting));
+    assert!(
+        st.boot_progress
+            .as_ref()
+            .is_none_or(|p| p.called_back_at.is_none()),
+        "{:?}",
+        st.boot_progress
+    );
     controller.stop().await;
 }

@@ -8,7 +8,7 @@
 //! controller killed mid-provisioning.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,142 +16,29 @@ use std::time::Duration;
 use crds::Server;
 use crds::server::{ServerState, ServerStatus};
 use e2e::netlab::{NetLab, run};
-use e2e::{RunningController, admin_client, apply_doc, eventually, namespace};
+use e2e::provisioning::{BOOT_ADDR, Rig, boot_flags, image, rig, sha256, site, wait_for};
+use e2e::{RunningController, admin_client, eventually, namespace};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-const MACS: [&str; 2] = ["52:54:00:62:00:01", "52:54:00:62:00:02"];
-const BOOT_ADDR: &str = "10.62.0.2";
-const NODE_GATEWAY: &str = "10.72.0.1";
 /// How long a silent ramdisk may stay silent before its attempt is retried.
-const RAMDISK_TIMEOUT: &str = "40";
+const RAMDISK_TIMEOUT: u64 = 40;
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sha256(path: &Path) -> String {
-    let out = run(Command::new("sha256sum").arg(path));
-    out.split_whitespace().next().unwrap().to_string()
-}
-
-/// The images the web server offers: the test OS (raw+zstd), and one larger than the disks.
-struct Images {
-    dir: PathBuf,
-    os_zst: String,
-    big_zst: String,
-}
-
-fn images(lab: &NetLab) -> Images {
-    let dir = lab.dir().join("www");
-    std::fs::create_dir_all(&dir).unwrap();
-    let os = lab.dir().join("test-os.raw");
-    run(Command::new(e2e::repo_root().join("hack/boot/test-os.sh")).arg(&os));
-    std::fs::copy(format!("{}.zst", os.display()), dir.join("os.raw.zst")).unwrap();
+fn big_image(rig: &Rig) -> String {
     // 300 MiB: the test OS followed by zeros (the disks have 256 MiB).
-    let big = lab.dir().join("big.raw");
-    std::fs::copy(&os, &big).unwrap();
+    let big = rig.lab.dir().join("big.raw");
+    std::fs::copy(rig.www.join("os.raw"), &big).unwrap();
     run(Command::new("truncate").args(["-s", "300M"]).arg(&big));
+    let zst = rig.www.join("big.raw.zst");
     run(Command::new("zstd")
         .args(["-q", "-f", "-T0", "-o"])
-        .arg(dir.join("big.raw.zst"))
+        .arg(&zst)
         .arg(&big));
-    Images {
-        os_zst: sha256(&dir.join("os.raw.zst")),
-        big_zst: sha256(&dir.join("big.raw.zst")),
-        dir,
-    }
-}
-
-fn image(file: &str, sha: &str) -> serde_json::Value {
-    json!({"url": format!("http://{BOOT_ADDR}:8090/{file}"), "checksum": format!("sha256:{sha}"),
-        "format": "raw+zstd"})
-}
-
-async fn site(client: &kube::Client, ns: &str, bmcs: &[u16; 2], img: &serde_json::Value) {
-    for doc in [
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc"},
-            "stringData": {"username": "admin", "password": "lab-password"}}),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "user-data"},
-            "stringData": {"userData": "#cloud-config\nruncmd: [echo hello]\n"}}),
-        json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Rack", "metadata": {"name": "r1"},
-            "spec": {"location": {"site": "lab"}, "networks": {
-                "provisioning": {"subnet": "10.62.0.0/24", "gateway": "10.62.0.1"},
-                "node": {"subnet": "10.72.0.0/24", "gateway": NODE_GATEWAY, "dns": [NODE_GATEWAY]}}}}),
-    ] {
-        apply_doc(client, ns, doc).await.unwrap();
-    }
-    for (i, port) in bmcs.iter().enumerate() {
-        apply_doc(
-            client,
-            ns,
-            json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server",
-                "metadata": {"name": format!("s{}", i + 1)},
-                "spec": {"rackRef": {"name": "r1"}, "rackUnit": i + 1, "bootMACAddress": MACS[i],
-                    "bootMode": "Legacy", "online": true, "image": img,
-                    "userData": {"name": "user-data"},
-                    "bmc": {"address": format!("ipmi://127.0.0.1:{port}"),
-                            "credentialsSecretRef": {"name": "bmc"}}}}),
-        )
-        .await
-        .unwrap();
-    }
-}
-
-fn boot_flags(lab: &NetLab, boot_ns: &str) -> Vec<String> {
-    let artifacts = lab.ramdisk();
-    let key = lab.token_key();
-    [
-        "--boot-services",
-        "--dhcp-interface",
-        "br0",
-        "--boot-netns",
-        boot_ns,
-        "--boot-artifacts",
-        artifacts.to_str().unwrap(),
-        "--boot-token-key-file",
-        key.to_str().unwrap(),
-        "--boot-http-addr",
-        "0.0.0.0:8081",
-        "--tftp-addr",
-        "0.0.0.0:69",
-        "--ramdisk-timeout-seconds",
-        RAMDISK_TIMEOUT,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    sha256(&zst)
 }
 
 async fn status_of(api: &Api<Server>, name: &str) -> ServerStatus {
     api.get(name).await.unwrap().status.unwrap_or_default()
-}
-
-/// Waits for `state` (failing early, with the status, on an unexpected Error).
-async fn wait_for(
-    lab: &NetLab,
-    api: &Api<Server>,
-    name: &str,
-    state: ServerState,
-    secs: u64,
-) -> ServerStatus {
-    eventually(
-        Duration::from_secs(secs),
-        &format!("{name} {state:?}"),
-        || async {
-            let s = api.get(name).await.ok()?.status?;
-            if s.state == Some(ServerState::Error) && state != ServerState::Error {
-                lab.dump_logs();
-                panic!("{name} went to Error: {:?}", s.last_error);
-            }
-            (s.state == Some(state)).then_some(s)
-        },
-    )
-    .await
 }
 
 async fn set_image(api: &Api<Server>, name: &str, img: serde_json::Value) {
@@ -216,68 +103,17 @@ fn metadata_as(ns: &str, url: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rack_provisions_itself_and_survives_faults() {
-    e2e::netlab::require("qemu-system-x86_64");
-    e2e::netlab::require("zstd");
     let client = admin_client().await;
     let ns = namespace(&client, "provision").await;
-    let mut lab = NetLab::new();
-    let boot_ns = lab.netns("boot");
-    lab.bridge(&boot_ns, "br0", &format!("{BOOT_ADDR}/24"));
-    // The node network's gateway sits on the same segment.
-    run(Command::new("ip").args([
-        "-n",
-        &boot_ns,
-        "addr",
-        "add",
-        &format!("{NODE_GATEWAY}/24"),
-        "dev",
-        "br0",
-    ]));
-    lab.router_adverts(&boot_ns, "br0", "fd62::");
-    let imgs = images(&lab);
-    // The image server: python's http.server, behind a throttling proxy on :8090.
-    lab.spawn(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &boot_ns,
-                "python3",
-                "-m",
-                "http.server",
-                "8091",
-            ])
-            .args(["--bind", "127.0.0.1", "--directory"])
-            .arg(&imgs.dir),
-        "www.log",
-    );
-    let throttle = e2e::netlab::throttled_proxy(
-        &boot_ns,
-        format!("{BOOT_ADDR}:8090").parse().unwrap(),
-        "127.0.0.1:8091".parse().unwrap(),
-    )
-    .await;
-    let mut disks = Vec::new();
-    let ports = [free_udp_port(), free_udp_port()];
-    for (i, mac) in MACS.iter().enumerate() {
-        let tap = format!("tap{i}");
-        lab.tap(&boot_ns, "br0", &tap);
-        let disk = lab.dir().join(format!("s{}.disk", i + 1));
-        run(Command::new("truncate").args(["-s", "256M"]).arg(&disk));
-        lab.vm_bmc_with_disk(
-            &format!("s{}", i + 1),
-            ports[i],
-            &boot_ns,
-            &tap,
-            mac,
-            Some(&disk),
-        );
-        disks.push(disk);
-    }
+    let rig = rig(2).await;
+    let (lab, boot_ns, disks, throttle) = (&rig.lab, &rig.boot_ns, &rig.disks, &rig.throttle);
+    let os_zst = sha256(&rig.www.join("os.raw.zst"));
+    let big_zst = big_image(&rig);
     // A client on the provisioning segment that can take a server's provisioning address.
-    let peer_ns = lab.netns("peer");
-    lab.veth(
-        &boot_ns,
+    let mut peer_lab = NetLab::new();
+    let peer_ns = peer_lab.netns("peer");
+    peer_lab.veth(
+        boot_ns,
         "pv0",
         Some("br0"),
         None,
@@ -287,15 +123,15 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         Some("10.62.0.11/24"),
     );
 
-    let good = image("os.raw.zst", &imgs.os_zst);
-    site(&client, &ns, &ports, &good).await;
-    let flags = boot_flags(&lab, &boot_ns);
+    let good = image("os.raw.zst", &os_zst, "raw+zstd");
+    site(&client, &ns, &rig.ports, &good).await;
+    let flags = boot_flags(&rig, RAMDISK_TIMEOUT);
     let mut controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
 
     // 1. Both provision in parallel; the installed OS reports what its config drive said.
     for (i, name) in ["s1", "s2"].iter().enumerate() {
-        let s = wait_for(&lab, &api, name, ServerState::Provisioned, 300).await;
+        let s = wait_for(lab, &api, name, ServerState::Provisioned, 300).await;
         let want = format!("10.72.0.{}", 11 + i);
         assert_eq!(node_address(&s).as_deref(), Some(want.as_str()));
         let p = s.boot_progress.clone().unwrap();
@@ -395,7 +231,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         (s.state != Some(ServerState::Provisioned)).then_some(())
     })
     .await;
-    let s = wait_for(&lab, &api, "s1", ServerState::Provisioned, 240).await;
+    let s = wait_for(lab, &api, "s1", ServerState::Provisioned, 240).await;
     assert!(s.provisioned_image.as_ref().unwrap().adopted, "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.11"));
     assert_eq!(
@@ -413,7 +249,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     )
     .await
     .unwrap();
-    let s = wait_for(&lab, &api, "s2", ServerState::Available, 240).await;
+    let s = wait_for(lab, &api, "s2", ServerState::Available, 240).await;
     assert!(
         node_address(&s).is_none() && s.provisioned_image.is_none(),
         "{s:?}"
@@ -434,8 +270,11 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     bad["checksum"] = json!(format!("sha256:{}", "0".repeat(64)));
     for (img, reason) in [
         (bad, "ChecksumMismatch"),
-        (image("missing.raw.zst", &imgs.os_zst), "ImageNotFound"),
-        (image("big.raw.zst", &imgs.big_zst), "ImageTooLarge"),
+        (
+            image("missing.raw.zst", &os_zst, "raw+zstd"),
+            "ImageNotFound",
+        ),
+        (image("big.raw.zst", &big_zst, "raw+zstd"), "ImageTooLarge"),
     ] {
         set_image(&api, "s2", img).await;
         let s = eventually(
@@ -457,6 +296,16 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         assert!(unbootable(&disks[1]), "{reason} left a bootable disk");
     }
 
+    let metrics = controller.metrics.registry_text();
+    for line in [
+        "groundwork_provisioning_phase_seconds_count{phase=\"Image\"} 3",
+        "groundwork_provisioning_phase_seconds_count{phase=\"DiskBootToCheckIn\"}",
+        "groundwork_provisioning_failures_total{reason=\"ChecksumMismatch\"} 1",
+        "groundwork_provisioning_failures_total{reason=\"ImageTooLarge\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+
     // 6. The agent killed mid-write (the VM dies): the attempt times out, a fresh one writes.
     throttle.store(2 << 20, Ordering::Relaxed);
     let before = status_of(&api, "s2").await.boot_attempt;
@@ -465,7 +314,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     let pid = std::fs::read_to_string(lab.dir().join("s2.pid")).unwrap();
     run(Command::new("kill").args(["-9", pid.trim()]));
     throttle.store(0, Ordering::Relaxed);
-    let s = wait_for(&lab, &api, "s2", ServerState::Provisioned, 400).await;
+    let s = wait_for(lab, &api, "s2", ServerState::Provisioned, 400).await;
     assert_eq!(s.boot_attempt.as_ref().unwrap().try_number, 2, "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.12"));
 
@@ -477,7 +326,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     )
     .await
     .unwrap();
-    wait_for(&lab, &api, "s1", ServerState::Available, 240).await;
+    wait_for(lab, &api, "s1", ServerState::Available, 240).await;
     throttle.store(2 << 20, Ordering::Relaxed);
     let before = status_of(&api, "s1").await.boot_attempt;
     set_image(&api, "s1", good.clone()).await;
@@ -486,7 +335,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     controller.stop().await;
     controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     throttle.store(0, Ordering::Relaxed);
-    let s = wait_for(&lab, &api, "s1", ServerState::Provisioned, 300).await;
+    let s = wait_for(lab, &api, "s1", ServerState::Provisioned, 300).await;
     let resumed = s.boot_attempt.clone().unwrap();
     assert_eq!((resumed.id, resumed.try_number), (attempt.id, 1), "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.11"));

@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use controller::netboot::ca;
 use crds::{Rack, Server};
 use e2e::{
     RunningController, admin_client, apply_examples, controlplane_dir, eventually, namespace,
@@ -97,6 +98,8 @@ async fn controller_works_under_the_charts_rbac() {
         "NET_BIND_SERVICE",
         "gw-controller-boot-token",
         "name: http-boot",
+        "--agent-ca-secret=gw-controller-agent-ca",
+        "name: gw-controller-agent-ca",
     ] {
         assert!(
             boot.contains(needle),
@@ -104,26 +107,61 @@ async fn controller_works_under_the_charts_rbac() {
         );
     }
     let release = format!("gw{}", std::process::id());
-    helm(&["install", &release, chart, "--namespace", &release_ns]);
+    helm(&[
+        "install",
+        &release,
+        chart,
+        "--namespace",
+        &release_ns,
+        "--set",
+        "boot.enabled=true",
+    ]);
 
     let site = namespace(&admin, "rbac-site").await;
     apply_examples(&admin, &site).await;
     let sa_client = client_as_service_account(&release_ns, &format!("{release}-controller")).await;
 
-    // The identity is really not admin: it cannot change a Server's spec.
+    // The identity is really not admin: it cannot change a Server's spec (RBAC lets it patch
+    // Servers for its finalizer; the chart's admission policy refuses anything else).
     let servers: Api<Server> = Api::namespaced(sa_client.clone(), &site);
     let edit = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "spec": {"online": false}});
-    let denied = servers
+    eventually(
+        Duration::from_secs(20),
+        "the admission policy to refuse a spec change",
+        || async {
+            let denied = servers
+                .patch(
+                    "a01-u01",
+                    &PatchParams::apply("intruder").force(),
+                    &Patch::Apply(&edit),
+                )
+                .await;
+            matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403).then_some(())
+        },
+    )
+    .await;
+    let tagged = servers
         .patch(
             "a01-u01",
-            &PatchParams::apply("intruder"),
-            &Patch::Apply(&edit),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"x": "y"}}})),
         )
         .await;
     assert!(
-        matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403),
-        "{denied:?}"
+        matches!(tagged, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{tagged:?}"
     );
+    // Its own finalizer it may add and remove.
+    for finalizers in [json!([crds::SERVER_FINALIZER]), json!([])] {
+        servers
+            .patch(
+                "a01-u01",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
+            )
+            .await
+            .unwrap();
+    }
 
     let controller = RunningController::start(sa_client.clone(), &site).await;
     let racks: Api<Rack> = Api::namespaced(admin.clone(), &site);
@@ -175,6 +213,25 @@ async fn controller_works_under_the_charts_rbac() {
     assert!(
         b.try_acquire().await.unwrap(),
         "second replica leads once the first released"
+    );
+    // The agent API's CA: created in the release namespace, then read, under the chart's RBAC;
+    // nowhere else.
+    let ca_secret = format!("{release}-controller-agent-ca");
+    let created = ca::load_or_create(&sa_client, &release_ns, &ca_secret)
+        .await
+        .unwrap();
+    let read = ca::load_or_create(&sa_client, &release_ns, &ca_secret)
+        .await
+        .unwrap();
+    assert_eq!(
+        ca::issue(&created, None).unwrap().ca_pin,
+        ca::issue(&read, None).unwrap().ca_pin,
+        "every replica serves under the one CA"
+    );
+    let elsewhere = ca::load_or_create(&sa_client, &site, &ca_secret).await;
+    assert!(
+        matches!(elsewhere, Err(ca::CaError::Api { source: kube::Error::Api(ref s), .. }) if s.code == 403),
+        "{elsewhere:?}"
     );
     controller.stop().await;
 }

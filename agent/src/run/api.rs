@@ -1,5 +1,5 @@
-//! The agent API client: a lazily (re)connecting channel, the bearer credential on every call
-//! after Register, and retries on transient failures.
+//! The agent API client: a lazily (re)connecting channel over TLS to the pinned CA, the bearer
+//! credential on every call after Register, and retries on transient failures.
 
 use std::time::Duration;
 
@@ -7,12 +7,17 @@ use proto::agent_v1::agent_client::AgentClient;
 use proto::agent_v1::{
     LogBatch, NextTaskRequest, Progress, RegisterRequest, RegisterResponse, Task, TaskResult,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use super::RunError;
 use super::retry::{Failure, RetryPolicy, retry};
+use super::tls::Connector;
+use crate::cmdline::BootParams;
+use crate::image::fetch::chain;
 
 /// Deadline of a NextTask long poll (the controller answers Wait well before).
 const NEXT_TASK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -20,6 +25,83 @@ const NEXT_TASK_TIMEOUT: Duration = Duration::from_secs(120);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Deadline of a progress report: progress is a liveness signal, never worth waiting for.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP keepalive of the connection.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// A channel to the agent API of `params` that connects on first use and reconnects after
+/// failures. With a CA pin (`groundwork.ca`), the CA certificate is fetched from the HTTP boot
+/// service first (retried within `policy`) and must match it; the channel then speaks TLS
+/// trusting that CA alone. Without a pin, only an `http://` URL is accepted (development).
+pub async fn channel(params: &BootParams, policy: RetryPolicy) -> Result<Channel, RunError> {
+    let url = &params.agent;
+    let invalid = |source| RunError::Endpoint {
+        url: url.clone(),
+        source,
+    };
+    let endpoint = |uri: &str| {
+        Endpoint::from_shared(uri.to_string()).map(|e| {
+            e.connect_timeout(Duration::from_secs(5))
+                .tcp_keepalive(Some(TCP_KEEPALIVE))
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10))
+        })
+    };
+    if params.ca.is_empty() {
+        if !url.starts_with("http://") {
+            return Err(RunError::CAPinMissing { url: url.clone() });
+        }
+        return Ok(endpoint(url).map_err(invalid)?.connect_lazy());
+    }
+    let origin = endpoint(url).map_err(invalid)?.uri().clone();
+    let ca = fetch_ca(params, policy).await?;
+    // tonic dials plain `http://` and the connector adds TLS; requests still name the origin.
+    let authority = origin
+        .authority()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let dial = endpoint(&format!("http://{authority}")).map_err(invalid)?;
+    Ok(dial
+        .origin(origin)
+        .connect_with_connector_lazy(Connector::new(ca, TCP_KEEPALIVE)?))
+}
+
+/// The CA certificate served at `<groundwork.url>/boot/ca.crt`, if it is the pinned one.
+async fn fetch_ca(
+    params: &BootParams,
+    policy: RetryPolicy,
+) -> Result<CertificateDer<'static>, RunError> {
+    let http = crate::image::default_client().map_err(|e| RunError::TlsSetup(e.to_string()))?;
+    let url = format!("{}/boot/ca.crt", params.url.trim_end_matches('/'));
+    let (http, target) = (&http, &url);
+    let body = retry(&policy, "FetchCA", move || async move {
+        let response = http
+            .get(target)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| Status::unavailable(format!("{target}: {}", chain(&e))))?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND => Err(Status::not_found(format!("{target}: HTTP 404"))),
+            s if !s.is_success() => Err(Status::unavailable(format!("{target}: HTTP {s}"))),
+            _ => response
+                .bytes()
+                .await
+                .map_err(|e| Status::unavailable(format!("{target}: {}", chain(&e)))),
+        }
+    })
+    .await
+    .map_err(|f| failed("FetchCA", f))?;
+    let mismatch = |served| RunError::CAFingerprintMismatch {
+        url: url.clone(),
+        pinned: params.ca.clone(),
+        served,
+    };
+    match CertificateDer::from_pem_slice(&body) {
+        Ok(ca) if proto::ca_pin(&ca).eq_ignore_ascii_case(&params.ca) => Ok(ca),
+        Ok(ca) => Err(mismatch(proto::ca_pin(&ca))),
+        Err(e) => Err(mismatch(format!("no PEM certificate ({e})"))),
+    }
+}
 
 /// A handle on the agent API; clones share the connection.
 #[derive(Debug, Clone)]
@@ -30,19 +112,10 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client for `url` that connects on first use and reconnects after failures.
-    pub fn new(url: &str, policy: RetryPolicy) -> Result<Self, RunError> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|source| RunError::Endpoint {
-                url: url.to_string(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_keepalive(Some(Duration::from_secs(30)))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
+    /// A client for the agent API of `params` (see [`channel`]).
+    pub async fn connect(params: &BootParams, policy: RetryPolicy) -> Result<Self, RunError> {
         Ok(Self {
-            client: AgentClient::new(endpoint.connect_lazy()),
+            client: AgentClient::new(channel(params, policy).await?),
             bearer: None,
             policy,
         })
@@ -152,7 +225,13 @@ mod tests {
             max_delay: Duration::from_millis(10),
             budget: Duration::from_millis(200),
         };
-        let api = Api::new(&format!("http://127.0.0.1:{port}"), policy).unwrap();
+        let params = |agent: &str| BootParams {
+            agent: agent.to_string(),
+            ..Default::default()
+        };
+        let api = Api::connect(&params(&format!("http://127.0.0.1:{port}")), policy)
+            .await
+            .unwrap();
         match api.next_task().await {
             Err(RunError::Unreachable {
                 call,
@@ -165,8 +244,13 @@ mod tests {
             other => panic!("expected Unreachable, got {other:?}"),
         }
         assert!(matches!(
-            Api::new("not a url", policy),
+            Api::connect(&params("http://not a url"), policy).await,
             Err(RunError::Endpoint { .. })
+        ));
+        // TLS needs the pin.
+        assert!(matches!(
+            Api::connect(&params(&format!("https://127.0.0.1:{port}")), policy).await,
+            Err(RunError::CAPinMissing { .. })
         ));
     }
 }

@@ -11,6 +11,7 @@ mod progress;
 mod provision;
 pub mod retry;
 mod task;
+mod tls;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use self::api::Api;
+pub use self::api::channel;
 pub use self::retry::RetryPolicy;
 pub use self::task::{Decision, TaskError, decide};
 use crate::cmdline::BootParams;
@@ -68,6 +70,25 @@ pub enum RunError {
     /// The credential is not valid metadata.
     #[error("malformed credential")]
     Credential,
+    /// The CA certificate the controller serves is not the one pinned on the command line.
+    #[error("the agent API CA at {url} is {served}, not the pinned {pinned}")]
+    CAFingerprintMismatch {
+        /// Where the CA certificate was fetched.
+        url: String,
+        /// `groundwork.ca`.
+        pinned: String,
+        /// The served certificate's pin (or why there was none).
+        served: String,
+    },
+    /// An `https://` agent API without `groundwork.ca`: nothing to trust.
+    #[error("no groundwork.ca pin for the agent API at {url}")]
+    CAPinMissing {
+        /// The agent API URL.
+        url: String,
+    },
+    /// The TLS client could not be built.
+    #[error("agent API TLS: {0}")]
+    TlsSetup(String),
 }
 
 impl RunError {
@@ -78,6 +99,9 @@ impl RunError {
             Self::Unreachable { .. } => "AgentAPIUnreachable",
             Self::Refused { .. } => "AgentRefused",
             Self::Credential => "MalformedCredential",
+            Self::CAFingerprintMismatch { .. } => "CAFingerprintMismatch",
+            Self::CAPinMissing { .. } => "CAPinMissing",
+            Self::TlsSetup(_) => "AgentTLSSetupFailed",
         }
     }
 }
@@ -117,7 +141,7 @@ pub async fn run(
     boot_mac: &str,
     options: &RunOptions,
 ) -> Result<Outcome, RunError> {
-    let mut api = Api::new(&params.agent, options.retry)?;
+    let mut api = Api::connect(params, options.retry).await?;
     let registered = api
         .register(RegisterRequest {
             server: params.server.clone(),

@@ -5,6 +5,7 @@
 //! The credential alone decides which Server a call acts on, so an agent can neither read nor
 //! act on another Server; it dies with the attempt.
 
+mod enroll;
 mod tasks;
 
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub struct AgentApi {
     pub key: TokenKey,
     /// Port of the HTTP boot service (metadata, check-in), on the address agents reach.
     pub http_port: u16,
+    /// Where unknown machines are enrolled (None: auto-enrolment off).
+    pub enroll_namespace: Option<String>,
     /// When each server's progress was last written, and in which phase.
     written: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -59,6 +62,33 @@ fn credential_scope(attempt: &str) -> String {
 }
 
 impl AgentApi {
+    /// Registers an unknown machine (discovery ramdisk) as a Discovered Server.
+    async fn enroll(&self, r: RegisterRequest) -> Result<Response<RegisterResponse>, Status> {
+        let Some(namespace) = self.enroll_namespace.as_deref() else {
+            return Err(Status::not_found(enroll::EnrollError::Disabled.to_string()));
+        };
+        let server = enroll::enroll(
+            &self.client,
+            &self.recorder,
+            namespace,
+            &r.boot_mac,
+            r.inventory.map(hardware),
+        )
+        .await
+        .map_err(|e| match e {
+            enroll::EnrollError::BadMac(_) => Status::invalid_argument(e.to_string()),
+            other => Status::unavailable(other.to_string()),
+        })?;
+        let uid = server.uid().unwrap_or_default();
+        let mac = self
+            .key
+            .issue(&uid, &credential_scope(enroll::DISCOVERY_ATTEMPT));
+        Ok(Response::new(RegisterResponse {
+            credential: format!("{}:{mac}", server_id(&server)),
+            server_uid: uid,
+        }))
+    }
+
     /// The Server and attempt the call's credential names; refused unless it verifies.
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(Server, String), Status> {
         let bearer = req
@@ -143,6 +173,9 @@ impl Agent for AgentApi {
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
         let r = request.into_inner();
+        if r.server == "-" {
+            return self.enroll(r).await;
+        }
         let reported = report_in(
             &self.shared,
             &self.client,
@@ -170,10 +203,8 @@ impl Agent for AgentApi {
 
     async fn next_task(&self, request: Request<NextTaskRequest>) -> Result<Response<Task>, Status> {
         let (server, attempt) = self.authenticate(&request)?;
-        let local = request
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|c| c.local_addr());
+        // The address the agent reached us at (plain TCP or TLS) is where its OS checks in.
+        let local = request.local_addr();
         let checkin_url = match local {
             Some(a) => format!(
                 "http://{}/metadata/checkin",
@@ -316,9 +347,18 @@ pub async fn serve(ctx: AgentContext) {
         recorder: ctx.recorder,
         key: ctx.key,
         http_port: ctx.http_port,
+        enroll_namespace: ctx.enroll_namespace,
         written: Mutex::default(),
     };
-    let served = tonic::transport::Server::builder()
+    let tls = tonic::transport::ServerTlsConfig::new().identity(ctx.identity);
+    let mut builder = match tonic::transport::Server::builder().tls_config(tls) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "agent API TLS configuration refused");
+            return;
+        }
+    };
+    let served = builder
         .add_service(AgentServer::new(api))
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(ctx.listener))
         .await;

@@ -1,6 +1,6 @@
 //! HTTP boot: `/boot/<mac>.ipxe` (each machine's script), `/boot/<mac>/vmlinuz` and
-//! `/boot/<mac>/initrd.img` (the ramdisk), `/boot/ipxe.efi` (UEFI HTTP boot), and
-//! `POST /boot/callback` (the ramdisk reporting in).
+//! `/boot/<mac>/initrd.img` (the ramdisk), `/boot/ipxe.efi` (UEFI HTTP boot), `/boot/ca.crt`
+//! (the agent API's CA), and `POST /boot/callback` (the ramdisk reporting in).
 
 use std::sync::Arc;
 
@@ -46,6 +46,10 @@ pub struct BootHttp {
     pub kernel_args: String,
     /// Port of the agent API (on the same address as HTTP boot).
     pub agent_port: u16,
+    /// The agent API's CA certificate (PEM), served at `/boot/ca.crt`.
+    pub agent_ca_pem: String,
+    /// Its pin on the ramdisk's kernel command line.
+    pub agent_ca_pin: String,
     /// Metrics.
     pub metrics: boot::metrics::Metrics,
 }
@@ -54,6 +58,7 @@ pub struct BootHttp {
 pub fn router(state: Arc<BootHttp>) -> Router {
     Router::new()
         .route("/boot/{file}", get(file))
+        .route("/boot/ca.crt", get(agent_ca))
         .route("/boot/{mac}/{artifact}", get(artifact))
         .route("/boot/callback", post(callback))
         .route("/metadata/checkin", post(checkin))
@@ -84,13 +89,22 @@ async fn file(
     let base = format!("http://{host}");
     // The agent API listens on the address the machine reached us on.
     let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let agent = format!("http://{hostname}:{}", st.agent_port);
+    let agent = format!("https://{hostname}:{}", st.agent_port);
     let (kind, script) = script(&st, &base, &agent, mac).await;
     st.metrics
         .scripts
         .get_or_create(&ScriptLabels { kind })
         .inc();
     text(StatusCode::OK, script)
+}
+
+/// The agent API's CA certificate: public, the ramdisk checks it against its pin.
+async fn agent_ca(State(st): State<Arc<BootHttp>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        st.agent_ca_pem.clone(),
+    )
+        .into_response()
 }
 
 async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static str, String) {
@@ -100,6 +114,7 @@ async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static s
             let s = ipxe::ramdisk(&ipxe::Ramdisk {
                 base,
                 agent,
+                ca: &st.agent_ca_pin,
                 mac: &mac_s,
                 server: "-",
                 token: "",
@@ -122,6 +137,7 @@ async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static s
             let s = ipxe::ramdisk(&ipxe::Ramdisk {
                 base,
                 agent,
+                ca: &st.agent_ca_pin,
                 mac: &mac_s,
                 server: &id,
                 token: &token,

@@ -2,6 +2,7 @@
 //! site index, TFTP for the iPXE binaries, HTTP for scripts, the ramdisk and its callback.
 //! They watch Racks and Servers themselves, so a standby replica answers boots too.
 
+pub mod ca;
 pub mod http;
 pub mod logs;
 pub mod nocloud;
@@ -46,6 +47,9 @@ pub enum BootError {
     /// The iPXE binaries are not there.
     #[error(transparent)]
     Tftp(#[from] boot::tftp::TftpError),
+    /// The agent API's CA or certificate is not available.
+    #[error(transparent)]
+    AgentCa(#[from] ca::CaError),
     /// Binding a socket failed.
     #[error("{what} on {addr}: {source}")]
     Bind {
@@ -147,8 +151,13 @@ pub struct AgentContext {
     pub key: TokenKey,
     /// The agent API's listener (opened in the boot namespace).
     pub listener: tokio::net::TcpListener,
+    /// The agent API's server certificate and key.
+    pub identity: tonic::transport::Identity,
     /// Port of the HTTP boot service (metadata and check-in for the installed OS).
     pub http_port: u16,
+    /// Where unknown machines are enrolled (None: auto-enrolment off): the watched
+    /// namespace, else `default`.
+    pub enroll_namespace: Option<String>,
 }
 
 /// Starts the boot services, and the agent API that `agent` builds from their caches, and runs
@@ -167,6 +176,14 @@ where
 {
     let (metrics, logs) = (health.metrics.clone(), health.logs.clone());
     let key = read_key(config.boot_token_key_file.as_deref())?;
+    let ca_namespace = config
+        .agent_ca_namespace
+        .as_deref()
+        .or(namespace)
+        .unwrap_or(client.default_namespace())
+        .to_string();
+    let ca = ca::load_or_create(&client, &ca_namespace, &config.agent_ca_secret).await?;
+    let tls = ca::issue(&ca, config.boot_advertise_address)?;
     let ns_path = netns_path(config.boot_netns.as_deref());
     let tftp_root = Arc::new(boot::tftp::TftpRoot::new(
         config.ipxe_dir.clone(),
@@ -281,7 +298,11 @@ where
         recorder: recorder.clone(),
         key: key.clone(),
         listener: agent_listener,
+        identity: tls.identity,
         http_port: http_addr.port(),
+        enroll_namespace: config
+            .auto_enroll
+            .then(|| namespace.unwrap_or("default").to_string()),
     });
     let state = Arc::new(http::BootHttp {
         shared,
@@ -293,9 +314,11 @@ where
         auto_enroll: config.auto_enroll,
         kernel_args: config.boot_kernel_args.clone(),
         agent_port: agent_addr.port(),
+        agent_ca_pem: tls.ca_pem,
+        agent_ca_pin: tls.ca_pin,
         metrics: metrics.boot.clone(),
     });
-    info!(http = %http_addr, tftp = %tftp_addr, agent = %agent_addr, dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
+    info!(http = %http_addr, tftp = %tftp_addr, agent = %agent_addr, agent_ca_secret = %format!("{ca_namespace}/{}", config.agent_ca_secret), dhcp = ?config.dhcp_interfaces, netns = ?ns_path, "boot services listening");
     let http = axum::serve(
         http_listener,
         http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -91,6 +91,7 @@ pub async fn reconcile(
     let mut decision = decide::decide(&inputs, ctx.resync);
     if let Some(t) = &decision.transition {
         info!(server = %server.name_any(), namespace = ?server.namespace(), from = ?t.from, to = ?t.to, "state transition");
+        observe_lifecycle(&ctx, t, &decision.status);
     }
     // The boot services own status.bootProgress (another field manager): never write it.
     decision.status.boot_progress = None;
@@ -157,6 +158,27 @@ pub async fn reconcile(
     }
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(requeue))
+}
+
+/// Provisioning metrics at the transitions that end a phase.
+fn observe_lifecycle(ctx: &Context, t: &decide::Transition, status: &crds::server::ServerStatus) {
+    use crds::server::ServerState::{Deprovisioning, Error as Failed, Provisioned, Provisioning};
+    match (t.from, t.to) {
+        (Some(Provisioning), Provisioned) => {
+            // The Provisioning phase and its sub-phases just closed: the last five entries
+            // before the new state's own.
+            let closed = status.phases.iter().rev().skip(1).take(5);
+            for p in closed {
+                if let Some(ms) = p.duration_ms {
+                    ctx.metrics.phase(&p.name, ms as f64 / 1000.0);
+                }
+            }
+        }
+        (Some(Provisioning | Deprovisioning), Failed) => ctx
+            .metrics
+            .provisioning_failed(lifecycle::known_reason(status.last_error_reason.as_deref())),
+        _ => {}
+    }
 }
 
 /// A server that is (being) imaged or holds a node address keeps the finalizer.

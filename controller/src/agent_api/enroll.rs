@@ -1,0 +1,116 @@
+//! Auto-enrolment: an unknown machine's agent (discovery ramdisk, `groundwork.server=-`)
+//! registers as a new Server in state Discovered, named after its boot MAC, with its inventory
+//! and without BMC or rack position (someone adds them).
+
+use boot::dhcp::Mac;
+use crds::Server;
+use crds::server::{BootAttempt, BootPurpose, HardwareInventory, ServerSpec, ServerState};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::EventType;
+use serde_json::json;
+use tracing::info;
+
+use crate::netboot::steps;
+
+/// The boot attempt a discovered machine's agent registers under.
+pub const DISCOVERY_ATTEMPT: &str = "discover";
+
+/// Why a machine was not enrolled.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// Auto-enrolment is off.
+    #[error("unknown machine and auto-enrolment is off")]
+    Disabled,
+    /// The boot MAC does not parse.
+    #[error("boot MAC {0:?} is not a MAC address")]
+    BadMac(String),
+    /// The API refused.
+    #[error("enrolment failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// The name a discovered machine gets: `discovered-<mac without colons>`.
+pub fn name_for(mac: Mac) -> String {
+    format!("discovered-{}", mac.to_string().replace(':', ""))
+}
+
+/// Creates (or finds) the Server of the machine with `boot_mac` in `namespace` and records
+/// its inventory; returns it.
+pub async fn enroll(
+    client: &kube::Client,
+    recorder: &kube::runtime::events::Recorder,
+    namespace: &str,
+    boot_mac: &str,
+    hardware: Option<HardwareInventory>,
+) -> Result<Server, EnrollError> {
+    let mac = Mac::parse(boot_mac).ok_or_else(|| EnrollError::BadMac(boot_mac.to_string()))?;
+    let name = name_for(mac);
+    let api: Api<Server> = Api::namespaced(client.clone(), namespace);
+    let spec = ServerSpec {
+        rack_ref: None,
+        rack_unit: None,
+        height_u: 1,
+        bmc: None,
+        boot_mac_address: Some(mac.to_string()),
+        online: false,
+        boot_mode: Default::default(),
+        image: None,
+        root_device_hints: None,
+        user_data: None,
+        network_data: None,
+        cleaning: Default::default(),
+        externally_provisioned: false,
+        max_power_watts: None,
+        node: None,
+    };
+    let created = match api
+        .create(&PostParams::default(), &Server::new(&name, spec))
+        .await
+    {
+        Ok(s) => Some(s),
+        Err(kube::Error::Api(e)) if e.code == 409 => None,
+        Err(e) => return Err(e.into()),
+    };
+    let now = Time(Timestamp::now());
+    let mut status = json!({
+        "bootAttempt": BootAttempt {
+            id: DISCOVERY_ATTEMPT.into(),
+            purpose: BootPurpose::Inspect,
+            requested_at: now.clone(),
+            try_number: 1,
+            disk_boot_at: None,
+        },
+    });
+    if created.is_some() {
+        status["state"] = json!(ServerState::Discovered);
+        status["stateSince"] = json!(now);
+    }
+    if let Some(hw) = &hardware {
+        status["hardware"] = json!(hw);
+    }
+    let server = api
+        .patch_status(
+            &name,
+            &PatchParams {
+                field_manager: Some(steps::FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await?;
+    if created.is_some() {
+        info!(%name, %namespace, %mac, "unknown machine enrolled");
+        steps::event(
+            recorder,
+            &server,
+            EventType::Normal,
+            "Enrolled",
+            "Enroll",
+            format!("unknown machine {mac} netbooted and registered itself; add its BMC and rack position"),
+        )
+        .await;
+    }
+    Ok(server)
+}

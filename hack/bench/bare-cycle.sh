@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Baseline benchmark (not a test): "power-on -> provisioned" of 1..N QEMU VMs with a plain busybox
+# installer and standard tools, to compare with Groundwork's full cycle (DHCP + iPXE + HTTP into
+# the Groundwork ramdisk, agent writes the zstd image and a config drive, disk boot through the
+# BMC, the installed OS checks in).
+#
+#   hack/bench/bare-cycle.sh [--vms N] [--firmware bios|uefi] [--keep-logs] [--smoke]
+#
+#   --vms N        VMs provisioned in parallel (default 1); the run ends when all are up.
+#   --firmware F   bios (default; SeaBIOS + QEMU's iPXE ROM) or uefi (OVMF's HTTP boot loads
+#                  Debian's ipxe.efi, which then runs the same iPXE script). bios is the
+#                  measured path; uefi is there for completeness.
+#   --keep-logs    keep the work directory (serial logs, dnsmasq and HTTP logs), print its path.
+#   --smoke        only build (cached) the bare installer initrd and check the prerequisites;
+#                  exits 0 fast, needs neither root nor a VM (for CI).
+#
+# The cycle of each VM (TCG, virtio, 512 MiB RAM, a blank sparse 256 MiB raw disk, as in the
+# provisioning e2e test):
+#   1. power-on: hack/boot/vm.sh --boot net. The firmware's iPXE gets a DHCP answer from
+#      dnsmasq pointing at http://10.71.0.1:8080/boot.ipxe (dnsmasq also sends IPv6 router
+#      adverts: without them iPXE waits ~13 s, LABS.md section 4); the script loads vmlinuz +
+#      initrd.img from python3's http.server.
+#   2. the bare installer (/init = hack/boot/bare-installer-init.sh; Debian's kernel, busybox,
+#      the virtio modules, no agent) runs udhcpc, then `wget -O - http://.../os.raw | dd
+#      of=/dev/vda bs=1M`, sync, poweroff -f; QEMU exits (-no-reboot).
+#   3. restart from the disk: hack/boot/vm.sh --boot disk; the test OS (hack/boot/test-os.sh,
+#      48 MiB raw) boots and prints "groundwork-os: no config drive" = OS up.
+# Marks per VM (host clock, serial logs polled every 0.1 s):
+#   write_s    power-on -> installer done (the QEMU process exited)
+#   diskboot_s disk-boot power-on -> "groundwork-os: no config drive"
+#   total_s    power-on -> OS up (write_s + diskboot_s; the restart follows at once)
+#   netboot_s  power-on -> "bare-installer: start" (firmware, DHCP, iPXE, kernel+initrd)
+#   dd_s       the installer's "writing" -> "written", by the guest's uptime
+# and a "max" row: total_s from the first power-on until the last VM is up.
+#
+# Differences from Groundwork's cycle, by design of the baseline: the raw image (48 MiB) is
+# served, not zstd (busybox has no zstd); no checksum; no config drive, so the test OS does not
+# configure its NIC or POST a check-in: "OS up" is its "no config drive" line, which is printed
+# right where the Groundwork cycle would start reading the config drive -> its check-in
+# additionally costs mounting the config drive, the NIC setup and one HTTP POST. No BMC: the
+# script powers the VM on and off itself, and no controller/Kubernetes is involved.
+#
+# Needs root (network namespace). Everything runs in netns gwbare-<PID> (bridge br0
+# 10.71.0.1/24 + fd71::1/64, one tap per VM); nothing listens or sends outside it. Every
+# process is stopped by PID and the namespace deleted on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo="$PWD"
+
+vms=1 fw=bios smoke=0 keep=0
+while (($#)); do
+  case "$1" in
+    --vms) vms="${2:-}"; shift 2 ;;
+    --firmware) fw="${2:-}"; shift 2 ;;
+    --keep-logs) keep=1; shift ;;
+    --smoke) smoke=1; shift ;;
+    -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
+    *) echo "bare-cycle: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ "$vms" =~ ^[1-9]$ ]] || { echo "bare-cycle: --vms must be 1..9" >&2; exit 2; }
+[[ "$fw" == bios || "$fw" == uefi ]] || { echo "bare-cycle: --firmware must be bios or uefi" >&2; exit 2; }
+
+note() { echo "bare-cycle: $*" >&2; }
+die() { note "ERROR: $*"; exit 1; }
+
+# --- prerequisites ----------------------------------------------------------------------------
+check_prereqs() {
+  local c missing=()
+  for c in qemu-system-x86_64 dnsmasq python3 ip curl cpio gzip truncate cmp flock; do
+    command -v "$c" >/dev/null 2>&1 || [[ -x "/usr/sbin/$c" ]] || missing+=("$c")
+  done
+  local f files=(/usr/lib/ipxe/qemu/pxe-virtio.rom "$repo/hack/boot/vm.sh" "$repo/hack/boot/test-os.sh"
+    "$repo/hack/boot/bare-installer-init.sh")
+  [[ "$fw" == uefi ]] && files+=(/usr/lib/ipxe/ipxe.efi /usr/share/OVMF/OVMF_CODE_4M.fd)
+  for f in "${files[@]}"; do [[ -e "$f" ]] || missing+=("$f"); done
+  ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (run hack/deps/boot.sh)"
+}
+export PATH="$PATH:/usr/sbin:/sbin"
+check_prereqs
+
+# --- the bare installer initrd (cached) -------------------------------------------------------
+# Same kernel, busybox-static and module list (in insmod order) as hack/boot/ramdisk.sh, without
+# the agent and CA bundle; ramdisk.sh is not reused, since factoring it would change its cache key.
+modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+  failover net_failover virtio_net virtio_blk)
+build_initrd() { # -> prints the cache directory holding vmlinuz and initrd.img
+  local kernel kver busybox=/bin/busybox bbver key cache dir tmp root m src
+  kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
+  [[ -n "$kernel" ]] || die "no /boot/vmlinuz-* (run hack/deps/boot.sh)"
+  kver="${kernel#/boot/vmlinuz-}"
+  if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
+    die "no static $busybox (run hack/deps/boot.sh)"
+  fi
+  bbver="$("$busybox" 2>&1 | head -n 1 || true)"
+  key="$({
+    cat "$repo/hack/boot/bare-installer-init.sh" "$repo/hack/bench/bare-cycle.sh"
+    echo "$kver"
+    sha256sum <"$kernel"
+    echo "$bbver"
+  } | sha256sum | cut -c1-64)"
+  cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/bare-installer"
+  dir="$cache/$key"
+  mkdir -p "$cache"
+  exec 8>"$cache/.lock"
+  flock 8
+  if [[ ! -f "$dir/initrd.img" || ! -f "$dir/vmlinuz" ]]; then
+    tmp="$(mktemp -d "$cache/.build.XXXXXX")"
+    root="$tmp/root"
+    mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
+    cp "$busybox" "$root/bin/busybox"
+    "$busybox" --list | while read -r m; do
+      [[ "$m" == busybox ]] || ln -sf busybox "$root/bin/$m"
+    done
+    ln -sf busybox "$root/bin/sh"
+    for m in "${modules[@]}"; do
+      src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
+      [[ -n "$src" ]] || { rm -rf "$tmp"; die "module $m not found for $kver"; }
+      case "$src" in
+        *.xz) xz -dc "$src" ;;
+        *.zst) zstd -qdc "$src" ;;
+        *.gz) gzip -dc "$src" ;;
+        *) cat "$src" ;;
+      esac >"$root/lib/modules/$m.ko"
+      echo "$m" >>"$root/etc/modules"
+    done
+    install -m 0755 "$repo/hack/boot/bare-installer-init.sh" "$root/init"
+    cat >"$root/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound | renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    echo "$ip" >/tmp/dhcp-ip ;;
+esac
+exit 0
+EOF
+    chmod 0755 "$root/etc/udhcpc.script"
+    cp "$kernel" "$tmp/vmlinuz"
+    find "$root" -mindepth 1 -exec touch -h -d @0 {} +
+    (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+      cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$tmp/initrd.img"
+    rm -rf "$root"
+    chmod 0755 "$tmp"
+    mv -T "$tmp" "$dir"
+  fi
+  flock -u 8
+  exec 8>&-
+  echo "$dir"
+}
+initrd_dir="$(build_initrd)"
+
+if ((smoke)); then
+  if [[ "$(id -u)" == 0 ]]; then
+    probe="gwbare-probe-$$"
+    if ! ip netns add "$probe"; then die "cannot create network namespaces"; fi
+    ip netns del "$probe"
+  else
+    note "not root: the real run needs root (network namespace); not probed"
+  fi
+  echo "bare-cycle: smoke ok: initrd $initrd_dir/initrd.img ($(stat -c %s "$initrd_dir/initrd.img") bytes), prerequisites present"
+  exit 0
+fi
+
+[[ "$(id -u)" == 0 ]] || die "needs root (network namespace)"
+
+# --- work dir, cleanup ------------------------------------------------------------------------
+NS="gwbare-$$"
+work="$(mktemp -d /tmp/groundwork-bare-cycle.XXXXXX)"
+www="$work/www"
+mkdir -p "$www"
+dnsmasq_pid="" http_pid="" cycle_pids=()
+stop_pid() { # TERM, up to 5 s, KILL
+  local pid="$1"
+  [[ -n "$pid" ]] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local p i
+  for p in "${cycle_pids[@]}"; do stop_pid "$p"; done
+  for i in $(seq "$vms"); do "$repo/hack/boot/vm.sh" --stop "$work/vm$i.pid" 2>/dev/null || true; done
+  stop_pid "$http_pid"
+  stop_pid "$dnsmasq_pid"
+  [[ ! -e "/run/netns/$NS" ]] || ip netns del "$NS" || true
+  if ((keep)); then note "logs kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- artifacts --------------------------------------------------------------------------------
+"$repo/hack/boot/test-os.sh" "$work/os.img" >/dev/null
+for f in "$work/os.img:os.raw" "$initrd_dir/vmlinuz:vmlinuz" "$initrd_dir/initrd.img:initrd.img"; do
+  ln "${f%%:*}" "$www/${f#*:}" 2>/dev/null || cp "${f%%:*}" "$www/${f#*:}"
+done
+[[ "$fw" == uefi ]] && cp /usr/lib/ipxe/ipxe.efi "$www/ipxe.efi"
+srv=10.71.0.1
+cat >"$www/boot.ipxe" <<EOF
+#!ipxe
+kernel http://$srv:8080/vmlinuz initrd=initrd.img console=ttyS0,115200 bare.image=http://$srv:8080/os.raw
+initrd http://$srv:8080/initrd.img
+boot
+EOF
+
+# --- network ----------------------------------------------------------------------------------
+ip netns add "$NS" || die "cannot create network namespace $NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" link add br0 type bridge
+ip -n "$NS" addr add "$srv/24" dev br0
+ip -n "$NS" addr add fd71::1/64 dev br0 nodad
+ip -n "$NS" link set br0 up
+for i in $(seq "$vms"); do
+  ip -n "$NS" tuntap add dev "tap$i" mode tap
+  ip -n "$NS" link set "tap$i" master br0 up
+done
+# DHCP for iPXE (option 175 present) -> the script; UEFI HTTP boot (vendor class HTTPClient,
+# not iPXE) -> ipxe.efi; the installer's udhcpc just gets an address. RAs stop iPXE's IPv6 wait.
+# --no-ping: dnsmasq's default ICMP probe of a new address holds the first OFFER until the
+# client retransmits (~3 s with iPXE); bench-dhcp.sh's dnsmasq baseline runs without it too.
+ip netns exec "$NS" dnsmasq -k --port=0 --no-resolv --no-hosts --interface=br0 --bind-interfaces \
+  --user=root --group=root --pid-file="$work/dnsmasq.pid" --leasefile-ro \
+  --log-dhcp --log-facility="$work/dnsmasq.log" --no-ping \
+  --dhcp-range=10.71.0.100,10.71.0.199,255.255.255.0,1h \
+  --enable-ra --dhcp-range=fd71::,ra-only,64 \
+  --dhcp-match=set:ipxe,175 --dhcp-vendorclass=set:efihttp,HTTPClient \
+  --dhcp-boot=tag:ipxe,"http://$srv:8080/boot.ipxe" \
+  --dhcp-boot=tag:!ipxe,tag:efihttp,"http://$srv:8080/ipxe.efi" \
+  --dhcp-option-force=tag:!ipxe,tag:efihttp,60,HTTPClient \
+  </dev/null >"$work/dnsmasq.out" 2>&1 &
+dnsmasq_pid=$!
+ip netns exec "$NS" python3 -m http.server 8080 --bind "$srv" --directory "$www" \
+  </dev/null >"$work/http.log" 2>&1 &
+http_pid=$!
+for _ in $(seq 100); do
+  ip netns exec "$NS" curl -sf -o /dev/null "http://$srv:8080/boot.ipxe" && break
+  kill -0 "$http_pid" 2>/dev/null || die "http.server exited: $(cat "$work/http.log")"
+  sleep 0.1
+done
+kill -0 "$dnsmasq_pid" 2>/dev/null || die "dnsmasq exited: $(cat "$work/dnsmasq.out")"
+
+# --- one VM's cycle ---------------------------------------------------------------------------
+# Writes $work/vmI.result: t0 t_netboot t_off t_disk t_up (host EPOCHREALTIME) and dd_s.
+cycle() {
+  local i="$1" pid t0 t_netboot t_off t_disk t_up deadline
+  local disk="$work/vm$i.disk" pidf="$work/vm$i.pid"
+  local isl="$work/vm$i.install.serial" dsl="$work/vm$i.disk.serial"
+  local vm=("$repo/hack/boot/vm.sh" --name "bare$i" --mac "52:54:00:71:00:0$i" --tap "tap$i"
+    --firmware "$fw" --disk "$disk" --pidfile "$pidf" --netns "$NS" --state-dir "$work/vm$i")
+  alive() { kill -0 "$pid" 2>/dev/null; }
+  fail() { note "vm$i: $*"; exit 1; }
+  t0=$EPOCHREALTIME
+  "${vm[@]}" --boot net --serial "$isl" >/dev/null 2>>"$work/vm$i.qemu.log" || fail "vm.sh failed"
+  pid="$(cat "$pidf")"
+  deadline=$((SECONDS + 300))
+  t_netboot=""
+  while alive; do
+    if [[ -z "$t_netboot" ]] && grep -q "^bare-installer: start" "$isl"; then t_netboot=$EPOCHREALTIME; fi
+    ((SECONDS < deadline)) || fail "installer still running after 300 s (see $isl)"
+    sleep 0.1
+  done
+  t_off=$EPOCHREALTIME
+  grep -q "^bare-installer: written" "$isl" || fail "the installer did not write the image (see $isl)"
+  [[ -n "$t_netboot" ]] || t_netboot=$t_off
+  t_disk=$EPOCHREALTIME
+  "${vm[@]}" --boot disk --serial "$dsl" >/dev/null 2>>"$work/vm$i.qemu.log" || fail "vm.sh --boot disk failed"
+  pid="$(cat "$pidf")"
+  deadline=$((SECONDS + 300))
+  until grep -q "^groundwork-os: no config drive" "$dsl" 2>/dev/null; do
+    alive || fail "the disk-booted VM exited (see $dsl)"
+    ((SECONDS < deadline)) || fail "the test OS was not up after 300 s (see $dsl)"
+    sleep 0.1
+  done
+  t_up=$EPOCHREALTIME
+  "$repo/hack/boot/vm.sh" --stop "$pidf"
+  # The guest's own dd time, from the uptimes on its "writing"/"written" lines.
+  dd_s="$(tr -d '\r' <"$isl" | awk '/^bare-installer: writing/ { a = $NF } /^bare-installer: written/ { b = $NF }
+    END { gsub(/\)/, "", a); gsub(/\)/, "", b); if (a != "" && b != "") printf "%.2f", b - a; else print "?" }')"
+  echo "$t0 $t_netboot $t_off $t_disk $t_up $dd_s" >"$work/vm$i.result"
+}
+
+for i in $(seq "$vms"); do truncate -s 256M "$work/vm$i.disk"; done
+note "host load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+note "fw=$fw vms=$vms: power-on -> netboot -> wget|dd -> off -> disk boot -> OS up (work dir $work)"
+for i in $(seq "$vms"); do
+  cycle "$i" &
+  cycle_pids+=($!)
+done
+failed=0
+for p in "${cycle_pids[@]}"; do wait "$p" || failed=1; done
+cycle_pids=()
+((failed == 0)) || { keep=1; die "a cycle failed"; }
+
+# The disks hold the image (checked after the clock stopped).
+for i in $(seq "$vms"); do
+  cmp -s -n "$(stat -c %s "$www/os.raw")" "$www/os.raw" "$work/vm$i.disk" || { keep=1; die "vm$i's disk differs from os.raw"; }
+done
+
+for i in $(seq "$vms"); do cat "$work/vm$i.result"; done | awk -v n="$vms" -v fw="$fw" '
+  { t0[NR] = $1; nb[NR] = $2; off[NR] = $3; disk[NR] = $4; up[NR] = $5; dd[NR] = $6 }
+  END {
+    for (i = 1; i <= NR; i++) {
+      tot = up[i] - t0[i]; w = off[i] - t0[i]; db = up[i] - disk[i]
+      printf "bare-cycle fw=%s vms=%d vm=%d total_s=%.2f write_s=%.2f diskboot_s=%.2f netboot_s=%.2f dd_s=%s\n",
+        fw, n, i, tot, w, db, nb[i] - t0[i], dd[i]
+      if (i == 1 || t0[i] < first) first = t0[i]
+      if (i == 1 || up[i] > last) last = up[i]
+      if (w > mw) mw = w; if (db > mdb) mdb = db
+    }
+    printf "bare-cycle fw=%s vms=%d max total_s=%.2f write_s=%.2f diskboot_s=%.2f\n", fw, n, last - first, mw, mdb
+  }'

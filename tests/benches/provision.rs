@@ -1,0 +1,84 @@
+//! Provisioning benchmark: power-on → Provisioned for 1 and 2 QEMU servers through the
+//! controller (DHCP, iPXE, ramdisk with the agent, image + config drive, disk boot through the
+//! BMC, first check-in), per image format. Run through `hack/bench-provision.sh`, which
+//! measures the bare cycle (busybox `wget | dd`, then disk boot) in the same run; never a timed
+//! test. `--servers 1,2` and `--formats raw,raw+zstd` choose the runs.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use crds::Server;
+use crds::server::{ServerState, ServerStatus};
+use e2e::provisioning::{boot_flags, image, rig, sha256, site, wait_for};
+use e2e::{RunningController, admin_client, namespace};
+use kube::api::Api;
+
+fn list(name: &str, default: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.as_str())
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+/// When the server entered Provisioning (power-on requested) and Provisioned.
+fn span(s: &ServerStatus) -> (jiff::Timestamp, jiff::Timestamp) {
+    let start = s.phases.iter().find(|p| p.name == "Provisioning").unwrap();
+    let end = s
+        .phases
+        .iter()
+        .rev()
+        .find(|p| p.name == "Provisioned")
+        .unwrap();
+    (start.started_at.0, end.started_at.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let client = admin_client().await;
+    for n in list("--servers", "1,2") {
+        let n: usize = n.parse().unwrap();
+        for format in list("--formats", "raw,raw+zstd") {
+            let file = if format == "raw" {
+                "os.raw"
+            } else {
+                "os.raw.zst"
+            };
+            let rig = rig(n).await;
+            let ns = namespace(&client, "bench-provision").await;
+            let sha = sha256(&rig.www.join(file));
+            let flags = boot_flags(&rig, 900);
+            let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+            site(&client, &ns, &rig.ports, &image(file, &sha, &format)).await;
+            let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+            let mut spans = Vec::new();
+            for i in 0..n {
+                let name = format!("s{}", i + 1);
+                let s = wait_for(&rig.lab, &api, &name, ServerState::Provisioned, 600).await;
+                let (start, end) = span(&s);
+                let phases: Vec<String> = s
+                    .phases
+                    .iter()
+                    .filter(|p| p.name != "Provisioned" && p.name != "Registering")
+                    .filter_map(|p| {
+                        Some(format!("{}={:.1}", p.name, p.duration_ms? as f64 / 1000.0))
+                    })
+                    .collect();
+                println!(
+                    "ours vms={n} format={format} server={name} power_on_to_provisioned_s={:.1} phases_s: {}",
+                    end.duration_since(start).as_secs_f64(),
+                    phases.join(" ")
+                );
+                spans.push((start, end));
+            }
+            let first = spans.iter().map(|s| s.0).min().unwrap();
+            let last = spans.iter().map(|s| s.1).max().unwrap();
+            println!(
+                "RESULT ours vms={n} format={format} total_s={:.1}",
+                last.duration_since(first).as_secs_f64()
+            );
+            controller.stop().await;
+        }
+    }
+}
