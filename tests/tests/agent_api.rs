@@ -54,7 +54,12 @@ fn loopback_boot_flags(lab: &NetLab) -> (Vec<String>, u16, u16) {
 /// The agent's parameters from the kernel command line of `MAC_X`'s iPXE script, read by the
 /// agent's own parser.
 async fn kernel_params(http: u16) -> agent::cmdline::BootParams {
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{MAC_X}.ipxe"))
+    kernel_params_of(http, MAC_X).await
+}
+
+/// The same for any MAC.
+async fn kernel_params_of(http: u16, mac: &str) -> agent::cmdline::BootParams {
+    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{mac}.ipxe"))
         .await
         .unwrap()
         .text()
@@ -322,5 +327,68 @@ async fn an_agent_refuses_a_controller_whose_ca_is_not_the_pinned_one() {
         "{:?}",
         st.boot_progress
     );
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_machine_enrols_itself_as_a_discovered_server() {
+    const UNKNOWN: &str = "52:54:00:64:00:99";
+    let client = admin_client().await;
+    let ns = namespace(&client, "enroll").await;
+    let lab = NetLab::new();
+    let (mut flags, http, _) = loopback_boot_flags(&lab);
+    // Without auto-enrolment an unknown machine is sent to its disk.
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{UNKNOWN}.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(script.contains("\nexit\n"), "{script}");
+    controller.stop().await;
+
+    flags.push("--auto-enroll".into());
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    let params = kernel_params_of(http, UNKNOWN).await;
+    assert_eq!(
+        (params.server.as_str(), params.mode.as_str()),
+        ("-", "discover")
+    );
+    let inventory = agent::inventory::collect("/proc".as_ref(), "/sys".as_ref());
+    let cpus = inventory.cpu_count;
+    let options = agent::run::RunOptions::default();
+    // Twice: the second registration finds the Server the first one created.
+    for _ in 0..2 {
+        let outcome = agent::run::run(&params, inventory.clone(), UNKNOWN, &options)
+            .await
+            .unwrap();
+        assert_eq!(outcome, agent::run::Outcome::PowerOff);
+    }
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    let servers = api.list(&Default::default()).await.unwrap().items;
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let s = &servers[0];
+    assert_eq!(s.metadata.name.as_deref(), Some("discovered-525400640099"));
+    assert_eq!(s.spec.boot_mac_address.as_deref(), Some(UNKNOWN));
+    assert!(s.spec.bmc.is_none() && s.spec.rack_ref.is_none());
+    let st = eventually(
+        Duration::from_secs(30),
+        "Discovered with its inventory",
+        || async {
+            let st = api.get("discovered-525400640099").await.ok()?.status?;
+            (st.state == Some(ServerState::Discovered)).then_some(st)
+        },
+    )
+    .await;
+    assert_eq!(st.hardware.unwrap().cpu_count, cpus);
+    // Now known: its next netboot is sent to its disk.
+    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{UNKNOWN}.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(script.contains("\nexit\n"), "{script}");
     controller.stop().await;
 }
