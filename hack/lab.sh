@@ -85,7 +85,7 @@ kc create namespace groundwork-system --dry-run=client -o yaml | kc apply -f - >
 # The site namespace first, so the edge daemon's RoleBinding is scoped to it (least privilege).
 kc apply -f examples/00-namespace.yaml >/dev/null
 KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system \
-  --set replicas=0 --set 'edge.namespaces={fra1}' >/dev/null
+  --set replicas=0 --set 'edge.namespaces={fra1}' --set boot.enabled=true >/dev/null
 # No Pods run on a bare API server: run the controller binary locally under the chart's
 # ServiceAccount token, with exactly the chart's permissions.
 server="$(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
@@ -134,6 +134,7 @@ POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
   --boot-services --dhcp-interface br-prov --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
   --boot-token-key-file "$lab/boot-token.key" \
+  --agent-ca-secret groundwork-controller-agent-ca --agent-ca-namespace groundwork-system \
   >"$lab/controller.log" 2>&1 &
 echo $! > "$lab/controller.pid"
 step "starting emulated BMCs: Redfish (sushy-tools) on 127.0.0.1:8000, IPMI (pyghmi) on udp/6230-6231"

@@ -34,7 +34,11 @@ impl Logs {
             .map(|l| {
                 l.iter()
                     .skip(l.len().saturating_sub(n))
-                    .map(|l| format!("{} {} {}", l.timestamp_ms, l.level, l.text))
+                    .map(|l| {
+                        let at = jiff::Timestamp::from_millisecond(l.timestamp_ms)
+                            .map_or_else(|_| l.timestamp_ms.to_string(), |t| t.to_string());
+                        format!("{at} {} {}", l.level, l.text)
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -59,8 +63,8 @@ mod tests {
         assert_eq!(
             tail,
             vec![
-                format!("{} info line {}", KEEP + 3, KEEP + 3),
-                format!("{} info line {}", KEEP + 4, KEEP + 4)
+                "1970-01-01T00:00:02.003Z info line 2003".to_string(),
+                "1970-01-01T00:00:02.004Z info line 2004".to_string()
             ]
         );
         assert_eq!(logs.tail("ns/b", 10).len(), 1);
