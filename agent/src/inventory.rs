@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use proto::agent_v1::{Disk, Inventory, Nic};
+use proto::agent_v1::{Disk, Dmi, Inventory, Nic};
 
 use crate::config_drive;
 use crate::disks::{self, BlockDevice};
@@ -40,8 +40,29 @@ pub fn collect(proc: &Path, sys: &Path) -> Inventory {
         memory_bytes,
         disks,
         nics: nics(&sys.join("class/net")),
-        dmi: None,
+        dmi: dmi(&sys.join("class/dmi/id")),
     }
+}
+
+/// System, board and firmware identity from the DMI tables the kernel exports (`id` is
+/// `/sys/class/dmi/id`); None when there are none (some VMs, non-x86).
+fn dmi(id: &Path) -> Option<Dmi> {
+    let read = |name: &str| {
+        fs::read_to_string(id.join(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let d = Dmi {
+        system_manufacturer: read("sys_vendor"),
+        system_product: read("product_name"),
+        system_serial: read("product_serial"),
+        system_uuid: read("product_uuid"),
+        board_vendor: read("board_vendor"),
+        board_product: read("board_name"),
+        bios_vendor: read("bios_vendor"),
+        bios_version: read("bios_version"),
+    };
+    (d != Dmi::default()).then_some(d)
 }
 
 /// One disk in the API's terms; `dev` holds its device node (`/dev` on a host). The marker
@@ -127,7 +148,17 @@ mod tests {
         fs::write(sys.join("block/vda/serial"), "gw-1\n").unwrap();
         fs::write(sys.join("class/net/eth0/address"), "52:54:00:00:00:01\n").unwrap();
         fs::write(sys.join("class/net/eth0/operstate"), "up\n").unwrap();
+        assert_eq!(collect(&proc, &sys).dmi, None, "no DMI tables, no identity");
+        fs::create_dir_all(sys.join("class/dmi/id")).unwrap();
+        fs::write(sys.join("class/dmi/id/sys_vendor"), "QEMU\n").unwrap();
+        fs::write(sys.join("class/dmi/id/bios_version"), "1.16.2\n").unwrap();
         let inv = collect(&proc, &sys);
+        let dmi = inv.dmi.clone().unwrap();
+        assert_eq!(
+            (dmi.system_manufacturer.as_str(), dmi.bios_version.as_str()),
+            ("QEMU", "1.16.2")
+        );
+        assert!(dmi.system_serial.is_empty());
         assert_eq!(
             (inv.cpu_count, inv.cpu_model.as_str()),
             (2, "QEMU Virtual CPU")

@@ -420,6 +420,39 @@ pub struct HardwareInventory {
     /// Network interfaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<Nic>,
+    /// System, board and firmware identity from the DMI tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmi: Option<DmiIdentity>,
+}
+
+/// What the machine's DMI (SMBIOS) tables say about it; absent fields were empty.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DmiIdentity {
+    /// System manufacturer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_manufacturer: Option<String>,
+    /// System product name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_product: Option<String>,
+    /// System serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_serial: Option<String>,
+    /// System UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_uuid: Option<String>,
+    /// Board vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_vendor: Option<String>,
+    /// Board product name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_product: Option<String>,
+    /// Firmware vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_vendor: Option<String>,
+    /// Firmware version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_version: Option<String>,
 }
 
 /// A disk found by inspection.

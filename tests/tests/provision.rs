@@ -143,6 +143,13 @@ async fn a_rack_provisions_itself_and_survives_faults() {
             Some("/dev/vda")
         );
         assert!(!s.provisioned_image.as_ref().unwrap().adopted);
+        // The inventory came from the agent: the VM's disk, NIC and DMI tables (SeaBIOS).
+        let hw = s.hardware.clone().unwrap();
+        assert_eq!(
+            hw.disks[0].serial_number.as_deref(),
+            Some(format!("gw-{name}").as_str())
+        );
+        assert_eq!(hw.dmi.unwrap().system_manufacturer.as_deref(), Some("QEMU"));
         let phases: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
         for phase in [
             "Provisioning",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use boot::token::TokenKey;
 use crds::Server;
-use crds::server::{Disk, HardwareInventory, Nic, TaskOutcome};
+use crds::server::{Disk, DmiIdentity, HardwareInventory, Nic, TaskOutcome};
 use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::events::{EventType, Recorder};
@@ -163,6 +163,16 @@ fn hardware(i: proto::agent_v1::Inventory) -> HardwareInventory {
                 link_up: n.link_up,
             })
             .collect(),
+        dmi: i.dmi.map(|d| DmiIdentity {
+            system_manufacturer: text(d.system_manufacturer),
+            system_product: text(d.system_product),
+            system_serial: text(d.system_serial),
+            system_uuid: text(d.system_uuid),
+            board_vendor: text(d.board_vendor),
+            board_product: text(d.board_product),
+            bios_vendor: text(d.bios_vendor),
+            bios_version: text(d.bios_version),
+        }),
     }
 }
 

@@ -241,6 +241,7 @@ async fn callback(State(st): State<Arc<BootHttp>>, body: axum::body::Bytes) -> R
         memory_bytes: i.memory_bytes,
         disks: i.disks,
         nics: i.nics,
+        dmi: None,
     });
     let reported = report_in(
         &st.shared,
