@@ -116,4 +116,7 @@ pub mod annotations {
     pub const REBOOT: &str = "groundwork.dev/reboot";
     /// A request id: re-inspect the server once per new id.
     pub const INSPECT: &str = "groundwork.dev/inspect";
+    /// Set by the controller on a Server it created for an unknown machine that netbooted
+    /// (auto-enrolment): the Server starts in state Discovered.
+    pub const DISCOVERED: &str = "groundwork.dev/discovered";
 }

@@ -1,10 +1,11 @@
 //! Auto-enrolment: an unknown machine's agent (discovery ramdisk, `groundwork.server=-`)
-//! registers as a new Server in state Discovered, named after its boot MAC, with its inventory
-//! and without BMC or rack position (someone adds them).
+//! registers as a new Server named after its boot MAC, with its inventory and without BMC or
+//! rack position (someone adds them). The `groundwork.dev/discovered` annotation makes the
+//! reconciler start it in state Discovered, whichever of its first write and ours lands first.
 
 use boot::dhcp::Mac;
 use crds::Server;
-use crds::server::{BootAttempt, BootPurpose, HardwareInventory, ServerSpec, ServerState};
+use crds::server::{BootAttempt, BootPurpose, HardwareInventory, ServerSpec};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -65,10 +66,15 @@ pub async fn enroll(
         max_power_watts: None,
         node: None,
     };
-    let created = match api
-        .create(&PostParams::default(), &Server::new(&name, spec))
-        .await
-    {
+    let mut new = Server::new(&name, spec);
+    new.metadata.annotations = Some(
+        [(
+            crds::annotations::DISCOVERED.to_string(),
+            Timestamp::now().to_string(),
+        )]
+        .into(),
+    );
+    let created = match api.create(&PostParams::default(), &new).await {
         Ok(s) => Some(s),
         Err(kube::Error::Api(e)) if e.code == 409 => None,
         Err(e) => return Err(e.into()),
@@ -78,15 +84,11 @@ pub async fn enroll(
         "bootAttempt": BootAttempt {
             id: DISCOVERY_ATTEMPT.into(),
             purpose: BootPurpose::Inspect,
-            requested_at: now.clone(),
+            requested_at: now,
             try_number: 1,
             disk_boot_at: None,
         },
     });
-    if created.is_some() {
-        status["state"] = json!(ServerState::Discovered);
-        status["stateSince"] = json!(now);
-    }
     if let Some(hw) = &hardware {
         status["hardware"] = json!(hw);
     }

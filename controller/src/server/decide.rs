@@ -97,6 +97,8 @@ pub struct Inputs<'a> {
     pub inspect_request: Option<&'a str>,
     /// Whether spec.bootMACAddress is set (the boot services can only answer a known MAC).
     pub boot_mac: bool,
+    /// The Server was created by auto-enrolment: it starts Discovered.
+    pub discovered: bool,
     /// Current status.
     pub current: Option<&'a ServerStatus>,
     /// Now.
@@ -165,7 +167,11 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                 .join("; "),
         ),
     };
-    let mut state = previous.unwrap_or(ServerState::Registering);
+    let mut state = match previous {
+        Some(s) => s,
+        None if inp.discovered => ServerState::Discovered,
+        None => ServerState::Registering,
+    };
     let blocker = if let Some(first) = inp.unresolved.first() {
         Err(Blocker::Stalled {
             reason: first.reason,
@@ -496,6 +502,7 @@ mod tests {
             reboot_request: reboot,
             inspect_request: None,
             boot_mac: true,
+            discovered: false,
             current,
             now,
             lifecycle: Lifecycle::idle(),
@@ -762,6 +769,7 @@ mod tests {
             reboot_request: None,
             inspect_request: None,
             boot_mac: true,
+            discovered: false,
             current: None,
             now: &now,
             lifecycle: Lifecycle::idle(),
@@ -778,5 +786,20 @@ mod tests {
             ("True", "RackNotFound")
         );
         assert_eq!(d.status.state, Some(ServerState::Registering));
+    }
+
+    #[test]
+    fn an_enrolled_server_starts_discovered_and_stays() {
+        let now = t("2026-01-01T00:00:00Z");
+        let mut inp = inputs(Bmc::Absent, false, None, None, &now);
+        inp.discovered = true;
+        let d = decide(&inp, RESYNC);
+        assert_eq!(d.status.state, Some(ServerState::Discovered));
+        let mut again = inputs(Bmc::Absent, false, None, Some(&d.status), &now);
+        again.discovered = true;
+        assert_eq!(
+            decide(&again, RESYNC).status.state,
+            Some(ServerState::Discovered)
+        );
     }
 }

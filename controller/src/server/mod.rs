@@ -84,6 +84,9 @@ pub async fn reconcile(
         reboot_request: reboot,
         inspect_request: inspect,
         boot_mac: server.spec.boot_mac_address.is_some(),
+        discovered: server
+            .annotations()
+            .contains_key(crds::annotations::DISCOVERED),
         current: server.status.as_ref(),
         now: &now,
         lifecycle: lc,
