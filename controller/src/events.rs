@@ -61,6 +61,29 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// Publishes one Event about `object`; a failure is logged, never fatal.
+pub async fn publish<K>(
+    recorder: &kube::runtime::events::Recorder,
+    object: &K,
+    type_: kube::runtime::events::EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let event = kube::runtime::events::Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

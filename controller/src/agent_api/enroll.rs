@@ -104,7 +104,7 @@ pub async fn enroll(
         .await?;
     if created.is_some() {
         info!(%name, %namespace, %mac, "unknown machine enrolled");
-        steps::event(
+        crate::events::publish(
             recorder,
             &server,
             EventType::Normal,

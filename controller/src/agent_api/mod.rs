@@ -336,7 +336,7 @@ impl Agent for AgentApi {
                 outcome.message.clone().unwrap_or_default(),
             ),
         };
-        steps::event(&self.recorder, &server, type_, &reason, "Agent", note).await;
+        crate::events::publish(&self.recorder, &server, type_, &reason, "Agent", note).await;
         Ok(Response::new(Ack {}))
     }
 

@@ -443,7 +443,7 @@ async fn checkin(
         );
     }
     info!(server = %server.name_any(), %note, "first boot check-in");
-    steps::event(
+    crate::events::publish(
         &st.recorder,
         &server,
         kube::runtime::events::EventType::Normal,

@@ -5,9 +5,9 @@
 use crds::Server;
 use crds::server::HardwareInventory;
 use jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Resource, ResourceExt};
+use kube::runtime::events::{EventType, Recorder};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -118,27 +118,6 @@ pub async fn write(
     .map(|_| ())
 }
 
-/// Publishes an Event about `server` from the boot services.
-pub async fn event(
-    recorder: &Recorder,
-    server: &Server,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &server.object_ref(&())).await {
-        warn!(error = %e, "could not publish event");
-    }
-}
-
 /// Records `step` for `server` if it has an open attempt and the step is new for it. Returns
 /// whether it was recorded.
 pub async fn record(
@@ -178,7 +157,7 @@ pub async fn record(
         return false;
     }
     info!(server = %server.name_any(), attempt = %attempt.id, step = step.reason(), note = %details.note, "boot step");
-    event(
+    crate::events::publish(
         recorder,
         server,
         EventType::Normal,

@@ -13,11 +13,11 @@ use std::time::Instant;
 use crds::Server;
 use crds::server::{PowerState, SystemIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 pub use lifecycle::NODE_NETWORK;
@@ -121,8 +121,8 @@ pub async fn reconcile(
     }
     for (reason, note) in &decision.refused {
         warn!(server = %server.name_any(), reason, note, "request refused");
-        publish(
-            &ctx,
+        crate::events::publish(
+            &ctx.recorder,
             server,
             EventType::Warning,
             reason,
@@ -153,7 +153,7 @@ pub async fn reconcile(
             ),
         };
         info!(server = %server.name_any(), action = action.reason(), ok = outcome.is_ok(), "power action");
-        publish(&ctx, server, type_, action.reason(), "Power", note).await;
+        crate::events::publish(&ctx.recorder, server, type_, action.reason(), "Power", note).await;
         if let Err(e) = outcome {
             ctx.metrics.failed(KIND, e.reason());
             requeue = decide::backoff(decision.status.error_count.saturating_add(1));
@@ -285,26 +285,6 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
         )
         .map(|ip| Some(ip.to_string()))
         .map_err(|e| (e.reason(), e.to_string()))
-}
-
-async fn publish(
-    ctx: &Context,
-    server: &Server,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &server.object_ref(&())).await {
-        warn!(error = %e, "could not publish event");
-    }
 }
 
 /// The BMC observation in the decide stage's terms.
