@@ -69,6 +69,38 @@ async fn kernel_params_of(http: u16, mac: &str) -> agent::cmdline::BootParams {
     agent::cmdline::parse(kernel_line).expect("groundwork.agent on the command line")
 }
 
+/// One Server `name` with MAC_X behind an IPMI simulator, inspecting, and the controller with
+/// its boot services on loopback.
+struct Inspecting {
+    _ipmi: IpmiSim,
+    _lab: NetLab,
+    client: kube::Client,
+    ns: String,
+    controller: RunningController,
+    http: u16,
+    grpc: u16,
+}
+
+async fn one_inspecting(prefix: &str, subnet: &str, name: &str) -> Inspecting {
+    let ipmi = IpmiSim::start(1, "admin", "lab-password");
+    let client = admin_client().await;
+    let ns = namespace(&client, prefix).await;
+    let lab = NetLab::new();
+    let (flags, http, grpc) = loopback_boot_flags(&lab);
+    inspection_site(&client, &ns, subnet, &[(name, MAC_X, ipmi.address(0))]).await;
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    wait_state(&client, &ns, &[name], ServerState::Inspecting).await;
+    Inspecting {
+        _ipmi: ipmi,
+        _lab: lab,
+        client,
+        ns,
+        controller,
+        http,
+        grpc,
+    }
+}
+
 fn with_credential<T>(message: T, credential: &str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
     req.metadata_mut().insert(
@@ -225,20 +257,15 @@ async fn agents_trade_boot_tokens_for_credentials_that_act_only_on_their_own_ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() {
-    let ipmi = IpmiSim::start(1, "admin", "lab-password");
-    let client = admin_client().await;
-    let ns = namespace(&client, "agentrun").await;
-    let lab = NetLab::new();
-    let (flags, http, grpc) = loopback_boot_flags(&lab);
-    inspection_site(
-        &client,
-        &ns,
-        "10.65.0.0/24",
-        &[("z", MAC_X, ipmi.address(0))],
-    )
-    .await;
-    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
-    wait_state(&client, &ns, &["z"], ServerState::Inspecting).await;
+    let Inspecting {
+        _ipmi,
+        _lab,
+        client,
+        ns,
+        controller,
+        http,
+        grpc,
+    } = one_inspecting("agentrun", "10.65.0.0/24", "z").await;
 
     // The kernel command line iPXE would boot with: TLS, the CA pinned.
     let params = kernel_params(http).await;
@@ -277,20 +304,15 @@ async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_refuses_a_controller_whose_ca_is_not_the_pinned_one() {
-    let ipmi = IpmiSim::start(1, "admin", "lab-password");
-    let client = admin_client().await;
-    let ns = namespace(&client, "agentpin").await;
-    let lab = NetLab::new();
-    let (flags, http, _) = loopback_boot_flags(&lab);
-    inspection_site(
-        &client,
-        &ns,
-        "10.66.0.0/24",
-        &[("p", MAC_X, ipmi.address(0))],
-    )
-    .await;
-    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
-    wait_state(&client, &ns, &["p"], ServerState::Inspecting).await;
+    let Inspecting {
+        _ipmi,
+        _lab,
+        client,
+        ns,
+        controller,
+        http,
+        ..
+    } = one_inspecting("agentpin", "10.66.0.0/24", "p").await;
 
     // The served CA is the pinned one...
     let mut params = kernel_params(http).await;
