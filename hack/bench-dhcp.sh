@@ -127,9 +127,12 @@ if ! have kea-dhcp4; then
 fi
 
 # --- our server -------------------------------------------------------------------------------
-stage "build groundwork-controller (release)"
-cargo build -q --release -p controller --bin groundwork-controller
-controller="$CARGO_TARGET_DIR/release/groundwork-controller"
+# At smoke size (CI) the debug build the test stage made is reused: the figures only have to
+# be printed there, and a release build of the controller would cost minutes of CI time.
+if ((smoke)); then profile=debug; cargo_profile=dev; else profile=release; cargo_profile=release; fi
+stage "build groundwork-controller ($profile)"
+cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
+controller="$CARGO_TARGET_DIR/$profile/groundwork-controller"
 [[ -x "$controller" ]] || { note "no binary at $controller"; exit 1; }
 cp "$controller" "$work/groundwork-controller" # others may rebuild the target dir meanwhile
 controller="$work/groundwork-controller"

@@ -32,9 +32,12 @@ fuzz_dir="$root/boot/fuzz"
 seeds="$fuzz_dir/corpus/$target"
 target_dir="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$root/target}/fuzz}"
 
+# Installed under the cache (CI keeps ~/.cache, not ~/.cargo), so warm runs do not rebuild it.
+tools="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/cargo-tools"
+export PATH="$tools/bin:$PATH"
 if ! cargo fuzz --version 2>/dev/null | grep -qF "$cargo_fuzz_version"; then
-  echo "installing cargo-fuzz $cargo_fuzz_version"
-  cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked
+  echo "installing cargo-fuzz $cargo_fuzz_version into $tools"
+  cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked --root "$tools"
 fi
 
 toolchain="${FUZZ_TOOLCHAIN:-}"

@@ -18,7 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"; lab="$root/.lab"
-export GOTOOLCHAIN=local CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+source hack/lib.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
 cmd="${1:-up}"
 
 kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
@@ -69,6 +70,7 @@ for ns in "${netns_all[@]}"; do
   [[ ! -e "/run/netns/$ns" ]] || die "network namespace $ns exists: a lab is already up (hack/lab.sh down first)"
 done
 step "installing missing tools"; hack/deps/base.sh; hack/deps/bmc.sh; hack/deps/routing.sh >/dev/null; hack/deps/boot.sh >/dev/null
+gw_env  # Go >= 1.26 and the Python virtual environment the deps scripts made sure of
 frr_bin=/usr/lib/frr
 for b in bird birdc gobgpd gobgp vtysh "$frr_bin/zebra" "$frr_bin/bgpd" "$frr_bin/bfdd"; do
   command -v "$b" >/dev/null || die "$b missing after hack/deps/routing.sh"

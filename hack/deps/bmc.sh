@@ -3,8 +3,11 @@
 #   - ipmitool (Debian package) for the IPMI driver and cross-checks
 #   - sushy-tools (Redfish emulator) and pyghmi (IPMI BMC simulator) from PyPI
 #   - bcrypt (htpasswd files for the TLS + basic-auth emulator variant)
+# The Python packages go into the virtual environment of hack/lib.sh (gw_python).
 # Safe to run repeatedly; it only installs what is missing.
 set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+gw_python  # pip installs go into the project's virtual environment
 
 SUSHY_TOOLS_VERSION="${SUSHY_TOOLS_VERSION:-2.2.0}"
 PYGHMI_VERSION="${PYGHMI_VERSION:-1.6.19}"

@@ -3,10 +3,11 @@
 # Prints the directory holding the binaries on stdout. Second runs cost nothing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-export GOTOOLCHAIN=local CGO_ENABLED=0
-command -v go >/dev/null || { echo "go is required (apt-get install golang or https://go.dev)" >&2; exit 1; }
+source "$here/../lib.sh"
+gw_go  # Go >= 1.26: the machine's, or fetched once from the Go module proxy
+export CGO_ENABLED=0
 key="$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go | sha256sum | cut -c1-16)"
-out="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/k8s-bins/$key"
+out="$GW_CACHE/k8s-bins/$key"
 if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -x "$out/helm" ]]; then
   echo "$out"; exit 0
 fi
