@@ -19,6 +19,7 @@ use kube::{Client, Config};
 use tokio::sync::oneshot;
 
 pub mod netlab;
+pub mod process;
 pub mod provisioning;
 
 /// The control plane directory written by `hack/controlplane.sh up` (kubeconfig, audit log,

@@ -5,7 +5,7 @@
 //! the BMCs and the installed OS checks in with what it read from its config drive.
 //! Then the faults: status wiped (adopted, disk untouched), cleaning, a bad checksum, a
 //! missing image, an image larger than the disk, the agent killed mid-write and the
-//! controller killed mid-provisioning.
+//! controller process SIGKILLed during cleaning, the ramdisk boot and the image write.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use crds::Server;
 use crds::server::{ServerState, ServerStatus};
 use e2e::netlab::{NetLab, run};
+use e2e::process::ControllerProcess;
 use e2e::provisioning::{BOOT_ADDR, Rig, boot_flags, image, rig, sha256, site, wait_for};
 use e2e::{RunningController, admin_client, eventually, namespace};
 use kube::api::{Api, Patch, PatchParams};
@@ -23,6 +24,8 @@ use serde_json::json;
 
 /// How long a silent ramdisk may stay silent before its attempt is retried.
 const RAMDISK_TIMEOUT: u64 = 40;
+/// The controller processes' Lease: a SIGKILLed leader's is taken over after this.
+const LEASE_SECONDS: u64 = 5;
 
 fn big_image(rig: &Rig) -> String {
     // 300 MiB: the test OS followed by zeros (the disks have 256 MiB).
@@ -65,6 +68,29 @@ async fn writing(api: &Api<Server>, name: &str, before: Option<crds::server::Boo
         },
     )
     .await;
+}
+
+/// Waits for a moment of a new attempt (not `before`) of `name`: returns the attempt once
+/// `reached(status, its boot progress)` holds.
+async fn moment(
+    api: &Api<Server>,
+    name: &str,
+    what: &str,
+    before: Option<crds::server::BootAttempt>,
+    reached: impl Fn(&ServerStatus, &crds::server::BootProgress) -> bool,
+) -> crds::server::BootAttempt {
+    eventually(
+        Duration::from_secs(240),
+        &format!("{name} {what}"),
+        || async {
+            let s = status_of(api, name).await;
+            let attempt = s.boot_attempt.clone()?;
+            let p = s.boot_progress.as_ref()?;
+            let new = before.as_ref().is_none_or(|b| b.id != attempt.id);
+            (new && p.attempt == attempt.id && reached(&s, p)).then_some(attempt)
+        },
+    )
+    .await
 }
 
 fn node_address(s: &ServerStatus) -> Option<String> {
@@ -126,7 +152,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     let good = image("os.raw.zst", &os_zst, "raw+zstd");
     site(&client, &ns, &rig.ports, &good).await;
     let flags = boot_flags(&rig, RAMDISK_TIMEOUT);
-    let mut controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
 
     // 1. Both provision in parallel; the installed OS reports what its config drive said.
@@ -261,11 +287,34 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         node_address(&s).is_none() && s.provisioned_image.is_none(),
         "{s:?}"
     );
+    // The agent powered the machine off after cleaning (no BMC command of ours): the
+    // controller sees it within seconds, not at the next resync, and spec.online (true) puts
+    // the power back on through the BMC.
+    let bmc_log = lab.dir().join("s2-bmc.log");
+    // A power-on through the BMC after the VM of the cleaning ramdisk (netbooted) started.
+    let powered_on_after_cleaning = || {
+        let log = std::fs::read_to_string(&bmc_log).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        let ramdisk = lines
+            .iter()
+            .rposition(|l| l.contains("vm_started") && l.contains("\"bootdev\": \"pxe\""))
+            .unwrap();
+        lines[ramdisk..]
+            .iter()
+            .any(|l| l.contains("\"event\": \"power_on\""))
+    };
     eventually(
-        Duration::from_secs(60),
-        "s2 powered off by spec",
+        Duration::from_secs(30),
+        "s2's power-off seen and spec.online enforced again",
         || async {
-            (status_of(&api, "s2").await.power_state == Some(crds::server::PowerState::Off))
+            let s = status_of(&api, "s2").await;
+            let matches = s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "PowerMatchesSpec" && c.status == "True");
+            (powered_on_after_cleaning()
+                && s.power_state == Some(crds::server::PowerState::On)
+                && matches)
                 .then_some(())
         },
     )
@@ -325,7 +374,13 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     assert_eq!(s.boot_attempt.as_ref().unwrap().try_number, 2, "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.12"));
 
-    // 7. The controller killed mid-provisioning: the new one resumes the same attempt.
+    // 7. The controller SIGKILLed (a process: no graceful stop, its Lease left held) at three
+    // moments: during cleaning, once the ramdisk was fetched, and while the agent writes. Each
+    // time the next process resumes the same attempt: no retry, nothing written twice.
+    controller.stop().await;
+    let log = lab.dir().join("controller-process.log");
+    let start = || ControllerProcess::start(&ns, &flags, LEASE_SECONDS, &log);
+    let mut process = start().await;
     api.patch(
         "s1",
         &PatchParams::default(),
@@ -333,18 +388,36 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     )
     .await
     .unwrap();
-    wait_for(lab, &api, "s1", ServerState::Available, 240).await;
+    let clean = moment(&api, "s1", "cleaning", None, |s, p| {
+        s.state == Some(ServerState::Deprovisioning) && p.dhcp_at.is_some()
+    })
+    .await;
+    process.kill();
+    process = start().await;
+    let s = wait_for(lab, &api, "s1", ServerState::Available, 240).await;
+    assert_eq!(
+        s.boot_attempt.as_ref().map(|a| (&a.id, a.try_number)),
+        Some((&clean.id, 1)),
+        "{s:?}"
+    );
+    assert!(unbootable(&disks[0]), "cleaning left a partition table");
+
     throttle.store(2 << 20, Ordering::Relaxed);
     let before = status_of(&api, "s1").await.boot_attempt;
     set_image(&api, "s1", good.clone()).await;
+    let attempt = moment(&api, "s1", "ramdisk fetched", before.clone(), |_, p| {
+        p.initrd_at.is_some()
+    })
+    .await;
+    process.kill();
+    process = start().await;
     writing(&api, "s1", before).await;
-    let attempt = status_of(&api, "s1").await.boot_attempt.unwrap();
-    controller.stop().await;
-    controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    process.kill();
+    process = start().await;
     throttle.store(0, Ordering::Relaxed);
     let s = wait_for(lab, &api, "s1", ServerState::Provisioned, 300).await;
     let resumed = s.boot_attempt.clone().unwrap();
     assert_eq!((resumed.id, resumed.try_number), (attempt.id, 1), "{s:?}");
     assert_eq!(node_address(&s).as_deref(), Some("10.72.0.11"));
-    controller.stop().await;
+    process.kill();
 }

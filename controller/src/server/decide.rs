@@ -136,6 +136,11 @@ pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Phases kept in status.
 pub const MAX_PHASES: usize = 32;
 
+/// After a ramdisk attempt ends, its agent powers the machine off by itself (no BMC command
+/// of ours): the BMC is polled this long after the agent's last report, so the power-off is
+/// seen (and spec.online enforced again) in seconds rather than at the next resync.
+pub const AGENT_POWER_OFF_WINDOW: Duration = Duration::from_secs(60);
+
 /// While waiting for the ramdisk, look again this often (its callback also triggers a look).
 pub const RAMDISK_POLL: Duration = Duration::from_secs(30);
 
@@ -369,6 +374,9 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
                             message,
                         })
                     };
+                    if *power == PowerState::On && agent_powering_off(state, &status, inp.now) {
+                        requeue = requeue.min(POWER_POLL);
+                    }
                     match (&status.last_error, blocked) {
                         (Some(message), _) if state == ServerState::Error => {
                             Err(Blocker::Stalled {
@@ -423,6 +431,33 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         requeue,
         refused,
     }
+}
+
+/// Whether the agent of an attempt that just ended (inspection or cleaning: no controller
+/// action follows it) is about to power the machine off, so power must be watched closely.
+fn agent_powering_off(state: ServerState, status: &ServerStatus, now: &Time) -> bool {
+    let ramdisk_state = matches!(
+        state,
+        ServerState::Inspecting | ServerState::Provisioning | ServerState::Deprovisioning
+    );
+    let Some(attempt) = status.boot_attempt.as_ref().filter(|a| {
+        !ramdisk_state && matches!(a.purpose, BootPurpose::Inspect | BootPurpose::Clean)
+    }) else {
+        return false;
+    };
+    let ended = status
+        .boot_progress
+        .as_ref()
+        .filter(|p| p.attempt == attempt.id)
+        .and_then(|p| {
+            [p.result_at.as_ref(), p.called_back_at.as_ref()]
+                .into_iter()
+                .flatten()
+                .max_by_key(|t| t.0)
+        });
+    ended
+        .and_then(|t| duration_ms(t, now))
+        .is_some_and(|ms| ms <= AGENT_POWER_OFF_WINDOW.as_millis() as u64)
 }
 
 enum Ramdisk {
@@ -728,6 +763,65 @@ mod tests {
             RESYNC,
         );
         assert_eq!(next.action, Some(PowerAction::Reboot));
+    }
+
+    #[test]
+    fn power_is_watched_while_the_agent_of_an_ended_attempt_powers_off() {
+        // Cleaning just ended (its result recorded) on a server that spec.online wants on.
+        let done = t("2026-01-01T00:00:00Z");
+        let status = ServerStatus {
+            state: Some(ServerState::Available),
+            power_state: Some(PowerState::On),
+            boot_attempt: Some(BootAttempt {
+                id: "clean-1".into(),
+                purpose: BootPurpose::Clean,
+                requested_at: t("2025-12-31T23:59:00Z"),
+                try_number: 1,
+                disk_boot_at: None,
+            }),
+            boot_progress: Some(crds::server::BootProgress {
+                attempt: "clean-1".into(),
+                result_at: Some(done.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // Still on: the agent's power-off is coming, so look again soon, not at the resync.
+        let soon = t("2026-01-01T00:00:01Z");
+        let d = decide(
+            &inputs(observed(PowerState::On), true, None, Some(&status), &soon),
+            RESYNC,
+        );
+        assert_eq!((d.action, d.requeue), (None, POWER_POLL));
+        // Seen off: power follows spec.online again.
+        let d = decide(
+            &inputs(observed(PowerState::Off), true, None, Some(&status), &soon),
+            RESYNC,
+        );
+        assert_eq!(d.status.power_state, Some(PowerState::Off));
+        assert_eq!(d.action, Some(PowerAction::On));
+        // Long after the attempt, or for a provisioning attempt (the controller boots the disk
+        // itself), nothing is expected: the resync applies.
+        let late = t("2026-01-01T00:05:00Z");
+        let d = decide(
+            &inputs(observed(PowerState::On), true, None, Some(&status), &late),
+            RESYNC,
+        );
+        assert_eq!(d.requeue, RESYNC);
+        let mut provision = status.clone();
+        provision.state = Some(ServerState::Provisioned);
+        provision.boot_attempt.as_mut().unwrap().purpose = BootPurpose::Provision;
+        assert!(!agent_powering_off(
+            ServerState::Provisioned,
+            &provision,
+            &soon
+        ));
+        assert!(agent_powering_off(ServerState::Available, &status, &soon));
+        assert!(!agent_powering_off(
+            ServerState::Deprovisioning,
+            &status,
+            &soon
+        ));
     }
 
     #[test]
