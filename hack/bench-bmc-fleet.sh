@@ -6,7 +6,7 @@
 # Full size uses the release controller; smoke size (CI, < 200 servers) the debug one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
 args=(); cp_dir=""; servers=1000
 while (($#)); do
   case "$1" in

@@ -30,7 +30,7 @@
 # fails to run, never for a missed target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
 
 rates="200,1000,5000"; seconds=10; smoke=0; cp_dir=""; keep=0; dnsmasq_leasefile=0
 while (($#)); do

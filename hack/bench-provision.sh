@@ -7,7 +7,7 @@
 #   hack/bench-provision.sh [--servers 1,2] [--formats raw,raw+zstd] [--controlplane DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}" CARGO_INCREMENTAL=0
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}" CARGO_INCREMENTAL=0
 servers=1,2; formats=raw,raw+zstd; cp_dir=""
 while (($#)); do
   case "$1" in

@@ -4,7 +4,7 @@
 # Full size uses the release controller; smoke size (CI) the debug one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
 args=(); cp_dir=""; racks=100
 while (($#)); do
   case "$1" in

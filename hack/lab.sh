@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"; lab="$root/.lab"
 source hack/lib.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GW_CACHE/target}"
 cmd="${1:-up}"
 
 kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 source hack/lib.sh
 export CARGO_TERM_COLOR=never
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GW_CACHE/target}"
 # Incremental state is rewritten on every change and is what fills the disk of a cached
 # CI machine (tens of GB after a few runs); whole-crate caching is enough here.
 export CARGO_INCREMENTAL=0

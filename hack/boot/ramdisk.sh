@@ -6,7 +6,7 @@
 # modules), hack/boot/init.sh as /init and a udhcpc script.
 # The agent: GROUNDWORK_AGENT_BIN=<path> takes an already-built static binary; otherwise it is
 # built here (static glibc: -C target-feature=+crt-static, LABS.md section 8) into
-# ${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}/x86_64-unknown-linux-gnu/release/.
+# ${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}/x86_64-unknown-linux-gnu/release/.
 # Builds are cached under ${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk/<key>/, keyed by
 # this script, init.sh, the kernel, busybox and the agent binary's sha256, so a rebuild is a
 # hardlink; flock serialises concurrent builders.
@@ -35,7 +35,7 @@ bbver="$("$busybox" 2>&1 | head -n 1 || true)"
 agent="${GROUNDWORK_AGENT_BIN:-}"
 if [[ -z "$agent" ]]; then
   repo="$(cd "$here/../.." && pwd)"
-  target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/groundwork/target}"
+  target_dir="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
   echo "ramdisk: building the static agent (cargo, $target_dir)" >&2
   # A RUSTFLAGS build with an explicit --target lands in its own subdirectory, so it does not
   # invalidate the host build's artifacts. cargo's output goes to stderr: stdout lists files.
