@@ -81,7 +81,8 @@ pub struct BootConfig {
     /// /run/netns or a path); for labs and tests, production uses hostNetwork.
     #[arg(long, env = "GROUNDWORK_BOOT_NETNS")]
     pub boot_netns: Option<String>,
-    /// Address of the HTTP boot service (iPXE scripts, kernel, initrd, callbacks).
+    /// Address of the HTTP boot service (iPXE scripts, kernel, initrd, the agent API's CA,
+    /// NoCloud metadata and first-boot check-ins).
     #[arg(
         long,
         env = "GROUNDWORK_BOOT_HTTP_ADDR",

@@ -15,7 +15,7 @@ use edge::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
-use e2e::{admin_client, audit_offset, eventually, groundwork_writes, namespace};
+use e2e::{AuditWindow, admin_client, eventually, namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -338,9 +338,9 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
 
     // Idle: nothing changes, nothing is written.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let offset = audit_offset();
+    let window = AuditWindow::open(&ns);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let writes = groundwork_writes(offset, &ns);
+    let writes = window.close::<BorderRouter>(&client, "edge1").await;
     assert!(
         writes.is_empty(),
         "an idle site must cause no writes, got {writes:?}"
@@ -610,14 +610,9 @@ async fn bad_objects_reported_and_restart_is_silent() {
     // nothing changed, writes nothing.
     stop_daemon(stop, daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let offset = audit_offset();
+    let window = AuditWindow::open(&ns);
     let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird, Metrics::new());
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let writes = groundwork_writes(offset, &ns);
-    assert!(
-        writes.is_empty(),
-        "a restart with nothing changed must write nothing, got {writes:?}"
-    );
     let after = links.get("isp1").await.unwrap().status.unwrap();
     assert_eq!(
         after.established_since, status.established_since,
@@ -633,6 +628,11 @@ async fn bad_objects_reported_and_restart_is_silent() {
             .unwrap()
             .last_applied_at,
         before.last_applied_at
+    );
+    let writes = window.close::<BorderRouter>(&client, "edge1").await;
+    assert!(
+        writes.is_empty(),
+        "a restart with nothing changed must write nothing, got {writes:?}"
     );
 
     // The ISP goes away: the daemon reports the flap.

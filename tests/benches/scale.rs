@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crds::Rack;
-use e2e::{admin_client, audit_offset, groundwork_writes, namespace};
+use e2e::{AuditWindow, admin_client, namespace};
 use futures::{StreamExt, stream};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -167,9 +167,9 @@ async fn main() {
     let all_status = last_create.elapsed();
     // Let the last status writes' own watch events settle before counting writes at rest.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let from = audit_offset();
+    let window = AuditWindow::open(&ns);
     tokio::time::sleep(Duration::from_secs(u64::from(quiet_secs))).await;
-    let writes = groundwork_writes(from, &ns).len();
+    let writes = window.close::<Rack>(&client, "r000").await.len();
     let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
     let _ = child.kill();
     let _ = child.wait();

@@ -250,42 +250,147 @@ impl RunningController {
     }
 }
 
-/// Mutating requests to groundwork.dev objects recorded in the API server's audit log from
-/// byte `offset` on, in `namespace`: (verb, resource/subresource, name). Lease renewals are in
-/// another API group and never counted.
-pub fn groundwork_writes(offset: u64, namespace: &str) -> Vec<String> {
-    let text = std::fs::read(controlplane_dir().join("audit.log")).expect("audit log missing");
-    let text = String::from_utf8_lossy(&text[usize::try_from(offset).unwrap().min(text.len())..])
-        .to_string();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| {
-            e["objectRef"]["apiGroup"] == "groundwork.dev"
-                && e["objectRef"]["namespace"] == namespace
-        })
-        .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            )
-        })
-        .map(|e| {
-            format!(
-                "{} {}/{} {}",
-                e["verb"].as_str().unwrap_or(""),
-                e["objectRef"]["resource"].as_str().unwrap_or(""),
-                e["objectRef"]["subresource"].as_str().unwrap_or(""),
-                e["objectRef"]["name"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
+/// A span of the API server's audit log in which to count the writes to groundwork.dev objects
+/// of one namespace (lease renewals are in another API group and never counted).
+///
+/// The reader cannot pass by seeing nothing: [`AuditWindow::close`] ends the span with a write
+/// of the test's own, which the same reader must find, and every complete line of the span
+/// must be an audit event.
+pub struct AuditWindow {
+    from: u64,
+    namespace: String,
 }
 
-/// Current size of the audit log (a position for [`groundwork_writes`]).
-pub fn audit_offset() -> u64 {
-    std::fs::metadata(controlplane_dir().join("audit.log"))
-        .expect("audit log missing")
-        .len()
+/// The annotation the closing write of an [`AuditWindow`] sets (nothing reads it).
+const AUDIT_MARKER_ANNOTATION: &str = "e2e.groundwork.dev/audit-marker";
+
+fn audit_log() -> PathBuf {
+    controlplane_dir().join("audit.log")
+}
+
+/// The audit log's bytes from `offset` on.
+fn audit_log_from(offset: u64) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(audit_log()).expect("audit log missing");
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+impl AuditWindow {
+    /// Starts at the current end of the audit log (once a write in progress has ended there).
+    pub fn open(namespace: &str) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let from = std::fs::metadata(audit_log())
+                .expect("audit log missing")
+                .len();
+            if from == 0 || audit_log_from(from - 1).first() == Some(&b'\n') {
+                return Self {
+                    from,
+                    namespace: namespace.to_string(),
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the audit log never ended a line within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Ends the window with a write of its own — the annotation [`AUDIT_MARKER_ANNOTATION`] set
+    /// on the namespace's groundwork.dev object `marker` — and returns the writes to groundwork.dev
+    /// objects in the namespace recorded before it, as `verb resource/subresource name`.
+    /// Panics on a line that is not an audit event, when the marker write is not found within
+    /// 10 s, or when the reader would not have counted it as a write.
+    pub async fn close<K>(self, client: &Client, marker: &str) -> Vec<String>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let manager = format!(
+            "e2e-audit-marker-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {AUDIT_MARKER_ANNOTATION: manager}}});
+        Api::<K>::namespaced(client.clone(), &self.namespace)
+            .patch(
+                marker,
+                &PatchParams {
+                    field_manager: Some(manager.clone()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&patch),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("audit marker write on {marker}: {e}"));
+        let needle = format!("fieldManager={manager}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(writes) = self.writes_before(&needle) {
+                return writes;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the audit log does not show the marker write on {marker} ({needle}) after 10 s: the reader sees nothing"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The namespace's groundwork.dev writes from the window's start up to the event whose
+    /// request URI contains `needle`, or None while that event is not in the log yet.
+    fn writes_before(&self, needle: &str) -> Option<Vec<String>> {
+        let text = audit_log_from(self.from);
+        let mut writes = Vec::new();
+        // Only complete lines: the last one may still be being written.
+        for (n, line) in text.split_inclusive(|b| *b == b'\n').enumerate() {
+            if line.last() != Some(&b'\n') {
+                break;
+            }
+            let e: serde_json::Value = serde_json::from_slice(line).unwrap_or_else(|err| {
+                panic!(
+                    "line {n} of the audit window is not an audit event ({err}): {}",
+                    String::from_utf8_lossy(line)
+                )
+            });
+            assert_eq!(
+                e["kind"], "Event",
+                "line {n} of the audit window is not an audit event: {e}"
+            );
+            let field = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+            let ours = e["objectRef"]["apiGroup"] == "groundwork.dev"
+                && e["objectRef"]["namespace"] == self.namespace.as_str();
+            let writing = matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+            );
+            let marker = field(&e["requestURI"]).contains(needle);
+            assert!(
+                !marker || (ours && writing),
+                "the reader does not count the marker write as a write: {e}"
+            );
+            if marker {
+                return Some(writes);
+            }
+            if ours && writing {
+                writes.push(format!(
+                    "{} {}/{} {}",
+                    field(&e["verb"]),
+                    field(&e["objectRef"]["resource"]),
+                    field(&e["objectRef"]["subresource"]),
+                    field(&e["objectRef"]["name"])
+                ));
+            }
+        }
+        None
+    }
 }
 
 mod clap_free {

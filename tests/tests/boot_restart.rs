@@ -1,6 +1,7 @@
 //! Boot tokens need no shared state: a controller restarted between a machine's DHCP and its
 //! script fetch still completes the boot, and a token only works for its own server and
-//! attempt. Real peers: busybox udhcpc and curl in a namespace, the IPMI BMC simulator.
+//! attempt. Real peers: busybox udhcpc and curl in a namespace, the agent API reached from
+//! there, the IPMI BMC simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../bmc/tests/common/mod.rs"]
@@ -10,12 +11,16 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use agent::cmdline::BootParams;
+use agent::run::RetryPolicy;
 use common::IpmiSim;
 use crds::{Server, ServerState};
 use e2e::netlab::{NetLab, require};
 use e2e::{RunningController, admin_client, eventually, inspection_site, namespace, wait_state};
 use kube::api::Api;
-use serde_json::json;
+use proto::agent_v1::agent_client::AgentClient;
+use proto::agent_v1::{Disk, Inventory, Nic, RegisterRequest};
+use tonic::Code;
 
 const MAC_X: &str = "52:54:00:63:00:01";
 const MAC_Y: &str = "52:54:00:63:00:02";
@@ -43,25 +48,50 @@ fn curl(ns: &str, args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap(), body.to_string())
 }
 
-fn callback(ns: &str, server: &str, token: &str) -> u16 {
-    let body = json!({"server": server, "token": token, "mac": MAC_X, "mode": "inspect",
-        "inventory": {"cpuCount": 2, "memoryBytes": 1073741824u64,
-            "disks": [{"name": "vda", "sizeBytes": 8589934592u64, "rotational": false}],
-            "nics": [{"name": "eth0", "mac": MAC_X, "linkUp": true}]}})
-    .to_string();
-    curl(
-        ns,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            &body,
-            "http://10.63.0.2:8081/boot/callback",
-        ],
-    )
-    .0
+/// Registers `server` with `token` from inside the machine's namespace, as its agent would
+/// (the agent API over TLS to the CA pinned in the script it booted): the answer's code.
+fn register_from(machine: &str, params: &BootParams, server: &str, token: &str) -> Code {
+    let request = RegisterRequest {
+        server: server.into(),
+        boot_token: token.into(),
+        boot_mac: MAC_X.into(),
+        inventory: Some(Inventory {
+            cpu_count: 2,
+            memory_bytes: 1 << 30,
+            disks: vec![Disk {
+                name: "vda".into(),
+                size_bytes: 8 << 30,
+                ..Default::default()
+            }],
+            nics: vec![Nic {
+                name: "eth0".into(),
+                mac: MAC_X.into(),
+                link_up: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    };
+    let params = params.clone();
+    let netns = boot::netns::named(machine);
+    tokio::task::block_in_place(|| {
+        boot::netns::within(Some(&netns), move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let channel = agent::run::channel(&params, RetryPolicy::default())
+                    .await
+                    .unwrap();
+                match AgentClient::new(channel).register(request).await {
+                    Ok(_) => Code::Ok,
+                    Err(status) => status.code(),
+                }
+            })
+        })
+        .unwrap()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,12 +194,10 @@ async fn boot_completes_across_a_controller_restart_and_tokens_are_per_server() 
         },
     )
     .await;
-    let token = script
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("groundwork.token="))
-        .unwrap()
-        .to_string();
-    assert!(script.contains(&format!("groundwork.server={ns}/x")));
+    let kernel = script.lines().find(|l| l.starts_with("kernel ")).unwrap();
+    let params = agent::cmdline::parse(kernel).expect("groundwork.agent on the command line");
+    assert_eq!(params.server, format!("{ns}/x"));
+    let token = params.token.clone();
     for artifact in ["vmlinuz", "initrd.img"] {
         let (code, body) = curl(
             &machine,
@@ -179,9 +207,13 @@ async fn boot_completes_across_a_controller_restart_and_tokens_are_per_server() 
         assert!(body.ends_with("bytes"));
     }
     // x's token does not work for y, nor does a made-up one for x.
-    assert_eq!(callback(&machine, &format!("{ns}/y"), &token), 403);
-    assert_eq!(callback(&machine, &format!("{ns}/x"), &"0".repeat(64)), 403);
-    assert_eq!(callback(&machine, &format!("{ns}/x"), &token), 200);
+    let register = |server: &str, token: &str| register_from(&machine, &params, server, token);
+    assert_eq!(register(&format!("{ns}/y"), &token), Code::PermissionDenied);
+    assert_eq!(
+        register(&format!("{ns}/x"), &"0".repeat(64)),
+        Code::PermissionDenied
+    );
+    assert_eq!(register(&format!("{ns}/x"), &token), Code::Ok);
 
     let x = eventually(Duration::from_secs(30), "x inspected", || async {
         let s = api.get("x").await.ok()?;
@@ -195,7 +227,10 @@ async fn boot_completes_across_a_controller_restart_and_tokens_are_per_server() 
     assert!(p.initrd_at.is_some() && p.called_back_at.is_some());
     assert_eq!(st.hardware.unwrap().cpu_count, 2);
     // The attempt is over: the same token is refused and the machine is sent to its disk.
-    assert_eq!(callback(&machine, &format!("{ns}/x"), &token), 409);
+    assert_eq!(
+        register(&format!("{ns}/x"), &token),
+        Code::FailedPrecondition
+    );
     let (_, script) = curl(&machine, &[&script_url]);
     assert!(script.contains("\nexit\n"), "{script}");
     let y = api.get("y").await.unwrap();

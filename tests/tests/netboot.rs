@@ -1,6 +1,7 @@
 //! Network boot against real peers: QEMU machines (SeaBIOS + iPXE ROM, and OVMF's UEFI HTTP
 //! boot) powered by an IPMI BMC simulator, booting through the controller's own DHCP, HTTP and
-//! iPXE scripts into the test ramdisk, whose callback lands in the Server's status.
+//! iPXE scripts into the test ramdisk, whose agent registers over the agent API and lands its
+//! inventory in the Server's status.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use crds::{Rack, Server};
 use e2e::{
-    RunningController, admin_client, apply_doc, apply_examples, audit_offset, eventually,
-    groundwork_writes, namespace,
+    AuditWindow, RunningController, admin_client, apply_doc, apply_examples, eventually, namespace,
 };
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -170,9 +169,9 @@ async fn idle_site_sends_no_writes_also_after_restart() {
     .await;
     // Let in-flight reconciles (triggered by our own status writes) settle, then watch.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let from = audit_offset();
+    let window = AuditWindow::open(&ns);
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let writes = groundwork_writes(from, &ns);
+    let writes = window.close::<Server>(&client, "a01-u01").await;
     assert!(writes.is_empty(), "writes while idle: {writes:#?}");
     assert!(
         controller
@@ -183,10 +182,10 @@ async fn idle_site_sends_no_writes_also_after_restart() {
     );
     controller.stop().await;
 
-    let from = audit_offset();
+    let window = AuditWindow::open(&ns);
     let restarted = RunningController::start(client.clone(), &ns).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let writes = groundwork_writes(from, &ns);
+    let writes = window.close::<Server>(&client, "a01-u01").await;
     assert!(writes.is_empty(), "writes after a restart: {writes:#?}");
     restarted.stop().await;
 }

@@ -154,6 +154,9 @@ pub struct SushyOptions {
     pub tls: bool,
     /// Initial power state of every system ("On" / "Off").
     pub initial_power: Option<&'static str>,
+    /// Record the emulator's own state changes (its external notifier, see
+    /// [`Sushy::power_trail`]).
+    pub notifications: bool,
 }
 
 /// A running sushy-tools emulator (fake driver) with its own state dir.
@@ -165,6 +168,53 @@ pub struct Sushy {
     pub scheme: &'static str,
     pub dir: TempDir,
     pub guard: ChildGuard,
+    notifications: Option<Notifications>,
+}
+
+/// Receives the documents sushy-tools' fake driver PUTs to `EXTERNAL_NOTIFICATION_URL` on every
+/// change of a system with `external_notifier` set: the whole system, power state and pending
+/// power change included. Served by its own thread; stops when dropped.
+struct Notifications {
+    url: String,
+    seen: Arc<Mutex<Vec<serde_json::Value>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Notifications {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let app = axum::Router::new().fallback(
+                    move |axum::Json(doc): axum::Json<serde_json::Value>| {
+                        record.lock().unwrap().push(doc);
+                        async {}
+                    },
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Notifications {
+            url,
+            seen,
+            _stop: stop,
+        }
+    }
 }
 
 impl Sushy {
@@ -185,11 +235,17 @@ impl Sushy {
             })
             .collect();
         let power = opts.initial_power.unwrap_or("Off");
+        let notifications = opts.notifications.then(Notifications::start);
+        let notify = if notifications.is_some() {
+            "True"
+        } else {
+            "False"
+        };
         let sys_py: Vec<String> = systems
             .iter()
             .map(|s| {
                 format!(
-                    "{{'uuid': '{}', 'name': '{}', 'power_state': '{power}', 'nics': [{{'mac': '{}', 'ip': '192.0.2.10'}}]}}",
+                    "{{'uuid': '{}', 'name': '{}', 'power_state': '{power}', 'external_notifier': {notify}, 'nics': [{{'mac': '{}', 'ip': '192.0.2.10'}}]}}",
                     s.uuid, s.name, s.mac
                 )
             })
@@ -201,6 +257,9 @@ impl Sushy {
             dir.path().join("state").display(),
             sys_py.join(", ")
         );
+        if let Some(n) = &notifications {
+            conf += &format!("EXTERNAL_NOTIFICATION_URL = '{}'\n", n.url);
+        }
         if let Some((user, pass)) = &opts.basic_auth {
             let htpasswd = dir.path().join("htpasswd");
             let hash = bcrypt_hash(pass);
@@ -247,7 +306,31 @@ impl Sushy {
             },
             dir,
             guard,
+            notifications,
         }
+    }
+
+    /// System `i`'s power as the emulator recorded it, one entry per change it notified:
+    /// `"On"`, `"Off"`, or `"Off, pending ForceRestart"` while a requested change is not applied
+    /// yet. Needs [`SushyOptions::notifications`].
+    pub fn power_trail(&self, i: usize) -> Vec<String> {
+        let n = self
+            .notifications
+            .as_ref()
+            .expect("started without SushyOptions::notifications");
+        n.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|doc| doc["uuid"] == self.systems[i].uuid.as_str())
+            .map(|doc| {
+                let power = doc["power_state"].as_str().unwrap_or("?");
+                match doc["pending_power"]["power_state"].as_str() {
+                    Some(pending) => format!("{power}, pending {pending}"),
+                    None => power.to_string(),
+                }
+            })
+            .collect()
     }
 
     /// Address of system `i` by UUID.

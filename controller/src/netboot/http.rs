@@ -1,6 +1,7 @@
 //! HTTP boot: `/boot/<mac>.ipxe` (each machine's script), `/boot/<mac>/vmlinuz` and
 //! `/boot/<mac>/initrd.img` (the ramdisk), `/boot/ipxe.efi` (UEFI HTTP boot), `/boot/ca.crt`
-//! (the agent API's CA), and `POST /boot/callback` (the ramdisk reporting in).
+//! (the agent API's CA), and the NoCloud metadata of provisioned servers with their first-boot
+//! check-in (`/metadata/...`). The ramdisk reports in over the agent API (gRPC), not here.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use boot::dhcp::Mac;
 use boot::metrics::{FileLabels, ScriptLabels};
 use boot::{ipxe, token::TokenKey};
 use crds::Server;
-use crds::server::{CheckIn, Disk, HardwareInventory, Nic, ServerState};
+use crds::server::{CheckIn, ServerState};
 use kube::ResourceExt;
 use kube::runtime::events::Recorder;
 use serde::Deserialize;
@@ -22,7 +23,6 @@ use tracing::{info, warn};
 
 use super::Shared;
 use super::nocloud::{self, NodeAddress};
-use super::report::{ReportError, report_in};
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
 
@@ -60,7 +60,6 @@ pub fn router(state: Arc<BootHttp>) -> Router {
         .route("/boot/{file}", get(file))
         .route("/boot/ca.crt", get(agent_ca))
         .route("/boot/{mac}/{artifact}", get(artifact))
-        .route("/boot/callback", post(callback))
         .route("/metadata/checkin", post(checkin))
         .route("/metadata/{document}", get(metadata))
         .route("/healthz", get(|| async { "ok" }))
@@ -195,74 +194,6 @@ async fn send_file(st: &BootHttp, path: &std::path::Path, name: &str) -> Respons
         Err(e) => {
             warn!(path = %path.display(), error = %e, "boot artifact missing");
             text(StatusCode::NOT_FOUND, format!("{name} is not available"))
-        }
-    }
-}
-
-/// What the ramdisk reports.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Callback {
-    server: String,
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    mac: String,
-    #[serde(default)]
-    inventory: Option<Inventory>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Inventory {
-    #[serde(default)]
-    cpu_count: u32,
-    #[serde(default)]
-    cpu_model: Option<String>,
-    #[serde(default)]
-    memory_bytes: u64,
-    #[serde(default)]
-    disks: Vec<Disk>,
-    #[serde(default)]
-    nics: Vec<Nic>,
-}
-
-async fn callback(State(st): State<Arc<BootHttp>>, body: axum::body::Bytes) -> Response {
-    let Ok(cb) = serde_json::from_slice::<Callback>(&body) else {
-        return text(StatusCode::BAD_REQUEST, "expected a JSON callback");
-    };
-    if cb.server == "-" {
-        info!(mac = %cb.mac, "discovery ramdisk reported in; enrolment of unknown machines is not available yet");
-        return text(StatusCode::ACCEPTED, "noted");
-    }
-    let hardware = cb.inventory.map(|i| HardwareInventory {
-        cpu_model: i.cpu_model,
-        cpu_count: i.cpu_count,
-        memory_bytes: i.memory_bytes,
-        disks: i.disks,
-        nics: i.nics,
-        dmi: None,
-    });
-    let reported = report_in(
-        &st.shared,
-        &st.client,
-        &st.recorder,
-        &st.key,
-        &cb.server,
-        &cb.token,
-        hardware,
-    )
-    .await;
-    match reported {
-        Ok(_) => text(StatusCode::OK, "ok"),
-        Err(e) => {
-            let status = match e {
-                ReportError::UnknownServer => StatusCode::NOT_FOUND,
-                ReportError::NoOpenAttempt => StatusCode::CONFLICT,
-                ReportError::TokenRefused => StatusCode::FORBIDDEN,
-                ReportError::NotRecorded => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            text(status, e.to_string())
         }
     }
 }

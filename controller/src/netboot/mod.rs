@@ -1,5 +1,6 @@
 //! The network boot services, run on every replica (leader or not): DHCP answers from the
-//! site index, TFTP for the iPXE binaries, HTTP for scripts, the ramdisk and its callback.
+//! site index, TFTP for the iPXE binaries, HTTP for scripts and the ramdisk (which reports in
+//! over the agent API).
 //! They watch Racks and Servers themselves, so a standby replica answers boots too.
 
 pub mod ca;

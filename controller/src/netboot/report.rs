@@ -1,6 +1,5 @@
-//! The ramdisk reporting in (HTTP callback today, the agent's gRPC Register too): the boot
-//! token must be the one issued for this server's open attempt; the inventory and the step
-//! are recorded once.
+//! The ramdisk reporting in (the agent's gRPC Register): the boot token must be the one issued
+//! for this server's open attempt; the inventory and the step are recorded once.
 
 use crds::Server;
 use crds::server::HardwareInventory;
@@ -12,7 +11,7 @@ use super::Shared;
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
 
-/// Why a report was refused (HTTP status and gRPC code follow from it).
+/// Why a report was refused (the gRPC code follows from it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReportError {
     /// No Server of that name.
