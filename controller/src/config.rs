@@ -56,9 +56,9 @@ pub struct Config {
     /// Identity in the Lease (defaults to the host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Log as JSON lines.
-    #[arg(long, env = "GROUNDWORK_LOG_JSON")]
-    pub log_json: bool,
+    /// Log output.
+    #[command(flatten)]
+    pub log: logging::LogArgs,
     /// Network boot services (DHCP, TFTP, HTTP boot); they run on every replica.
     #[command(flatten)]
     pub boot: BootConfig,

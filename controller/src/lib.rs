@@ -19,7 +19,6 @@ pub mod rack;
 pub mod reconcile;
 pub mod run;
 pub mod server;
-pub mod telemetry;
 pub mod upstream;
 pub mod view;
 

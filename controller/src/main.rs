@@ -10,7 +10,7 @@ use controller::config::Config;
 use controller::http::{self, Health};
 use controller::leader::Elector;
 use controller::metrics::Metrics;
-use controller::{run, telemetry};
+use controller::run;
 use futures::FutureExt;
 use kube::client::ClientBuilder;
 use tracing::{error, info};
@@ -18,7 +18,7 @@ use tracing::{error, info};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut config = Config::parse();
-    telemetry::init(config.log_json);
+    logging::init(config.log.log_format, "info,kube=warn");
     match serve(&mut config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
