@@ -74,6 +74,13 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
+    if let Some(policy) = &config.admission_policy {
+        tokio::select! {
+            () = controller::admission::wait_enforced(&client, &lease_namespace, policy) => {}
+            () = shutdown.clone() => return Ok(()),
+        }
+    }
+
     if config.boot.boot_services {
         // Boot services run on every replica, leader or not: losing the leader loses no boot.
         let boot_shutdown = shutdown.clone();
