@@ -117,6 +117,7 @@ pub mod annotations {
     /// A request id: re-inspect the server once per new id.
     pub const INSPECT: &str = "groundwork.dev/inspect";
     /// Set by the controller on a Server it created for an unknown machine that netbooted
-    /// (auto-enrolment): the Server starts in state Discovered.
+    /// (auto-enrolment): the Server starts in state Discovered. The chart's admission policy
+    /// lets the controller create only Servers carrying it (and nothing else).
     pub const DISCOVERED: &str = "groundwork.dev/discovered";
 }

@@ -2,6 +2,9 @@
 //! registers as a new Server named after its boot MAC, with its inventory and without BMC or
 //! rack position (someone adds them). The `groundwork.dev/discovered` annotation makes the
 //! reconciler start it in state Discovered, whichever of its first write and ours lands first.
+//! The chart's admission policy (`charts/groundwork/templates/admission-policy.yaml`) lets the
+//! controller create exactly this Server and nothing else: change both together (the chart's
+//! RBAC test enrols through this function under the controller's ServiceAccount).
 
 use boot::dhcp::Mac;
 use crds::Server;

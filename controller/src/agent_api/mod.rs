@@ -5,7 +5,7 @@
 //! The credential alone decides which Server a call acts on, so an agent can neither read nor
 //! act on another Server; it dies with the attempt.
 
-mod enroll;
+pub mod enroll;
 mod tasks;
 
 use std::collections::HashMap;
