@@ -305,7 +305,8 @@ pub struct RackStatus {
     /// Usage of the node IP pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_pool: Option<IpPoolUsage>,
-    /// Standard conditions: Ready, Reconciling, Stalled, LayoutValid, PowerWithinBudget, IPPoolAvailable.
+    /// Standard conditions: Ready, Reconciling, Stalled, LayoutValid, PowerWithinBudget,
+    /// IPPoolAvailable, NetworksDistinct.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -347,11 +348,17 @@ pub struct PowerUsage {
     pub budget_watts: u64,
 }
 
+/// The largest pool size status reports: 2^53 − 1, the largest integer every JSON client
+/// (JavaScript dashboards included) reads exactly. An IPv6 node network of /75 or wider holds
+/// more addresses than that; its `size` saturates here.
+pub const MAX_POOL_SIZE: u64 = (1 << 53) - 1;
+
 /// Usage of the node IP pool.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IpPoolUsage {
-    /// Addresses the pool can hand out (subnet minus network, broadcast, gateway, DNS and reserved).
+    /// Addresses the pool can hand out (subnet minus network, broadcast, gateway, DNS and
+    /// reserved), saturating at 9007199254740991 (2^53 − 1) for wide IPv6 networks.
     pub size: u64,
     /// Addresses allocated to Servers.
     pub used: u64,
