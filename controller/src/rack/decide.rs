@@ -230,11 +230,7 @@ pub fn decide(
             NETWORK_OVERLAP,
             format!(
                 "{}; a DHCP request that matches two racks is not answered and no node address is granted from an overlapping pool until one of the networks changes",
-                overlaps
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                super::validate::describe(overlaps)
             ),
         )
     };

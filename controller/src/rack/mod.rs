@@ -14,7 +14,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-pub use validate::Overlap;
+pub use validate::{Overlap, describe};
 
 use crate::apply;
 use crate::context::Context;

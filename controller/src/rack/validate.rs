@@ -115,6 +115,23 @@ impl std::fmt::Display for Overlap {
     }
 }
 
+/// Overlaps a message names; the rest are counted (a condition message holds at most 32 KiB,
+/// and a site whose racks all share one subnet has overlaps by the thousand).
+const LISTED_OVERLAPS: usize = 8;
+
+/// `overlaps` for a message: the first few, then how many more.
+pub fn describe(overlaps: &[Overlap]) -> String {
+    let mut listed: Vec<String> = overlaps
+        .iter()
+        .take(LISTED_OVERLAPS)
+        .map(ToString::to_string)
+        .collect();
+    if overlaps.len() > LISTED_OVERLAPS {
+        listed.push(format!("and {} more", overlaps.len() - LISTED_OVERLAPS));
+    }
+    listed.join("; ")
+}
+
 /// Every pair of addressed networks that `rack` (named `name`) shares with a peer: DHCP could
 /// not tell the racks apart and their address plans would hand out the same addresses.
 pub fn overlaps(name: &str, networks: &RackNetworks, peers: &[Peer]) -> Vec<Overlap> {
@@ -223,5 +240,12 @@ mod tests {
             ]
         );
         assert!(overlaps("a01", &own, &peers[2..]).is_empty());
+        assert_eq!(describe(&found[..1]), text[0]);
+        let many: Vec<Peer> = (0..20)
+            .map(|i| peer(&format!("r{i:02}"), "10.0.0.0/24", None))
+            .collect();
+        let message = describe(&overlaps("a01", &own, &many));
+        assert!(message.contains("rack r07") && !message.contains("rack r08"));
+        assert!(message.ends_with("; and 12 more"), "{message}");
     }
 }

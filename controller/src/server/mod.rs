@@ -247,17 +247,14 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
     let Some(node) = rack.spec.networks.node.clone() else {
         return Ok(None);
     };
-    let overlaps: Vec<String> = crate::rack::overlaps(&ctx.racks, &rack)
-        .iter()
-        .filter(|o| o.network == "node")
-        .map(ToString::to_string)
-        .collect();
+    let mut overlaps = crate::rack::overlaps(&ctx.racks, &rack);
+    overlaps.retain(|o| o.network == "node");
     if !overlaps.is_empty() {
         return Err((
             crds::reasons::NETWORK_OVERLAP,
             format!(
                 "{}: no node address is granted until one of the networks changes",
-                overlaps.join("; ")
+                crate::rack::describe(&overlaps)
             ),
         ));
     }
