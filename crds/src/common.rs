@@ -66,6 +66,8 @@ pub mod condition_types {
     pub const POWER_WITHIN_BUDGET: &str = "PowerWithinBudget";
     /// Rack: the node IP pool has free addresses.
     pub const IP_POOL_AVAILABLE: &str = "IPPoolAvailable";
+    /// Rack: its provisioning and node networks overlap no other Rack's in the site.
+    pub const NETWORKS_DISTINCT: &str = "NetworksDistinct";
     /// Server/UpstreamLink: every object it references exists and is usable.
     pub const REFERENCES_RESOLVED: &str = "ReferencesResolved";
     /// Server: the BMC answers.
@@ -92,6 +94,8 @@ pub mod reasons {
     pub const OVER_BUDGET: &str = "OverBudget";
     /// The node IP pool is exhausted.
     pub const POOL_EXHAUSTED: &str = "PoolExhausted";
+    /// A Rack's provisioning or node network overlaps another Rack's in the same site.
+    pub const NETWORK_OVERLAP: &str = "NetworkOverlap";
     /// A referenced Rack does not exist.
     pub const RACK_NOT_FOUND: &str = "RackNotFound";
     /// A referenced Secret does not exist.

@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{SecretKeyRef, SecretRef};
 
+/// CEL rule on a Server's `metadata.name`: the name becomes the installed OS's hostname (DHCP
+/// option 12, NoCloud `local-hostname`) and its Kubernetes node's name, so it must be one
+/// RFC 1123 DNS label. [`crate::crds`] declares it in the root schema.
+pub const NAME_RULE: &str = "self.size() <= 63 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')";
+/// The message of [`NAME_RULE`].
+pub const NAME_MESSAGE: &str = "a Server's name becomes its hostname: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (no dots)";
+
 /// One machine. `spec` says what it should be; the controller reports what it is in `status`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(

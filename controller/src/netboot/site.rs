@@ -25,6 +25,9 @@ pub struct Index {
     pub servers: HashMap<Mac, (String, String)>,
     /// MACs declared by more than one Server (never answered: which one would it be?).
     pub conflicts: Vec<Mac>,
+    /// Pairs of racks (`namespace/name`) with overlapping provisioning subnets: a request
+    /// matching both is never answered.
+    pub overlapping: Vec<(String, String)>,
 }
 
 /// The provisioning address of the server occupying `rack_unit`, if the subnet has it outside
@@ -112,6 +115,13 @@ pub fn index<'a>(
         }
     }
     idx.conflicts.sort();
+    for (i, a) in racks.iter().enumerate() {
+        for b in &racks[i + 1..] {
+            if crate::ipam::overlap(&a.subnet.into(), &b.subnet.into()) {
+                idx.overlapping.push((a.id.clone(), b.id.clone()));
+            }
+        }
+    }
     idx.site.racks = racks;
     idx
 }
@@ -174,6 +184,20 @@ mod tests {
         assert_eq!(idx.servers.len(), 3);
         // Same input, same answer (another replica, a restart).
         assert_eq!(index(&racks, &servers), idx);
+    }
+
+    #[test]
+    fn overlapping_provisioning_subnets_are_listed() {
+        let racks = [
+            rack("a", "10.1.0.0/24", None),
+            rack("b", "10.1.0.0/25", None),
+            rack("c", "10.2.0.0/24", None),
+        ];
+        let idx = index(&racks, &[]);
+        assert_eq!(
+            idx.overlapping,
+            [("fra1/a".to_string(), "fra1/b".to_string())]
+        );
     }
 
     #[test]

@@ -230,18 +230,34 @@ async fn finalizer(ctx: &Context, server: &Server, present: bool) -> Result<(), 
 
 /// Grants the server a node address from its Rack's node network: the subnet's address
 /// number 10 + rack unit when free (stable across status loss), else the lowest free one.
+/// Nothing is granted while the node network overlaps another Rack's network: the other
+/// Rack's plan may hand out (or have handed out) the same address.
 fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'static str, String)> {
     let namespace = server.namespace().unwrap_or_default();
     let Some(rack_name) = server.spec.rack_ref.as_ref().map(|r| r.name.as_str()) else {
         return Ok(None);
     };
-    let rack = ctx
+    let Some(rack) = ctx
         .racks
         .get(&ObjectRef::new(rack_name).within(&namespace))
-        .and_then(|g| g.0.as_ref().ok().cloned());
-    let Some(node) = rack.and_then(|r| r.spec.networks.node.clone()) else {
+        .and_then(|g| g.0.as_ref().ok().cloned())
+    else {
         return Ok(None);
     };
+    let Some(node) = rack.spec.networks.node.clone() else {
+        return Ok(None);
+    };
+    let mut overlaps = crate::rack::overlaps(&ctx.racks, &rack);
+    overlaps.retain(|o| o.network == "node");
+    if !overlaps.is_empty() {
+        return Err((
+            crds::reasons::NETWORK_OVERLAP,
+            format!(
+                "{}: no node address is granted until one of the networks changes",
+                crate::rack::describe(&overlaps)
+            ),
+        ));
+    }
     let reserved: Vec<(String, String)> = node
         .reserved
         .iter()
