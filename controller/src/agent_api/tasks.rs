@@ -5,7 +5,7 @@ use crds::common::SecretKeyRef;
 use crds::server::{BootPurpose, CleaningMode, ImageFormat, ServerState};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
-use proto::agent_v1::{Clean, PowerOff, Provision, RootDeviceHints, task};
+use proto::agent_v1::{self as api, Clean, PowerOff, Provision, RootDeviceHints, task};
 
 use crate::netboot::Shared;
 use crate::netboot::nocloud::{self, NodeAddress};
@@ -149,13 +149,7 @@ async fn provision(
     Ok(Some(Provision {
         image_url: image.url.clone(),
         checksum: image.checksum.clone(),
-        format: match image.format {
-            ImageFormat::Raw => "raw",
-            ImageFormat::RawZstd => "raw+zstd",
-            ImageFormat::RawGzip => "raw+gzip",
-            ImageFormat::Qcow2 => "qcow2",
-        }
-        .into(),
+        format: wire_format(image.format).into(),
         root_device_hints: Some(RootDeviceHints {
             device_name: hints.device_name.unwrap_or_default(),
             hctl: hints.hctl.unwrap_or_default(),
@@ -171,4 +165,14 @@ async fn provision(
         network_config: docs.network_config.into_bytes(),
         marker: docs.marker,
     }))
+}
+
+/// The API's name for an image format (the one conversion from the Server spec's).
+fn wire_format(format: ImageFormat) -> api::ImageFormat {
+    match format {
+        ImageFormat::Raw => api::ImageFormat::Raw,
+        ImageFormat::RawGzip => api::ImageFormat::RawGzip,
+        ImageFormat::RawZstd => api::ImageFormat::RawZstd,
+        ImageFormat::Qcow2 => api::ImageFormat::Qcow2,
+    }
 }
