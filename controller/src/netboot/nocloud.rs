@@ -88,11 +88,7 @@ pub async fn read(
     let address = server
         .status
         .as_ref()
-        .and_then(|s| {
-            s.addresses
-                .iter()
-                .find(|a| a.network == crate::server::NODE_NETWORK)
-        })
+        .and_then(|s| s.node_address())
         .map(|a| a.address.as_str());
     let network = server
         .spec

@@ -8,16 +8,13 @@
 use std::time::Duration;
 
 use crds::server::{
-    AllocatedAddress, BootAttempt, BootProgress, BootPurpose, CleaningMode, Image, PhaseTiming,
-    ProvisionedImage, ServerState, ServerStatus,
+    AllocatedAddress, BootAttempt, BootProgress, BootPurpose, CleaningMode, Image, NODE_NETWORK,
+    PhaseTiming, ProvisionedImage, ServerState, ServerStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proto::agent_v1::FailureReason;
 
 use super::decide::PowerAction;
-
-/// Name of the node network in `status.addresses`.
-pub const NODE_NETWORK: &str = "node";
 
 /// A timed-out ramdisk visit is retried this many times in all before the server goes to Error.
 pub const MAX_TRIES: u32 = 3;
@@ -93,7 +90,7 @@ pub enum Step {
 /// Whether a server in `state` with this spec needs a node address granted now.
 pub fn needs_address(status: Option<&ServerStatus>, lc: &Lifecycle<'_>) -> bool {
     let state = status.and_then(|s| s.state).unwrap_or_default();
-    let holds = status.is_some_and(|s| s.addresses.iter().any(|a| a.network == NODE_NETWORK));
+    let holds = status.is_some_and(|s| s.node_address().is_some());
     lc.image.is_some()
         && !lc.deleting
         && !lc.externally_provisioned
@@ -183,7 +180,7 @@ fn imaging(status: &ServerStatus) -> bool {
         .boot_attempt
         .as_ref()
         .is_some_and(|a| a.purpose != BootPurpose::Inspect)
-        || status.addresses.iter().any(|a| a.network == NODE_NETWORK)
+        || status.node_address().is_some()
 }
 
 /// The record of the open attempt, when the boot services wrote one for it.
