@@ -145,6 +145,3 @@ pub struct BootConfig {
     )]
     pub boot_kernel_args: String,
 }
-
-/// Field manager for everything the controller writes (server-side apply).
-pub const FIELD_MANAGER: &str = "groundwork-controller";

@@ -5,8 +5,6 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::FIELD_MANAGER;
-
 /// Applies `status` to the object's status subresource under the controller's field manager.
 /// Returns whether a request was sent: none when `current == desired`.
 pub async fn apply_status<K, S>(
@@ -29,7 +27,7 @@ where
     });
     api.patch_status(
         &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(crds::field_managers::CONTROLLER).force(),
         &Patch::Apply(&body),
     )
     .await?;

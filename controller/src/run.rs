@@ -152,7 +152,7 @@ pub async fn run(
     });
 
     let reporter = Reporter {
-        controller: "groundwork-controller".into(),
+        controller: crds::field_managers::CONTROLLER.into(),
         instance: config.identity.clone(),
     };
     let ctx = Arc::new(Context {

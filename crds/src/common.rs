@@ -112,6 +112,15 @@ pub mod reasons {
     pub const DUPLICATE_PEER: &str = "DuplicatePeer";
 }
 
+/// Field managers of Groundwork's status writes (and the Event reporters): the reconcilers own
+/// some fields, the boot services (every replica) others, so neither's writes reset the other's.
+pub mod field_managers {
+    /// The reconcilers (server-side apply).
+    pub const CONTROLLER: &str = "groundwork-controller";
+    /// The boot services and agent API (`status.bootProgress`, enrolment).
+    pub const BOOT: &str = "groundwork-boot";
+}
+
 /// Annotations the controller honours.
 pub mod annotations {
     /// Any value: the controller leaves the object alone (no BMC, boot or status work).

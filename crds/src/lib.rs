@@ -19,7 +19,9 @@ pub use border::{
     BlackholeRoute, BlackholeRouteSpec, BlackholeRouteStatus, BorderRouter, BorderRouterSpec,
     BorderRouterStatus,
 };
-pub use common::{ConditionStatus, SecretKeyRef, annotations, condition_types, reasons};
+pub use common::{
+    ConditionStatus, SecretKeyRef, annotations, condition_types, field_managers, reasons,
+};
 pub use rack::{Rack, RackSpec, RackStatus};
 pub use server::{Server, ServerSpec, ServerState, ServerStatus};
 pub use upstream::{UpstreamLink, UpstreamLinkSpec, UpstreamLinkStatus};

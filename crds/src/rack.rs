@@ -185,6 +185,11 @@ pub enum DhcpMode {
     Proxy,
 }
 
+/// Addresses at the start of a rack subnet kept for infrastructure (gateway, boot servers,
+/// relays): the server in U`n` gets the subnet's address number `RESERVED_HEAD + n`, on the
+/// provisioning network (its DHCP reservation) and, by preference, on the node network.
+pub const RESERVED_HEAD: u32 = 10;
+
 /// The provisioning network of a rack.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

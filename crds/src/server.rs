@@ -500,6 +500,16 @@ pub struct Nic {
     pub link_up: bool,
 }
 
+/// Name of the node network in `status.addresses`.
+pub const NODE_NETWORK: &str = "node";
+
+impl ServerStatus {
+    /// The node address the Server holds, if any.
+    pub fn node_address(&self) -> Option<&AllocatedAddress> {
+        self.addresses.iter().find(|a| a.network == NODE_NETWORK)
+    }
+}
+
 /// An address allocated to a server.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -685,4 +695,27 @@ pub struct PhaseTiming {
     /// Duration in milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_address_is_the_one_on_the_node_network() {
+        let on = |network: &str, address: &str| AllocatedAddress {
+            network: network.into(),
+            address: address.into(),
+        };
+        let mut status = ServerStatus {
+            addresses: vec![on("provisioning", "10.0.0.5")],
+            ..Default::default()
+        };
+        assert_eq!(status.node_address(), None);
+        status.addresses.push(on(NODE_NETWORK, "10.1.0.5"));
+        assert_eq!(
+            status.node_address().map(|a| a.address.as_str()),
+            Some("10.1.0.5")
+        );
+    }
 }

@@ -16,8 +16,6 @@ use kube::runtime::events::EventType;
 use serde_json::json;
 use tracing::info;
 
-use crate::netboot::steps;
-
 /// The boot attempt a discovered machine's agent registers under.
 pub const DISCOVERY_ATTEMPT: &str = "discover";
 
@@ -99,7 +97,7 @@ pub async fn enroll(
         .patch_status(
             &name,
             &PatchParams {
-                field_manager: Some(steps::FIELD_MANAGER.into()),
+                field_manager: Some(crds::field_managers::BOOT.into()),
                 ..Default::default()
             },
             &Patch::Merge(json!({ "status": status })),

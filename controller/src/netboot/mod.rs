@@ -276,7 +276,7 @@ where
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
-            controller: "groundwork-boot".into(),
+            controller: crds::field_managers::BOOT.into(),
             instance: Some(identity.to_string()),
         },
     );

@@ -7,14 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use boot::dhcp::site::Mode;
 use boot::dhcp::{Mac, RackNet, Reservation, Site};
-use crds::rack::DhcpMode;
+use crds::rack::{DhcpMode, RESERVED_HEAD};
 use crds::{Rack, Server};
 use ipnet::Ipv4Net;
 use kube::ResourceExt;
-
-/// Addresses at the start of a provisioning subnet kept for infrastructure (gateway, boot
-/// servers, relays): the server in U`n` gets the subnet's address number `RESERVED_HEAD + n`.
-pub const RESERVED_HEAD: u32 = 10;
 
 /// The boot-relevant index: the DHCP site and which Server owns each boot MAC.
 #[derive(Debug, Default, PartialEq)]

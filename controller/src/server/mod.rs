@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crds::Server;
-use crds::server::{PowerState, SystemIdentity};
+use crds::server::{NODE_NETWORK, PowerState, SystemIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
@@ -20,7 +20,6 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{info, warn};
 
-pub use lifecycle::NODE_NETWORK;
 pub use read::secret_refs;
 
 use crate::apply;
@@ -107,11 +106,7 @@ pub async fn reconcile(
         finalizer(&ctx, server, true).await?;
     }
     apply::status(&ctx, KIND, server, current.as_ref(), &decision.status).await?;
-    let held_address = |s: &crds::server::ServerStatus| {
-        s.addresses
-            .iter()
-            .any(|a| a.network == lifecycle::NODE_NETWORK)
-    };
+    let held_address = |s: &crds::server::ServerStatus| s.node_address().is_some();
     if server.status.as_ref().is_some_and(held_address) && !held_address(&decision.status) {
         info!(server = %server.name_any(), "node address released");
         ctx.ipam.release(&server.uid().unwrap_or_default());
@@ -190,10 +185,7 @@ fn holds_anything(status: &crds::server::ServerStatus) -> bool {
     matches!(
         status.state,
         Some(Provisioning | Provisioned | Deprovisioning)
-    ) || status
-        .addresses
-        .iter()
-        .any(|a| a.network == lifecycle::NODE_NETWORK)
+    ) || status.node_address().is_some()
 }
 
 /// Adds or removes the Server finalizer (no write when it already is as wanted).
@@ -282,7 +274,7 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
             s.status
                 .iter()
                 .flat_map(|st| st.addresses.iter())
-                .filter(|a| a.network == lifecycle::NODE_NETWORK)
+                .filter(|a| a.network == NODE_NETWORK)
                 .filter_map(move |a| a.address.parse().ok().map(|ip| (ip, uid.clone())))
                 .collect::<Vec<_>>()
         })
@@ -290,7 +282,7 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
     let preferred = server
         .spec
         .rack_unit
-        .and_then(|u| pool.nth(crate::netboot::site::RESERVED_HEAD.saturating_add(u)));
+        .and_then(|u| pool.nth(crds::rack::RESERVED_HEAD.saturating_add(u)));
     ctx.ipam
         .allocate(
             &format!("{namespace}/{rack_name}"),
