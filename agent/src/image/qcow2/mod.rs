@@ -295,7 +295,7 @@ impl<'o, O: Output> Reader<'o, O> {
             len: self.h.l1_size * 8,
             kind: Kind::L1,
         })?;
-        if l1_end % cluster_size != 0 {
+        if !l1_end.is_multiple_of(cluster_size) {
             self.register(Need {
                 start: l1_end,
                 len: (cluster_size - l1_end % cluster_size) as u32,
