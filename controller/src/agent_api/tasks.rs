@@ -149,13 +149,7 @@ async fn provision(
     Ok(Some(Provision {
         image_url: image.url.clone(),
         checksum: image.checksum.clone(),
-        format: match image.format {
-            ImageFormat::Raw => "raw",
-            ImageFormat::RawZstd => "raw+zstd",
-            ImageFormat::RawGzip => "raw+gzip",
-            ImageFormat::Qcow2 => "qcow2",
-        }
-        .into(),
+        format: format_name(image.format).into(),
         root_device_hints: Some(RootDeviceHints {
             device_name: hints.device_name.unwrap_or_default(),
             hctl: hints.hctl.unwrap_or_default(),
@@ -171,4 +165,34 @@ async fn provision(
         network_config: docs.network_config.into_bytes(),
         marker: docs.marker,
     }))
+}
+
+/// The task's name of an image format: the API's own spelling, which the agent parses.
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Raw => "raw",
+        ImageFormat::RawZstd => "raw+zstd",
+        ImageFormat::RawGzip => "raw+gzip",
+        ImageFormat::Qcow2 => "qcow2",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_are_the_api_spelling() {
+        for format in [
+            ImageFormat::Raw,
+            ImageFormat::RawZstd,
+            ImageFormat::RawGzip,
+            ImageFormat::Qcow2,
+        ] {
+            assert_eq!(
+                serde_json::to_value(format).ok(),
+                Some(serde_json::Value::from(format_name(format)))
+            );
+        }
+    }
 }

@@ -564,9 +564,40 @@ fn the_input_is_read_to_its_end() {
     let disk = guest(LEN);
     let mut image = build(&disk, Spec::new(16, Layout::InOrder));
     image.extend_from_slice(&[JUNK; 100_000]);
-    let mut input = &image[..];
+    let mut input = Chunked {
+        data: &image,
+        chunk: 4096,
+    };
     let mut out = Disk::new(LEN);
     convert(&mut input, &mut out, None, Limits::default()).unwrap();
-    assert!(input.is_empty());
+    assert!(input.data.is_empty());
     assert!(out.data == disk);
+}
+
+#[test]
+fn a_compressed_cluster_must_fill_the_cluster() {
+    let short = [7u8; 1000];
+    let mut cluster = vec![0u8; 4096];
+    let err = inflate(
+        &mut Decompress::new(false),
+        &compress(Compression::Deflate, &short),
+        &mut cluster,
+    )
+    .unwrap_err();
+    assert!(err.contains("ends after 1000 of 4096 bytes"), "{err}");
+    let mut zstd = zstd::stream::raw::Decoder::new().unwrap();
+    let err = unzstd(
+        &mut zstd,
+        &compress(Compression::Zstd, &short),
+        &mut cluster,
+    )
+    .unwrap_err();
+    assert!(err.contains("ends after 1000 of 4096 bytes"), "{err}");
+    // A whole cluster: the input used is the compressed data, not what follows it.
+    let whole = [9u8; 4096];
+    let mut input = compress(Compression::Zstd, &whole);
+    let len = input.len();
+    input.extend_from_slice(&[JUNK; 300]);
+    assert_eq!(unzstd(&mut zstd, &input, &mut cluster).unwrap(), len);
+    assert!(cluster == whole);
 }
