@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Image-write benchmark: the agent's writer against curl | tee >(sha256sum) | zstd -d | dd,
-# both streaming the same image over loopback HTTP onto a loop block device, in the same run.
+# both streaming the same image over loopback HTTP onto a loop block device, in the same run;
+# and for the same image as a compressed qcow2 (qemu-img convert -c), the agent against what
+# a qcow2 needs without a streaming reader: download to a file (hashed on the way), then
+# qemu-img convert -n -t none -O raw onto the device ("baseline" in the qcow2 table).
 #
 #   hack/bench-image.sh [--size-mib 2048] [--runs 3] [--smoke]
 #
@@ -8,7 +11,7 @@
 #   --runs N      runs per tool and format, alternating (default 3); the median is reported
 #   --smoke       64 MiB, 1 run
 #
-# Needs root (losetup), curl, zstd, python3, sha256sum, dd; sfdisk is used when present to
+# Needs root (losetup), curl, zstd, qemu-img, python3, sha256sum, dd; sfdisk is used when present to
 # give the image a GPT like a real OS image. AGENT_WRITE_BIN=path skips the cargo build.
 # Loop devices use --direct-io=on, so every byte really reaches the backing disk for both
 # tools. dd reading a pipe gets short reads, so `bs=4M` alone issues small O_DIRECT writes:
@@ -33,16 +36,17 @@ done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 die() { echo "bench-image: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (losetup)"
-for tool in curl zstd python3 sha256sum dd losetup fallocate; do
+for tool in curl zstd qemu-img python3 sha256sum dd losetup fallocate; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
 
 TMP_BASE="${TMPDIR:-/tmp}"
-# raw image + compressed image (<= raw) + two devices of SIZE+64 MiB.
-NEED_MIB=$(( 4 * SIZE_MIB + 128 ))
+# raw image + zstd and qcow2 images (<= raw each) + the baseline's qcow2 download + two
+# devices of SIZE+64 MiB.
+NEED_MIB=$(( 6 * SIZE_MIB + 128 ))
 FREE_MIB=$(( $(df -Pk "$TMP_BASE" | awk 'NR==2 {print $4}') / 1024 ))
 if (( FREE_MIB < 3 * SIZE_MIB || FREE_MIB < NEED_MIB )); then
-  die "not enough space in $TMP_BASE: ${FREE_MIB} MiB free, ${NEED_MIB} MiB needed (try --size-mib $(( FREE_MIB / 5 )))"
+  die "not enough space in $TMP_BASE: ${FREE_MIB} MiB free, ${NEED_MIB} MiB needed (try --size-mib $(( FREE_MIB / 7 )))"
 fi
 
 WORK="$(mktemp -d "$TMP_BASE/bench-image.XXXXXX")"
@@ -69,6 +73,7 @@ fi
 mkdir -p "$WORK/www"
 RAW="$WORK/www/disk.raw"
 ZST="$WORK/www/disk.raw.zst"
+QCOW="$WORK/www/disk.qcow2"
 
 echo "== generating a ${SIZE_MIB} MiB image (1 MiB blocks: ~40% zeros, ~30% random, ~30% text)"
 python3 - "$RAW" "$SIZE_MIB" <<'EOF'
@@ -97,11 +102,15 @@ if command -v sfdisk >/dev/null; then
   printf 'label: gpt\n,,L\n' | sfdisk -q "$RAW" >/dev/null
 fi
 zstd -q -T0 -3 "$RAW" -o "$ZST"
+qemu-img convert -q -c -f raw -O qcow2 "$RAW" "$QCOW"
 RAW_SHA="$(sha256sum "$RAW" | cut -d' ' -f1)"
 ZST_SHA="$(sha256sum "$ZST" | cut -d' ' -f1)"
+QCOW_SHA="$(sha256sum "$QCOW" | cut -d' ' -f1)"
 ZST_MIB="$(( $(stat -c %s "$ZST") >> 20 ))"
+QCOW_MIB="$(( $(stat -c %s "$QCOW") >> 20 ))"
 echo "   raw ${SIZE_MIB} MiB sha256:${RAW_SHA}"
 echo "   zst ${ZST_MIB} MiB sha256:${ZST_SHA}"
+echo "   qcow2 (compressed) ${QCOW_MIB} MiB sha256:${QCOW_SHA}"
 
 echo "== serving over loopback HTTP (python3 -m http.server)"
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/server.log" 2>&1 &
@@ -115,7 +124,8 @@ done
 [[ -n "$PORT" ]] || die "http.server did not start: $(cat "$WORK/server.log")"
 URL_RAW="http://127.0.0.1:$PORT/disk.raw"
 URL_ZST="http://127.0.0.1:$PORT/disk.raw.zst"
-for url in "$URL_RAW" "$URL_ZST"; do
+URL_QCOW="http://127.0.0.1:$PORT/disk.qcow2"
+for url in "$URL_RAW" "$URL_ZST" "$URL_QCOW"; do
   bps="$(curl -s -o /dev/null -w '%{speed_download}' "$url")"
   echo "   server alone: curl $url > /dev/null: $(python3 -c "print(f'{$bps/2**20:.0f}')") MiB/s"
 done
@@ -135,7 +145,11 @@ now() { date +%s.%N; }
 run_one() {
   local tool="$1" format="$2" dev url sha fmt start end
   if [[ "$tool" == baseline* ]]; then dev="$DEV_BASE"; else dev="$DEV_AGENT"; fi
-  if [[ "$format" == raw+zstd ]]; then url="$URL_ZST"; sha="$ZST_SHA"; else url="$URL_RAW"; sha="$RAW_SHA"; fi
+  case "$format" in
+    raw+zstd) url="$URL_ZST"; sha="$ZST_SHA" ;;
+    qcow2) url="$URL_QCOW"; sha="$QCOW_SHA" ;;
+    *) url="$URL_RAW"; sha="$RAW_SHA" ;;
+  esac
   dd if=/dev/zero of="$dev" bs=1M count=1 oflag=direct conv=fsync status=none
   sync
   rm -f "$WORK/sum.txt"
@@ -149,6 +163,10 @@ run_one() {
       curl -s "$url" | tee >(sha256sum >"$WORK/sum.txt") | zstd -q -d | dd of="$dev" bs=4M iflag=fullblock oflag=direct status=none ;;
     baseline-fullblock/raw)
       curl -s "$url" | tee >(sha256sum >"$WORK/sum.txt") | dd of="$dev" bs=4M iflag=fullblock oflag=direct status=none ;;
+    baseline/qcow2)
+      curl -s "$url" | tee "$WORK/download.qcow2" | sha256sum >"$WORK/sum.txt"
+      qemu-img convert -q -n -t none -f qcow2 -O raw "$WORK/download.qcow2" "$dev"
+      rm -f "$WORK/download.qcow2" ;;
     agent/*)
       "$BIN" --url "$url" --checksum "sha256:$sha" --format "$format" --device "$dev" >"$WORK/agent.out" ;;
     agent-buffered/*)
@@ -176,12 +194,19 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 cat /proc/loadavg >"$WORK/load.before"
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
-TOOLS=(baseline baseline-fullblock agent agent-buffered)
-for format in raw+zstd raw; do
+for format in raw+zstd raw qcow2; do
+  if [[ "$format" == qcow2 ]]; then
+    tools=(baseline agent agent-buffered)
+  else
+    tools=(baseline baseline-fullblock agent agent-buffered)
+  fi
   echo "== $format: $RUNS run(s) per tool, alternating (load $(load))"
   for run in $(seq "$RUNS"); do
     # Alternate the order so neither tool always runs on a cooler machine.
-    if (( run % 2 == 1 )); then order=("${TOOLS[@]}"); else order=(agent-buffered agent baseline-fullblock baseline); fi
+    order=("${tools[@]}")
+    if (( run % 2 == 0 )); then
+      for (( i = 0, j = ${#tools[@]} - 1; i < ${#tools[@]}; i++, j-- )); do order[i]="${tools[j]}"; done
+    fi
     for tool in "${order[@]}"; do
       secs="$(run_one "$tool" "$format")"
       echo "$format $tool $run $secs" >>"$RESULTS"
@@ -199,7 +224,7 @@ python3 - "$RESULTS" "$SIZE_MIB" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 size = int(sys.argv[2])
-for fmt in ("raw+zstd", "raw"):
+for fmt in ("raw+zstd", "raw", "qcow2"):
     times = {}
     for r in rows:
         if r[0] == fmt and r[1] != "verify":
@@ -213,6 +238,8 @@ for fmt in ("raw+zstd", "raw"):
         print(f"  {tool:<20}{runs:<24}{med[tool]:>10.2f}{size / med[tool]:>9.1f}")
     for tool in ("agent", "agent-buffered"):
         for base in ("baseline", "baseline-fullblock"):
+            if base not in med:
+                continue
             ratio = med[base] / med[tool]
             print(f"  ratio {tool}/{base} throughput: {ratio:.2f} (target >= 0.90)")
     print(f"  content hash equals the raw image: baseline {verify[0]}, agent {verify[1]}")

@@ -1,6 +1,7 @@
 //! The image writer against real peers: a Python HTTP server (or a raw TCP server that
 //! misbehaves) over loopback, and real loop block devices. Needs root (losetup), python3,
-//! gzip, zstd and sfdisk.
+//! gzip, zstd, sfdisk and qemu-img (qcow2 images made by QEMU itself), and the test OS image
+//! (hack/boot/test-os.sh).
 //!
 //! Test code: panicking on an unexpected error is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 use agent::image::{
     self, Checksum, ImageFormat, ImageSource, Phase, WriteError, WriteOptions, write_image,
 };
-use common::{HttpServer, LoopDevice, MIB, TempDir, checksum_of, pattern, require_root, sha256};
+use common::{
+    HttpServer, LoopDevice, MIB, TempDir, checksum_of, pattern, require_root, sha256, tool,
+};
 use proto::agent_v1::FailureReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -55,8 +58,8 @@ async fn short_body_server(body: Vec<u8>, send: usize, announce_length: bool) ->
     format!("http://{addr}/image")
 }
 
-/// Something like an OS image: 64 KiB blocks, ~40% zeros, the rest pseudo-random; `len`
-/// need not be a multiple of the sector size.
+/// Something like an OS image: 64 KiB blocks, ~40% zeros, ~30% text-like (compressible),
+/// the rest pseudo-random; `len` need not be a multiple of the sector size.
 fn os_like_image(len: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
@@ -65,16 +68,43 @@ fn os_like_image(len: usize) -> Vec<u8> {
         state ^= state << 17;
         state
     };
+    let words: [&[u8]; 8] = [
+        b"server ", b"rack ", b"image ", b"disk ", b"boot ", b"agent ", b"qcow2 ", b"\n",
+    ];
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         let n = (len - out.len()).min(64 * 1024);
-        if next() % 10 < 4 {
-            out.resize(out.len() + n, 0);
-        } else {
-            out.extend((0..n).map(|_| next() as u8));
+        let end = out.len() + n;
+        match next() % 10 {
+            0..4 => out.resize(end, 0),
+            4..7 => {
+                while out.len() < end {
+                    let word = words[(next() % 8) as usize];
+                    out.extend_from_slice(&word[..word.len().min(end - out.len())]);
+                }
+            }
+            _ => out.extend((0..n).map(|_| next() as u8)),
         }
     }
     out
+}
+
+/// `qemu-img convert -O qcow2 ARGS raw out`.
+fn qemu_img_convert(raw: &Path, out: &Path, args: &[&str]) {
+    let mut all = vec!["convert", "-q", "-f", "raw", "-O", "qcow2"];
+    all.extend_from_slice(args);
+    all.extend([raw.to_str().unwrap(), out.to_str().unwrap()]);
+    qemu_img(&all);
+}
+
+/// Runs qemu-img (Debian package qemu-utils).
+fn qemu_img(args: &[&str]) {
+    let out = tool("qemu-img", args, None);
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a compressor CLI (`gzip`, `zstd`) on `input`, returns its output.
@@ -115,6 +145,12 @@ impl Fixture {
         fs::write(self.dir.path("www").join(name), &artifact).unwrap();
         artifact
     }
+    /// Converts disk.raw into the qcow2 image `name` with `qemu-img convert ARGS`, returns it.
+    fn add_qcow2(&self, name: &str, args: &[&str]) -> Vec<u8> {
+        let out = self.dir.path("www").join(name);
+        qemu_img_convert(&self.dir.path("www/disk.raw"), &out, args);
+        fs::read(out).unwrap()
+    }
 }
 
 async fn write(
@@ -152,18 +188,52 @@ async fn assert_written_identically(format: ImageFormat, compress_with: Option<(
         None => ("disk.raw", fx.image.clone()),
         Some((tool, args)) => ("disk.img.c", fx.add_compressed("disk.img.c", tool, args)),
     };
+    let image = fx.image.clone();
+    assert_artifact_written_identically(&fx.server, file, &artifact, format, &fx.device, &image)
+        .await;
+}
+
+/// Converts a fresh fixture's image with `qemu-img convert -O qcow2 ARGS`, writes it, checks
+/// the device holds the raw image (padded to whole sectors, as qemu-img sizes the virtual
+/// disk) followed by the untouched pattern.
+async fn assert_qcow2_written_identically(args: &[&str]) {
+    let fx = Fixture::new(IMAGE, DEVICE);
+    let artifact = fx.add_qcow2("disk.qcow2", args);
+    let mut image = fx.image.clone();
+    image.resize(IMAGE.next_multiple_of(512), 0);
+    assert_artifact_written_identically(
+        &fx.server,
+        "disk.qcow2",
+        &artifact,
+        ImageFormat::Qcow2,
+        &fx.device,
+        &image,
+    )
+    .await;
+}
+
+/// Writes `file` (`artifact`, of `format`) onto `device`; checks the device holds exactly
+/// `image` followed by the untouched pattern, and the progress reports.
+async fn assert_artifact_written_identically(
+    server: &HttpServer,
+    file: &str,
+    artifact: &[u8],
+    format: ImageFormat,
+    device: &LoopDevice,
+    image: &[u8],
+) {
     let phases = Arc::new(Mutex::new(Vec::new()));
     let seen = phases.clone();
     let client = image::default_client().unwrap();
     let source = ImageSource {
-        url: fx.server.url(file),
-        checksum: checksum_of(&artifact),
+        url: server.url(file),
+        checksum: checksum_of(artifact),
         format,
     };
     let report = write_image(
         &client,
         &source,
-        fx.device.path(),
+        device.path(),
         &WriteOptions {
             progress_interval: Duration::from_millis(5),
             ..WriteOptions::default()
@@ -172,26 +242,24 @@ async fn assert_written_identically(format: ImageFormat, compress_with: Option<(
     )
     .await
     .unwrap();
-    assert_eq!(report.image_size, IMAGE as u64);
+    let size = image.len();
+    assert_eq!(report.image_size, size as u64);
     assert_eq!(report.downloaded, artifact.len() as u64);
     assert!(report.direct_io, "a loop device takes O_DIRECT");
     assert_eq!(report.digest, source.checksum.to_string());
 
-    let on_disk = fx.device.read(DEVICE);
-    assert_eq!(
-        sha256(&on_disk[..IMAGE]),
-        sha256(&fx.image),
-        "image differs"
-    );
+    let device_size = fs::metadata(device.backing()).unwrap().len() as usize;
+    let on_disk = device.read(device_size);
+    assert_eq!(sha256(&on_disk[..size]), sha256(image), "image differs");
     assert!(
-        on_disk[IMAGE..] == pattern(DEVICE)[IMAGE..],
+        on_disk[size..] == pattern(device_size)[size..],
         "bytes past the image were touched"
     );
     let phases = phases.lock().unwrap();
     let n = phases.len();
     assert!(n >= 2);
     assert_eq!(phases[n - 2].0, Phase::Committing);
-    assert_eq!(phases[n - 1], (Phase::Done, IMAGE as u64));
+    assert_eq!(phases[n - 1], (Phase::Done, size as u64));
 }
 
 /// The first MiB of the device still holds the pattern.
@@ -384,4 +452,182 @@ async fn device_with_a_partition_table_is_refused_unless_allowed() {
     .unwrap();
     assert_eq!(report.image_size, IMAGE as u64);
     assert_eq!(sha256(&fx.device.read(IMAGE)), sha256(&fx.image));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_image_is_written_byte_identical() {
+    assert_qcow2_written_identically(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_version_2_image_is_written_byte_identical() {
+    assert_qcow2_written_identically(&["-o", "compat=0.10"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_qcow2_images_are_written_byte_identical() {
+    assert_qcow2_written_identically(&["-c"]).await;
+    assert_qcow2_written_identically(&["-c", "-o", "compression_type=zstd"]).await;
+    // 4 KiB clusters: an L2 table per 2 MiB, so the compressed data qemu-img puts before
+    // each new L2 table (in the cluster it was filling) comes several times.
+    assert_qcow2_written_identically(&["-c", "-o", "cluster_size=4096"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_with_subclusters_is_written_byte_identical() {
+    assert_qcow2_written_identically(&["-o", "extended_l2=on,cluster_size=16384"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_os_as_compressed_qcow2_is_written_byte_identical() {
+    require_root();
+    let dir = TempDir::new();
+    let raw = dir.path("test-os.raw");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/boot/test-os.sh");
+    let out = Command::new(&script).arg(&raw).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = fs::read(&raw).unwrap();
+    fs::create_dir(dir.path("www")).unwrap();
+    let qcow2 = dir.path("www/test-os.qcow2");
+    qemu_img_convert(&raw, &qcow2, &["-c"]);
+    let artifact = fs::read(&qcow2).unwrap();
+    assert!(
+        artifact.len() < image.len() / 2,
+        "qemu-img -c did not compress"
+    );
+    let server = HttpServer::serve(&dir.path("www"));
+    let device = LoopDevice::new(&dir.path("disk.loop"), image.len() + 8 * MIB);
+    assert_artifact_written_identically(
+        &server,
+        "test-os.qcow2",
+        &artifact,
+        ImageFormat::Qcow2,
+        &device,
+        &image,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_with_a_bad_checksum_never_writes_the_first_mib() {
+    let fx = Fixture::new(IMAGE, DEVICE);
+    fx.add_qcow2("disk.qcow2", &["-c"]);
+    assert_eq!(
+        refusal(
+            fx.server.url("disk.qcow2"),
+            checksum_of(b"some other image"),
+            ImageFormat::Qcow2,
+            &fx.device
+        )
+        .await,
+        "ChecksumMismatch"
+    );
+    // The rest of the disk was written as it streamed: only the head was held back.
+    assert!(fx.device.read(IMAGE)[MIB..] == fx.image[MIB..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_qcow2_is_refused_as_corrupt() {
+    let fx = Fixture::new(IMAGE, DEVICE);
+    let artifact = fx.add_qcow2("disk.qcow2", &[]);
+    let cut = &artifact[..artifact.len() * 2 / 3];
+    fs::write(fx.dir.path("www/cut.qcow2"), cut).unwrap();
+    // The checksum matches what is served: only the qcow2 reader can tell.
+    assert_eq!(
+        refusal(
+            fx.server.url("cut.qcow2"),
+            checksum_of(cut),
+            ImageFormat::Qcow2,
+            &fx.device
+        )
+        .await,
+        "DecompressFailed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_that_is_not_stand_alone_is_refused_before_writing() {
+    let fx = Fixture::new(IMAGE, DEVICE);
+    fx.add_qcow2("base.qcow2", &[]);
+    let www = fx.dir.path("www");
+    let (base, overlay, luks) = (
+        www.join("base.qcow2"),
+        www.join("overlay.qcow2"),
+        www.join("luks.qcow2"),
+    );
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        base.to_str().unwrap(),
+        overlay.to_str().unwrap(),
+    ]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "--object",
+        "secret,id=sec0,data=groundwork",
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10",
+        luks.to_str().unwrap(),
+        "8M",
+    ]);
+    for (file, what) in [
+        ("overlay.qcow2", "backing file"),
+        ("luks.qcow2", "encryption (LUKS)"),
+    ] {
+        let artifact = fs::read(www.join(file)).unwrap();
+        let err = write(
+            fx.server.url(file),
+            checksum_of(&artifact),
+            ImageFormat::Qcow2,
+            fx.device.path(),
+            &options(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.reason(), FailureReason::UnsupportedFormat, "{err}");
+        assert!(err.to_string().contains(what), "{err}");
+        assert!(
+            fx.device.read(DEVICE) == pattern(DEVICE),
+            "a refused image was written"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qcow2_larger_than_the_device_is_refused_before_writing() {
+    let fx = Fixture::new(MIB, DEVICE);
+    let big = fx.dir.path("www/big.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", big.to_str().unwrap(), "1G"]);
+    let artifact = fs::read(&big).unwrap();
+    let err = write(
+        fx.server.url("big.qcow2"),
+        checksum_of(&artifact),
+        ImageFormat::Qcow2,
+        fx.device.path(),
+        &options(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, WriteError::ImageTooLarge { device_size, image_size }
+            if device_size == DEVICE as u64 && image_size == 1 << 30),
+        "{err}"
+    );
+    assert!(
+        fx.device.read(DEVICE) == pattern(DEVICE),
+        "a refused device was written"
+    );
 }

@@ -157,7 +157,8 @@ pub struct Image {
     #[x_kube(validation = Rule::new("self.matches('^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$')").message("checksum must be sha256:<64 lowercase hex> or sha512:<128 lowercase hex>"))]
     #[schemars(length(max = 135))]
     pub checksum: String,
-    /// Format of the downloaded file.
+    /// Format of the downloaded file: `raw` (the default), `raw+zstd`, `raw+gzip`, or `qcow2`
+    /// (versions 2 and 3, compressed clusters included; no backing file, no encryption).
     #[serde(default)]
     pub format: ImageFormat,
 }
@@ -177,7 +178,7 @@ pub enum ImageFormat {
     /// A raw disk image compressed with gzip.
     #[serde(rename = "raw+gzip")]
     RawGzip,
-    /// A qcow2 image.
+    /// A qcow2 image, written as the raw disk it describes.
     #[serde(rename = "qcow2")]
     Qcow2,
 }

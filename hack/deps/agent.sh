@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Tools the agent's image-writer tests and benchmark use against real loop devices: sfdisk
-# (a partition table to refuse), zstd and gzip (compressed images), losetup. Installs only
-# what is missing.
+# (a partition table to refuse), zstd and gzip (compressed images), qemu-img (qcow2 images),
+# losetup. Installs only what is missing.
 set -euo pipefail
 need=()
 command -v sfdisk >/dev/null 2>&1 || [ -x /usr/sbin/sfdisk ] || need+=(fdisk)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 command -v gzip >/dev/null 2>&1 || need+=(gzip)
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
 command -v losetup >/dev/null 2>&1 || [ -x /usr/sbin/losetup ] || need+=(mount)
 if [ ${#need[@]} -eq 0 ]; then
   echo "agent deps: all present"

@@ -13,7 +13,7 @@ pub enum ImageFormat {
     RawGzip,
     /// A raw disk image compressed with zstd (one or more frames).
     RawZstd,
-    /// A qcow2 image: recognised, not supported by the streaming writer yet.
+    /// A qcow2 image (no backing file, not encrypted), converted to raw as it streams.
     Qcow2,
 }
 
@@ -31,14 +31,6 @@ impl ImageFormat {
     /// Whether the artifact is compressed (its size says nothing about the disk size).
     pub fn is_compressed(self) -> bool {
         matches!(self, ImageFormat::RawGzip | ImageFormat::RawZstd)
-    }
-
-    /// Fails for formats the streaming writer cannot handle yet.
-    pub fn ensure_supported(self) -> Result<(), UnsupportedFormat> {
-        match self {
-            ImageFormat::Qcow2 => Err(UnsupportedFormat(self)),
-            _ => Ok(()),
-        }
     }
 }
 
@@ -67,12 +59,8 @@ impl FromStr for ImageFormat {
     }
 }
 
-/// A known format the writer does not handle (yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("image format {0} is not supported by the streaming writer yet")]
-pub struct UnsupportedFormat(pub ImageFormat);
-
-/// Wraps the compressed input in a reader that yields raw disk bytes.
+/// Wraps the compressed input in a reader that yields raw disk bytes; qcow2 is no stream of
+/// disk bytes and has its own reader ([`super::qcow2`]).
 ///
 /// `input` should hand out large slices from `fill_buf` (the writer feeds it whole network
 /// chunks), so the raw path copies each byte once and the decoders read without extra buffering.
@@ -85,8 +73,8 @@ where
         ImageFormat::RawGzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(input))),
         ImageFormat::RawZstd => Ok(Box::new(zstd::stream::read::Decoder::with_buffer(input)?)),
         ImageFormat::Qcow2 => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            UnsupportedFormat(format),
+            std::io::ErrorKind::InvalidInput,
+            "qcow2 is not a stream of disk bytes",
         )),
     }
 }
@@ -117,10 +105,6 @@ mod tests {
         assert_eq!("raw+zstd".parse::<ImageFormat>(), Ok(ImageFormat::RawZstd));
         assert_eq!("qcow2".parse::<ImageFormat>(), Ok(ImageFormat::Qcow2));
         assert!("vmdk".parse::<ImageFormat>().is_err());
-        assert_eq!(
-            ImageFormat::Qcow2.ensure_supported(),
-            Err(UnsupportedFormat(ImageFormat::Qcow2))
-        );
         assert!(decoder(ImageFormat::Qcow2, &b""[..]).is_err());
     }
 

@@ -2,12 +2,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::buffer::DIRECT_IO_ALIGN;
 use super::error::WriteError;
-use super::holdback::Sink;
+use super::holdback::{Sink, write_zero_buffers};
 use crate::disks::sysfs_partitions;
 use crate::partition_table::{self, PROBE_BYTES};
 
@@ -27,7 +28,8 @@ pub enum DirectIo {
 ///
 /// Aligned, block-multiple pieces go through an O_DIRECT descriptor; anything unaligned (the
 /// tail of an image whose size is not a multiple of 4 KiB) through a buffered one. A block
-/// device is opened with O_EXCL, so a mounted or claimed disk is refused.
+/// device is opened with O_EXCL, so a mounted or claimed disk is refused. Zero ranges are
+/// left to the kernel (`fallocate(FALLOC_FL_ZERO_RANGE)`) where the target takes it.
 #[derive(Debug)]
 pub struct Device {
     path: PathBuf,
@@ -35,6 +37,7 @@ pub struct Device {
     direct: Option<File>,
     size: Option<u64>,
     is_block: bool,
+    zero_range: bool,
 }
 
 impl Device {
@@ -96,6 +99,7 @@ impl Device {
             direct,
             size,
             is_block,
+            zero_range: true,
         })
     }
 
@@ -173,6 +177,43 @@ impl Sink for Device {
             self.buffered.write_all_at(data, offset)?;
         }
         Ok(())
+    }
+
+    fn write_zeroes(&mut self, offset: u64, len: u64, zeros: &[u8]) -> io::Result<()> {
+        // Block devices take whole logical blocks (4 KiB covers 512-byte ones too); the
+        // unaligned edges are written.
+        let align = DIRECT_IO_ALIGN as u64;
+        let start = offset.next_multiple_of(align);
+        let end = (offset + len) / align * align;
+        if self.zero_range && end > start {
+            // A block device zeroes with WRITE ZEROES where the disk has it and with its own
+            // writes otherwise; either way the range reads as zeros. A file may grow.
+            let mode = libc::FALLOC_FL_ZERO_RANGE
+                | if self.is_block {
+                    libc::FALLOC_FL_KEEP_SIZE
+                } else {
+                    0
+                };
+            let (at, n) = (
+                libc::off_t::try_from(start).map_err(io::Error::other)?,
+                libc::off_t::try_from(end - start).map_err(io::Error::other)?,
+            );
+            // SAFETY: fallocate takes a descriptor open for the whole call and plain integers.
+            let rc = unsafe { libc::fallocate(self.buffered.as_raw_fd(), mode, at, n) };
+            if rc == 0 {
+                write_zero_buffers(self, offset, start - offset, zeros)?;
+                return write_zero_buffers(self, end, offset + len - end, zeros);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENODEV | libc::ENOSYS) => {
+                    tracing::info!(device = %self.path.display(), error = %e, "zeroing ranges is not supported, writing zeros");
+                    self.zero_range = false;
+                }
+                _ => return Err(e),
+            }
+        }
+        write_zero_buffers(self, offset, len, zeros)
     }
 
     fn sync(&mut self) -> io::Result<()> {

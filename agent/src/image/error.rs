@@ -13,11 +13,14 @@ pub enum WriteError {
     /// The checksum string could not be parsed.
     #[error("invalid checksum: {0}")]
     InvalidChecksum(#[from] ChecksumParseError),
-    /// A known format the writer does not handle yet (qcow2).
-    #[error("image format {format} is not supported by the streaming writer yet")]
+    /// The image uses a feature or layout of its format that the writer does not handle
+    /// (a qcow2 backing file, encryption, …).
+    #[error("unsupported {format} image: {detail}")]
     UnsupportedFormat {
         /// The format.
         format: ImageFormat,
+        /// What is not supported.
+        detail: String,
     },
     /// The server answered 404.
     #[error("image not found: {url} answered 404")]
@@ -76,7 +79,7 @@ pub enum WriteError {
         /// The I/O error.
         source: io::Error,
     },
-    /// The compressed stream is corrupt or truncated.
+    /// The compressed stream (or the qcow2 structure) is corrupt or truncated.
     #[error("decompressing the {format} image failed: {source}")]
     DecompressFailed {
         /// The format being decoded.
@@ -131,6 +134,7 @@ mod tests {
             WriteError::InvalidChecksum(ChecksumParseError::InvalidHex),
             WriteError::UnsupportedFormat {
                 format: ImageFormat::Qcow2,
+                detail: "x".into(),
             },
             WriteError::ImageNotFound { url: "u".into() },
             WriteError::DownloadFailed {

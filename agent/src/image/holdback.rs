@@ -1,6 +1,7 @@
 //! Holding back the start of the image until the artifact's checksum has verified.
 //!
-//! Everything past the first [`HOLDBACK_BYTES`] goes to the device as it streams in; the first
+//! Everything past the first [`HOLDBACK_BYTES`] goes to the device as it comes in (in order
+//! for raw images, anywhere for qcow2); the first
 //! MiB (partition table, boot loader, GPT header) stays in memory and is written only by
 //! [`Holdback::commit`], which the writer calls after the download completed and the checksum
 //! matched. A bad, truncated or oversized image therefore never leaves a new partition table on
@@ -19,7 +20,31 @@ pub trait Sink {
     fn write_at(&mut self, data: &[u8], offset: u64) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// Makes `len` bytes at `offset` read as zeros, by default by writing `zeros` (a zeroed
+    /// buffer) over them.
+    fn write_zeroes(&mut self, offset: u64, len: u64, zeros: &[u8]) -> io::Result<()> {
+        write_zero_buffers(self, offset, len, zeros)
+    }
 }
+
+/// Writes `len` zero bytes at `offset`, `zeros.len()` at a time.
+pub fn write_zero_buffers<S: Sink + ?Sized>(
+    sink: &mut S,
+    offset: u64,
+    len: u64,
+    zeros: &[u8],
+) -> io::Result<()> {
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64);
+        sink.write_at(&zeros[..n as usize], offset + done)?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Size of the zero buffer for [`Sink::write_zeroes`] (allocated when first needed).
+const ZEROS: usize = 1 << 20;
 
 /// Why a push or commit failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +70,16 @@ pub enum HoldbackError {
     Sync(io::Error),
 }
 
-/// A stream of image bytes written at increasing offsets, first MiB held back.
+/// Image bytes on their way to a sink, first MiB held back.
 pub struct Holdback<S: Sink> {
     sink: S,
     head: AlignedBuf,
     head_len: usize,
+    /// End of the furthest byte received.
     received: u64,
     written: u64,
     limit: Option<u64>,
+    zeros: Option<AlignedBuf>,
 }
 
 impl<S: Sink> Holdback<S> {
@@ -70,6 +97,7 @@ impl<S: Sink> Holdback<S> {
             received: 0,
             written: 0,
             limit,
+            zeros: None,
         }
     }
 
@@ -78,42 +106,72 @@ impl<S: Sink> Holdback<S> {
     /// For direct I/O, pass buffers whose start is aligned and whose length is a multiple of
     /// the block size, except for the last one.
     pub fn push(&mut self, data: &[u8]) -> Result<(), HoldbackError> {
-        let end = self.received + data.len() as u64;
-        if let Some(limit) = self.limit
-            && end > limit
-        {
-            return Err(HoldbackError::TooLarge {
-                limit,
-                at_least: end,
-            });
-        }
-        let mut rest = data;
-        let mut offset = self.received;
-        let head_cap = self.head.capacity() as u64;
-        if offset < head_cap {
-            let n = (head_cap - offset).min(data.len() as u64) as usize;
-            let at = offset as usize;
-            self.head.as_mut_slice()[at..at + n].copy_from_slice(&data[..n]);
-            self.head_len = at + n;
-            rest = &data[n..];
-            offset += n as u64;
-        }
+        self.write_at(self.received, data)
+    }
+
+    /// Writes image bytes at `offset`; the part in the first MiB is held back.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), HoldbackError> {
+        let (held, offset) = self.hold(offset, data.len() as u64)?;
+        self.head.as_mut_slice()[held.clone()].copy_from_slice(&data[..held.len()]);
+        let rest = &data[held.len()..];
         if !rest.is_empty() {
             self.sink
                 .write_at(rest, offset)
                 .map_err(|source| HoldbackError::Write { offset, source })?;
             self.written += rest.len() as u64;
         }
-        self.received = end;
         Ok(())
     }
 
-    /// Image bytes pushed so far.
+    /// Makes `len` image bytes at `offset` zeros; the part in the first MiB is held back.
+    pub fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), HoldbackError> {
+        let (held, offset) = self.hold(offset, len)?;
+        self.head.as_mut_slice()[held.clone()].fill(0);
+        let rest = len - held.len() as u64;
+        if rest > 0 {
+            let zeros = self.zeros.get_or_insert_with(|| AlignedBuf::new(ZEROS));
+            self.sink
+                .write_zeroes(offset, rest, zeros.as_slice())
+                .map_err(|source| HoldbackError::Write { offset, source })?;
+            self.written += rest;
+        }
+        Ok(())
+    }
+
+    /// Checks `[offset, offset + len)` against the limit and accounts for it; returns the part
+    /// of the head it covers and where the rest starts.
+    fn hold(
+        &mut self,
+        offset: u64,
+        len: u64,
+    ) -> Result<(std::ops::Range<usize>, u64), HoldbackError> {
+        let end = offset + len;
+        if let Some(limit) = self.limit
+            && end > limit
+        {
+            return Err(HoldbackError::TooLarge {
+                limit,
+                at_least: end.max(self.received),
+            });
+        }
+        let head_cap = self.head.capacity() as u64;
+        let held = if offset < head_cap {
+            offset as usize..end.min(head_cap) as usize
+        } else {
+            0..0
+        };
+        self.head_len = self.head_len.max(held.end);
+        self.received = self.received.max(end);
+        let rest_at = offset + held.len() as u64;
+        Ok((held, rest_at))
+    }
+
+    /// End of the furthest image byte received: the image size once all of it is in.
     pub fn received(&self) -> u64 {
         self.received
     }
 
-    /// Bytes already on the sink (everything pushed except the held-back head).
+    /// Bytes already on the sink (everything received except the held-back head).
     pub fn written(&self) -> u64 {
         self.written
     }
@@ -299,6 +357,44 @@ mod tests {
                 offset: MIB as u64,
                 len: 4096
             }]
+        );
+    }
+
+    #[test]
+    fn writes_anywhere_and_zeroes_are_held_back_in_the_head_too() {
+        let img = image(3 * MIB);
+        let sink = MemSink::new(4 * MIB);
+        let before = sink.data.clone();
+        let mut hb = Holdback::new(sink, Some(4 * MIB as u64));
+        // Out of order, as a qcow2 image comes: the end, the start, zeros over a range
+        // across the head's end, then the rest.
+        hb.write_at(2 * MIB as u64, &img[2 * MIB..]).unwrap();
+        hb.write_at(0, &img[..MIB]).unwrap();
+        hb.write_zeroes(MIB as u64 - 4096, 8192).unwrap();
+        hb.write_at(MIB as u64 + 4096, &img[MIB + 4096..2 * MIB])
+            .unwrap();
+        assert_eq!(hb.received(), 3 * MIB as u64);
+        assert_eq!(hb.written(), 2 * MIB as u64);
+        assert_eq!(hb.held_back(), MIB);
+        assert_eq!(hb.sink.data[..MIB], before[..MIB], "head written early");
+        assert!(hb.sink.data[MIB..MIB + 4096].iter().all(|b| *b == 0));
+
+        let (sink, size) = hb.commit().unwrap();
+        assert_eq!(size, 3 * MIB as u64);
+        let mut expected = img.clone();
+        expected[MIB - 4096..MIB + 4096].fill(0);
+        assert!(sink.data[..3 * MIB] == expected[..]);
+        assert_eq!(sink.data[3 * MIB..], before[3 * MIB..]);
+    }
+
+    #[test]
+    fn zeroes_past_the_limit_are_refused() {
+        let sink = MemSink::new(4 * MIB);
+        let mut hb = Holdback::new(sink, Some(2 * MIB as u64));
+        hb.write_zeroes(0, 2 * MIB as u64).unwrap();
+        let err = hb.write_zeroes(2 * MIB as u64 - 1, 2).unwrap_err();
+        assert!(
+            matches!(err, HoldbackError::TooLarge { limit, at_least } if limit == 2 * MIB as u64 && at_least == 2 * MIB as u64 + 1)
         );
     }
 }

@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod fetch;
 pub mod holdback;
+pub mod qcow2;
 pub mod write;
 
 pub use buffer::{AlignedBuf, DIRECT_IO_ALIGN};

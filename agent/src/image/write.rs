@@ -5,8 +5,11 @@
 //!
 //! ```text
 //! download (async) ──chunks──┬─> hash (thread): digest of the artifact as downloaded
-//!                            └─> decompress (thread) ──4 MiB aligned buffers──> write (thread)
+//!                            └─> decode (thread) ──4 MiB aligned buffers──> write (thread)
 //! ```
+//!
+//! The decode stage decompresses a raw image into buffers of consecutive bytes, or turns a
+//! qcow2 image into buffers and zero ranges at their guest offsets ([`super::qcow2`]).
 //!
 //! The write stage holds back the first MiB ([`super::holdback`]). Only when the download
 //! completed, the digest matched and every other byte is on the device does the coordinator
@@ -31,6 +34,7 @@ use super::device::{Device, DirectIo};
 use super::error::WriteError;
 use super::fetch;
 use super::holdback::{Holdback, HoldbackError};
+use super::qcow2;
 
 /// Network chunks queued towards each of the hash and decompress stages.
 const CHUNK_QUEUE: usize = 256;
@@ -135,10 +139,6 @@ where
     P: Fn(&Progress) + Send + Sync + 'static,
 {
     let started = Instant::now();
-    source
-        .format
-        .ensure_supported()
-        .map_err(|e| WriteError::UnsupportedFormat { format: e.0 })?;
     if options.buffer_size == 0 || !options.buffer_size.is_multiple_of(4096) {
         return Err(WriteError::Internal(format!(
             "buffer size {} is not a positive multiple of 4096",
@@ -211,7 +211,7 @@ where
 
     let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNK_QUEUE);
     let (decode_tx, decode_rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNK_QUEUE);
-    let (filled_tx, filled_rx) = std::sync::mpsc::sync_channel::<Filled>(options.queue_depth);
+    let (filled_tx, filled_rx) = std::sync::mpsc::sync_channel::<Piece>(options.queue_depth);
     let (pool_tx, pool_rx) = std::sync::mpsc::channel::<AlignedBuf>();
 
     let algorithm = source.checksum.algorithm();
@@ -230,7 +230,11 @@ where
     };
     let format = source.format;
     let decoder = tokio::task::spawn_blocking(move || {
-        decompress_stage(format, ChunkReader::new(decode_rx), filled_tx, pool)
+        let input = ChunkReader::new(decode_rx);
+        match format {
+            ImageFormat::Qcow2 => qcow2_stage(input, filled_tx, pool, limit),
+            _ => decompress_stage(format, input, filled_tx, pool),
+        }
     });
     let writer = {
         let counters = counters.clone();
@@ -269,6 +273,21 @@ where
     };
     let decode_error = |e: StageStop| match e {
         StageStop::Io(source) => WriteError::DecompressFailed { format, source },
+        StageStop::Qcow2(qcow2::Error::Unsupported(detail)) => {
+            WriteError::UnsupportedFormat { format, detail }
+        }
+        StageStop::Qcow2(e @ qcow2::Error::OutOfOrder(_)) => WriteError::UnsupportedFormat {
+            format,
+            detail: e.to_string(),
+        },
+        StageStop::Qcow2(qcow2::Error::TooLarge { size, limit }) => WriteError::ImageTooLarge {
+            device_size: limit,
+            image_size: size,
+        },
+        StageStop::Qcow2(e) => WriteError::DecompressFailed {
+            format,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        },
         StageStop::Cancelled => {
             WriteError::Internal("the write stage stopped without an error".into())
         }
@@ -395,16 +414,24 @@ async fn download_stage(
     }
 }
 
-/// A buffer handed from the decompress stage to the write stage.
-struct Filled {
-    buf: AlignedBuf,
-    len: usize,
+/// What the decode stage hands to the write stage.
+enum Piece {
+    /// The first `len` bytes of `buf`, for image offset `offset`.
+    Data {
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    },
+    /// `len` zero bytes at image offset `offset`.
+    Zeroes { offset: u64, len: u64 },
 }
 
-/// Why the decompress stage stopped early.
+/// Why the decode stage stopped early.
 enum StageStop {
     /// The decoder failed (corrupt or truncated stream).
     Io(std::io::Error),
+    /// The qcow2 reader refused the image.
+    Qcow2(qcow2::Error),
     /// The write stage is gone (it failed; its error is the one to report).
     Cancelled,
 }
@@ -436,7 +463,7 @@ impl BufferPool {
 fn decompress_stage(
     format: ImageFormat,
     input: ChunkReader,
-    output: SyncSender<Filled>,
+    output: SyncSender<Piece>,
     mut pool: BufferPool,
 ) -> Result<u64, StageStop> {
     let mut decoder = decompress::decoder(format, input).map_err(StageStop::Io)?;
@@ -457,29 +484,139 @@ fn decompress_stage(
         if len == 0 {
             return Ok(total);
         }
-        total += len as u64;
         output
-            .send(Filled { buf, len })
+            .send(Piece::Data {
+                buf,
+                len,
+                offset: total,
+            })
             .map_err(|_| StageStop::Cancelled)?;
+        total += len as u64;
         if len < capacity {
             return Ok(total);
         }
     }
 }
 
+fn qcow2_stage(
+    input: ChunkReader,
+    output: SyncSender<Piece>,
+    pool: BufferPool,
+    limit: Option<u64>,
+) -> Result<u64, StageStop> {
+    let mut pieces = Pieces {
+        output,
+        pool,
+        data: None,
+        zeroes: None,
+    };
+    let stop = |e: qcow2::Error| match e {
+        qcow2::Error::OutputClosed => StageStop::Cancelled,
+        e => StageStop::Qcow2(e),
+    };
+    let size = qcow2::convert(input, &mut pieces, limit, qcow2::Limits::default()).map_err(stop)?;
+    pieces.flush().map_err(stop)?;
+    Ok(size)
+}
+
+/// Gathers the qcow2 reader's output into write-sized pieces: adjacent data into one buffer,
+/// adjacent zero ranges into one range.
+struct Pieces {
+    output: SyncSender<Piece>,
+    pool: BufferPool,
+    /// Data being gathered: buffer, bytes in it, image offset of its start.
+    data: Option<(AlignedBuf, usize, u64)>,
+    /// A zero range being gathered: offset, length.
+    zeroes: Option<(u64, u64)>,
+}
+
+impl Pieces {
+    fn send(&self, piece: Piece) -> Result<(), qcow2::Error> {
+        self.output
+            .send(piece)
+            .map_err(|_| qcow2::Error::OutputClosed)
+    }
+
+    fn flush_data(&mut self) -> Result<(), qcow2::Error> {
+        match self.data.take() {
+            Some((buf, len, offset)) => self.send(Piece::Data { buf, len, offset }),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), qcow2::Error> {
+        self.flush_data()?;
+        match self.zeroes.take() {
+            Some((offset, len)) => self.send(Piece::Zeroes { offset, len }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl qcow2::Output for Pieces {
+    fn data(&mut self, offset: u64, mut data: &[u8]) -> Result<(), qcow2::Error> {
+        let mut offset = offset;
+        while !data.is_empty() {
+            let (buf, len, start) = match self.data.take() {
+                Some((buf, len, start)) if start + len as u64 == offset && len < buf.capacity() => {
+                    (buf, len, start)
+                }
+                other => {
+                    if let Some((buf, len, start)) = other {
+                        self.send(Piece::Data {
+                            buf,
+                            len,
+                            offset: start,
+                        })?;
+                    }
+                    let buf = self.pool.take().ok_or(qcow2::Error::OutputClosed)?;
+                    (buf, 0, offset)
+                }
+            };
+            let mut buf = buf;
+            let n = (buf.capacity() - len).min(data.len());
+            buf.as_mut_slice()[len..len + n].copy_from_slice(&data[..n]);
+            self.data = Some((buf, len + n, start));
+            data = &data[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    fn zeroes(&mut self, offset: u64, len: u64) -> Result<(), qcow2::Error> {
+        match &mut self.zeroes {
+            Some((start, n)) if *start + *n == offset => *n += len,
+            _ => {
+                if let Some((start, n)) = self.zeroes.replace((offset, len)) {
+                    self.send(Piece::Zeroes {
+                        offset: start,
+                        len: n,
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn write_stage(
     mut holdback: Holdback<Device>,
-    input: Receiver<Filled>,
+    input: Receiver<Piece>,
     pool: Sender<AlignedBuf>,
     counters: &Counters,
 ) -> Result<Holdback<Device>, HoldbackError> {
-    for Filled { buf, len } in input {
-        holdback.push(&buf.as_slice()[..len])?;
+    for piece in input {
+        match piece {
+            Piece::Data { buf, len, offset } => {
+                holdback.write_at(offset, &buf.as_slice()[..len])?;
+                // The decode stage may have finished; then the buffer is simply freed.
+                let _ = pool.send(buf);
+            }
+            Piece::Zeroes { offset, len } => holdback.write_zeroes(offset, len)?,
+        }
         counters
             .written
             .store(holdback.written(), Ordering::Relaxed);
-        // The decompress stage may have finished; then the buffer is simply freed.
-        let _ = pool.send(buf);
     }
     Ok(holdback)
 }

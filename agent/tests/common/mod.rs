@@ -61,6 +61,7 @@ impl Drop for TempDir {
 pub struct LoopDevice {
     /// `/dev/loopN`.
     pub name: String,
+    backing: PathBuf,
 }
 
 /// `losetup -f` picks and claims in two steps; parallel tests take turns.
@@ -86,10 +87,17 @@ impl LoopDevice {
             name.starts_with("/dev/loop"),
             "unexpected losetup output {name:?}"
         );
-        Self { name }
+        Self {
+            name,
+            backing: backing.to_path_buf(),
+        }
     }
     pub fn path(&self) -> &Path {
         Path::new(&self.name)
+    }
+    /// The file behind the device.
+    pub fn backing(&self) -> &Path {
+        &self.backing
     }
     pub fn read(&self, len: usize) -> Vec<u8> {
         let mut buf = vec![0u8; len];
