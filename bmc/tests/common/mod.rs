@@ -353,9 +353,28 @@ impl Sushy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The emulator's log, without the ANSI colour werkzeug (the HTTP server under
+    /// sushy-tools) puts around request lines whatever its output is.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()
+        let raw = std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default();
+        strip_ansi(&raw)
     }
+}
+
+/// `text` without ANSI SGR sequences (`ESC [ … m`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 2..];
+        match rest.find('m') {
+            Some(end) => rest = &rest[end + 1..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A bcrypt hash with few rounds (sushy-tools checks it on every request).
