@@ -4,17 +4,14 @@
 pub mod agent_api;
 pub mod apply;
 pub mod bmc_pool;
-pub mod conditions;
 pub mod config;
 pub mod context;
-pub mod events;
 pub mod http;
 pub mod invalid;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
 pub mod netboot;
-pub mod patch;
 pub mod rack;
 pub mod reconcile;
 pub mod run;
