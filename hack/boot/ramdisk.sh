@@ -6,49 +6,46 @@
 # modules), hack/boot/init.sh as /init and a udhcpc script.
 # The agent: GROUNDWORK_AGENT_BIN=<path> takes an already-built static binary; otherwise it is
 # built here (static glibc: -C target-feature=+crt-static, LABS.md section 8) into
-# ${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}/x86_64-unknown-linux-gnu/release/.
+# $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/ (hack/lib.sh's default: under the cache).
 # Builds are cached under ${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk/<key>/, keyed by
 # this script, init.sh, the kernel, busybox and the agent binary's sha256, so a rebuild is a
 # hardlink; flock serialises concurrent builders.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-[[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+[[ $# -eq 1 ]] || gw_usage
 out="$1"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+here="$GW_ROOT/hack/boot"
 
 # insmod order: dependencies first (there is no depmod/modprobe in the ramdisk).
 modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
   failover net_failover virtio_net virtio_blk)
 
 kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-[[ -n "$kernel" ]] || { echo "ramdisk: no /boot/vmlinuz-* (run hack/deps/boot.sh)" >&2; exit 1; }
+[[ -n "$kernel" ]] || gw_die "no /boot/vmlinuz-* (run hack/deps/boot.sh)"
 kver="${kernel#/boot/vmlinuz-}"
 # busybox-static's: the ramdisk has no libc (a dynamic busybox would not start).
 busybox=/bin/busybox
 if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
-  echo "ramdisk: no static $busybox (run hack/deps/boot.sh)" >&2
-  exit 1
+  gw_die "no static $busybox (run hack/deps/boot.sh)"
 fi
 bbver="$("$busybox" 2>&1 | head -n 1 || true)"
 
 # The agent: static (the ramdisk has no libc), checked with file(1).
 agent="${GROUNDWORK_AGENT_BIN:-}"
 if [[ -z "$agent" ]]; then
-  repo="$(cd "$here/../.." && pwd)"
-  target_dir="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
-  echo "ramdisk: building the static agent (cargo, $target_dir)" >&2
+  gw_log "building the static agent (cargo, $CARGO_TARGET_DIR)"
   # A RUSTFLAGS build with an explicit --target lands in its own subdirectory, so it does not
   # invalidate the host build's artifacts. cargo's output goes to stderr: stdout lists files.
-  (cd "$repo" && CARGO_TARGET_DIR="$target_dir" CARGO_INCREMENTAL=0 \
-    RUSTFLAGS="-C target-feature=+crt-static" \
+  (cd "$GW_ROOT" && CARGO_INCREMENTAL=0 RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release -q -p agent --bin groundwork-agent \
     --target x86_64-unknown-linux-gnu) >&2
-  agent="$target_dir/x86_64-unknown-linux-gnu/release/groundwork-agent"
+  agent="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/groundwork-agent"
 fi
-[[ -x "$agent" ]] || { echo "ramdisk: no agent binary at $agent" >&2; exit 1; }
+[[ -x "$agent" ]] || gw_die "no agent binary at $agent"
 case "$(file -bL "$agent")" in
   *"statically linked"* | *static-pie*) ;;
-  *) echo "ramdisk: $agent is not statically linked: $(file -bL "$agent")" >&2; exit 1 ;;
+  *) gw_die "$agent is not statically linked: $(file -bL "$agent")" ;;
 esac
 agentsum="$(sha256sum <"$agent" | cut -c1-64)"
 
@@ -61,7 +58,7 @@ key="$({
   echo "$bbver"
   echo "agent $agentsum"
 } | sha256sum | cut -c1-64)"
-cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/ramdisk"
+cache="$GW_CACHE/ramdisk"
 dir="$cache/$key"
 mkdir -p "$cache"
 
@@ -84,7 +81,7 @@ build() {
   chmod 0755 "$root/bin/groundwork-agent"
   for m in "${modules[@]}"; do
     src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
-    [[ -n "$src" ]] || { echo "ramdisk: module $m not found for $kver" >&2; return 1; }
+    [[ -n "$src" ]] || { gw_log "module $m not found for $kver"; return 1; }
     # busybox insmod can't read compressed modules.
     case "$src" in
       *.xz) xz -dc "$src" ;;

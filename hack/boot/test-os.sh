@@ -14,10 +14,11 @@
 # Cached under ${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/test-os/<key>/, keyed by both
 # scripts, the kernel, busybox, the EFI stub and syslinux; flock serialises builders.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-[[ $# -eq 1 ]] || { echo "usage: $0 OUTFILE" >&2; exit 2; }
+[[ $# -eq 1 ]] || gw_usage
 out="$1"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+here="$GW_ROOT/hack/boot"
 
 # insmod order: dependencies first (no depmod/modprobe). virtio as in ramdisk.sh, then vfat for
 # the config drive: Debian's vfat needs fat, and the default codepage (437) and iocharset
@@ -31,19 +32,17 @@ stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 gptmbr=/usr/lib/SYSLINUX/gptmbr.bin
 
 kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-[[ -n "$kernel" ]] || { echo "test-os: no /boot/vmlinuz-* (run hack/deps/boot.sh)" >&2; exit 1; }
+[[ -n "$kernel" ]] || gw_die "no /boot/vmlinuz-* (run hack/deps/boot.sh)"
 kver="${kernel#/boot/vmlinuz-}"
 busybox=/bin/busybox
 if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
-  echo "test-os: no static $busybox (run hack/deps/boot.sh)" >&2
-  exit 1
+  gw_die "no static $busybox (run hack/deps/boot.sh)"
 fi
 for f in "$stub" "$gptmbr"; do
-  [[ -f "$f" ]] || { echo "test-os: no $f (run hack/deps/boot.sh)" >&2; exit 1; }
+  [[ -f "$f" ]] || gw_die "no $f (run hack/deps/boot.sh)"
 done
 for c in syslinux mcopy mmd mkfs.vfat sfdisk objcopy objdump zstd cpio; do
-  command -v "$c" >/dev/null 2>&1 || [[ -x "/usr/sbin/$c" ]] ||
-    { echo "test-os: no $c (run hack/deps/boot.sh)" >&2; exit 1; }
+  gw_have "$c" || gw_die "no $c (run hack/deps/boot.sh)"
 done
 export PATH="$PATH:/usr/sbin:/sbin"
 bbver="$("$busybox" 2>&1 | head -n 1 || true)"
@@ -57,7 +56,7 @@ key="$({
   sha256sum <"$gptmbr"
   syslinux --version 2>&1 | head -n 1
 } | sha256sum | cut -c1-64)"
-cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/test-os"
+cache="$GW_CACHE/test-os"
 dir="$cache/$key"
 mkdir -p "$cache"
 
@@ -74,7 +73,7 @@ initramfs() { # DIR -> DIR/initrd.img
   ln -sf busybox "$root/bin/sh"
   for m in "${modules[@]}"; do
     src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
-    [[ -n "$src" ]] || { echo "test-os: module $m not found for $kver" >&2; return 1; }
+    [[ -n "$src" ]] || { gw_log "module $m not found for $kver"; return 1; }
     case "$src" in
       *.xz) xz -dc "$src" ;;
       *.zst) zstd -qdc "$src" ;;
