@@ -125,6 +125,94 @@ gw_go() {
   export GOTOOLCHAIN=local
 }
 
+# --- guest images (netboot ramdisk, test OS, bare installer): Debian's kernel + busybox ---------
+
+# The virtio drivers a QEMU guest's NIC and disk need, in insmod order (dependencies first:
+# busybox has no depmod/modprobe). Debian builds them as modules.
+GW_VIRTIO_MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+  failover net_failover virtio_net virtio_blk)
+
+# What the guest images are made of: the newest kernel in /boot and busybox-static (a guest has
+# no libc). Sets GW_KERNEL, GW_KVER, GW_BUSYBOX and GW_BBVER (the last three for cache keys).
+gw_guest_inputs() {
+  GW_KERNEL="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
+  [[ -n "$GW_KERNEL" ]] || gw_die "no /boot/vmlinuz-* (run hack/deps/boot.sh)"
+  GW_KVER="${GW_KERNEL#/boot/vmlinuz-}"
+  GW_BUSYBOX=/bin/busybox
+  if [[ ! -x "$GW_BUSYBOX" ]] || ldd "$GW_BUSYBOX" >/dev/null 2>&1; then
+    gw_die "no static $GW_BUSYBOX (run hack/deps/boot.sh)"
+  fi
+  GW_BBVER="$("$GW_BUSYBOX" 2>&1 | head -n 1 || true)"
+}
+
+# Fills ROOT with a busybox root file system for GW_KVER (gw_guest_inputs): every applet linked
+# (/init or a debugging shell never misses one), /bin/sh for /init's #!/bin/sh, INIT as /init, and
+# the kernel modules MODULE... decompressed (busybox insmod reads no compressed ones) with their
+# names, in insmod order, in /etc/modules.
+gw_busybox_root() {
+  local root="$1" init="$2" m src
+  shift 2
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
+  cp "$GW_BUSYBOX" "$root/bin/busybox"
+  "$GW_BUSYBOX" --list | while read -r m; do
+    [[ "$m" == busybox ]] || ln -sf busybox "$root/bin/$m"
+  done
+  ln -sf busybox "$root/bin/sh"
+  for m in "$@"; do
+    src="$(find "/lib/modules/$GW_KVER/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
+    [[ -n "$src" ]] || gw_die "module $m not found for $GW_KVER"
+    case "$src" in
+      *.xz) xz -dc "$src" ;;
+      *.zst) zstd -qdc "$src" ;;
+      *.gz) gzip -dc "$src" ;;
+      *) cat "$src" ;;
+    esac >"$root/lib/modules/$m.ko"
+    echo "$m" >>"$root/etc/modules"
+  done
+  install -m 0755 "$init" "$root/init"
+}
+
+# Packs ROOT into the gzipped newc cpio OUT, then removes ROOT. Sorted names, root-owned, fixed
+# mtimes, device-independent: the same inputs give the same bytes.
+gw_cpio() {
+  local root="$1" out="$2"
+  find "$root" -mindepth 1 -exec touch -h -d @0 {} +
+  (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+    cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$out"
+  rm -rf "$root"
+}
+
+# A cache entry built once: unless $GW_CACHE/NAME/KEY holds MARKER, runs `BUILD DIR` on a fresh
+# directory that then becomes the entry at once (an entry is always complete; a failed build
+# leaves nothing). Concurrent builders wait on one lock. Sets GW_CACHED to the entry.
+# (Not inside $(...): bash turns set -e off there, and a failing BUILD step must stop it.)
+gw_cached() {
+  local cache="$GW_CACHE/$1" key="$2" marker="$3" build="$4" lock prev
+  GW_CACHED="$cache/$key"
+  mkdir -p "$cache"
+  exec {lock}>"$cache/.lock"
+  flock "$lock"
+  if [[ ! -e "$GW_CACHED/$marker" ]]; then
+    GW_BUILD_DIR="$(mktemp -d "$cache/.build.XXXXXX")"
+    prev="$(trap -p EXIT)"
+    trap 'rm -rf "$GW_BUILD_DIR"' EXIT
+    "$build" "$GW_BUILD_DIR"
+    chmod 0755 "$GW_BUILD_DIR"
+    mv -T "$GW_BUILD_DIR" "$GW_CACHED"
+    eval "${prev:-trap - EXIT}"
+  fi
+  exec {lock}>&-
+}
+
+# Puts FILE at DEST: a hardlink when on the same file system (instant), a copy otherwise; renamed
+# into place, so an existing DEST (maybe a hardlink into the cache) is replaced, never written into.
+gw_place() {
+  local file="$1" dest="$2"
+  [[ ! "$dest" -ef "$file" ]] || return 0
+  ln -f "$file" "$dest.$$" 2>/dev/null || cp "$file" "$dest.$$"
+  mv -f "$dest.$$" "$dest"
+}
+
 # The virtual environment that holds sushy-tools, pyghmi and bcrypt (Debian's python3 refuses
 # global pip installs). Created by hack/deps/base.sh; its python3 comes first on PATH.
 gw_python() {

@@ -77,52 +77,19 @@ export PATH="$PATH:/usr/sbin:/sbin"
 check_prereqs
 
 # --- the bare installer initrd (cached) -------------------------------------------------------
-# Same kernel, busybox-static and module list (in insmod order) as hack/boot/ramdisk.sh, without
-# the agent and CA bundle; ramdisk.sh is not reused, since factoring it would change its cache key.
-modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
-  failover net_failover virtio_net virtio_blk)
-build_initrd() { # -> prints the cache directory holding vmlinuz and initrd.img
-  local kernel kver busybox=/bin/busybox bbver key cache dir tmp root m src
-  kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-  [[ -n "$kernel" ]] || gw_die "no /boot/vmlinuz-* (run hack/deps/boot.sh)"
-  kver="${kernel#/boot/vmlinuz-}"
-  if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
-    gw_die "no static $busybox (run hack/deps/boot.sh)"
-  fi
-  bbver="$("$busybox" 2>&1 | head -n 1 || true)"
-  key="$({
-    cat "$GW_ROOT/hack/boot/bare-installer-init.sh" "$GW_ROOT/hack/bench/bare-cycle.sh"
-    echo "$kver"
-    sha256sum <"$kernel"
-    echo "$bbver"
-  } | sha256sum | cut -c1-64)"
-  cache="$GW_CACHE/bare-installer"
-  dir="$cache/$key"
-  mkdir -p "$cache"
-  exec 8>"$cache/.lock"
-  flock 8
-  if [[ ! -f "$dir/initrd.img" || ! -f "$dir/vmlinuz" ]]; then
-    tmp="$(mktemp -d "$cache/.build.XXXXXX")"
-    root="$tmp/root"
-    mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
-    cp "$busybox" "$root/bin/busybox"
-    "$busybox" --list | while read -r m; do
-      [[ "$m" == busybox ]] || ln -sf busybox "$root/bin/$m"
-    done
-    ln -sf busybox "$root/bin/sh"
-    for m in "${modules[@]}"; do
-      src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
-      [[ -n "$src" ]] || { rm -rf "$tmp"; gw_die "module $m not found for $kver"; }
-      case "$src" in
-        *.xz) xz -dc "$src" ;;
-        *.zst) zstd -qdc "$src" ;;
-        *.gz) gzip -dc "$src" ;;
-        *) cat "$src" ;;
-      esac >"$root/lib/modules/$m.ko"
-      echo "$m" >>"$root/etc/modules"
-    done
-    install -m 0755 "$GW_ROOT/hack/boot/bare-installer-init.sh" "$root/init"
-    cat >"$root/etc/udhcpc.script" <<'EOF'
+# The same kernel, busybox-static and virtio modules as hack/boot/ramdisk.sh (hack/lib.sh's
+# guest image helpers), without the agent and CA bundle.
+gw_guest_inputs
+key="$({
+  cat "$GW_ROOT/hack/boot/bare-installer-init.sh" "$GW_ROOT/hack/bench/bare-cycle.sh" "$GW_ROOT/hack/lib.sh"
+  echo "$GW_KVER"
+  sha256sum <"$GW_KERNEL"
+  echo "$GW_BBVER"
+} | sha256sum | cut -c1-64)"
+build_initrd() { # DIR -> DIR/vmlinuz, DIR/initrd.img
+  local root="$1/root"
+  gw_busybox_root "$root" "$GW_ROOT/hack/boot/bare-installer-init.sh" "${GW_VIRTIO_MODULES[@]}"
+  cat >"$root/etc/udhcpc.script" <<'EOF'
 #!/bin/sh
 case "$1" in
   deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
@@ -134,20 +101,12 @@ case "$1" in
 esac
 exit 0
 EOF
-    chmod 0755 "$root/etc/udhcpc.script"
-    cp "$kernel" "$tmp/vmlinuz"
-    find "$root" -mindepth 1 -exec touch -h -d @0 {} +
-    (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-      cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$tmp/initrd.img"
-    rm -rf "$root"
-    chmod 0755 "$tmp"
-    mv -T "$tmp" "$dir"
-  fi
-  flock -u 8
-  exec 8>&-
-  echo "$dir"
+  chmod 0755 "$root/etc/udhcpc.script"
+  cp "$GW_KERNEL" "$1/vmlinuz"
+  gw_cpio "$root" "$1/initrd.img"
 }
-initrd_dir="$(build_initrd)"
+gw_cached bare-installer "$key" initrd.img build_initrd
+initrd_dir="$GW_CACHED"
 
 if ((smoke)); then
   if [[ "$(id -u)" == 0 ]]; then
@@ -184,7 +143,7 @@ trap 'exit 130' INT TERM
 # --- artifacts --------------------------------------------------------------------------------
 "$GW_ROOT/hack/boot/test-os.sh" "$work/os.img" >/dev/null
 for f in "$work/os.img:os.raw" "$initrd_dir/vmlinuz:vmlinuz" "$initrd_dir/initrd.img:initrd.img"; do
-  ln "${f%%:*}" "$www/${f#*:}" 2>/dev/null || cp "${f%%:*}" "$www/${f#*:}"
+  gw_place "${f%%:*}" "$www/${f#*:}"
 done
 [[ "$fw" == uefi ]] && cp /usr/lib/ipxe/ipxe.efi "$www/ipxe.efi"
 srv=10.71.0.1
