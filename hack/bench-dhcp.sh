@@ -158,7 +158,7 @@ metrics_port=""
 start_groundwork() {
   metrics_port="$(gw_free_port)"
   KUBECONFIG="$cp_dir/kubeconfig" "$controller" --namespace "$k8s_ns" \
-    --metrics-addr "127.0.0.1:$metrics_port" --lease-namespace "$k8s_ns" --log-json \
+    --metrics-addr "127.0.0.1:$metrics_port" --lease-namespace "$k8s_ns" --log-format json \
     --boot-services --dhcp-interface br0 --boot-netns "$SRV" \
     --boot-artifacts "$work/artifacts" --boot-token-key-file "$work/boot-token.key" \
     --boot-http-addr 0.0.0.0:8081 --tftp-addr 0.0.0.0:69 --ipxe-dir "$work/ipxe" >"$1" 2>&1 &

@@ -126,6 +126,7 @@ for u in 05 06; do truncate -s 256M "$lab/a01-u$u.disk"; done
 gw_step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
 POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
+  --admission-policy groundwork-controller-server-writes \
   --boot-services --dhcp-interface br-prov --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
   --boot-token-key-file "$lab/boot-token.key" \
   --agent-ca-secret groundwork-controller-agent-ca --agent-ca-namespace groundwork-system \

@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use proto::agent_v1::FailureReason;
+
 use crate::disks;
 use crate::gpt;
 use crate::image::holdback::Sink;
@@ -49,11 +51,11 @@ pub enum CleanError {
 }
 
 impl CleanError {
-    /// Stable CamelCase reason.
-    pub fn reason(&self) -> &'static str {
+    /// The reason reported to the controller.
+    pub fn reason(&self) -> FailureReason {
         match self {
             Self::Open(e) => e.reason(),
-            Self::Io { .. } => "CleanFailed",
+            Self::Io { .. } => FailureReason::CleaningFailed,
         }
     }
 }

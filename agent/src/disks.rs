@@ -7,6 +7,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use proto::agent_v1::FailureReason;
+
 /// Bytes in a GiB: `min_size_gigabytes` counts GiB, as Ironic's root device hints do.
 const GIB: u64 = 1 << 30;
 
@@ -134,11 +136,11 @@ pub enum SelectError {
 }
 
 impl SelectError {
-    /// Stable CamelCase reason for conditions.
-    pub fn reason(&self) -> &'static str {
+    /// The reason reported to the controller.
+    pub fn reason(&self) -> FailureReason {
         match self {
-            SelectError::NoDisks => "NoDisks",
-            SelectError::NoMatch { .. } => "NoMatchingDisk",
+            SelectError::NoDisks => FailureReason::NoDisks,
+            SelectError::NoMatch { .. } => FailureReason::NoMatchingDisk,
         }
     }
 }
@@ -324,7 +326,7 @@ mod tests {
             h.rotational = Some(true);
         })
         .unwrap_err();
-        assert_eq!(err.reason(), "NoMatchingDisk");
+        assert_eq!(err.reason(), FailureReason::NoMatchingDisk);
     }
 
     #[test]
@@ -366,7 +368,7 @@ mod tests {
             select_root_device(&[], &RootDeviceHints::default())
                 .unwrap_err()
                 .reason(),
-            "NoDisks"
+            FailureReason::NoDisks
         );
     }
 

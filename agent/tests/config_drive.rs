@@ -15,6 +15,7 @@ use agent::config_drive::{self, ConfigDrive, Marker};
 use agent::image::{self, ImageFormat, ImageSource, WriteOptions};
 use agent::run::{Decision, decide};
 use common::{HttpServer, LoopDevice, MIB, TempDir, blkid_at, checksum_of, pattern, tool};
+use proto::agent_v1::FailureReason;
 
 const SECTOR: usize = 512;
 
@@ -211,13 +212,21 @@ fn mbr_or_blank_disks_are_unsupported() {
     let disk = LoopDevice::new(&dir.path("disk.loop"), 16 * MIB);
     // Blank (the fill pattern): no table at all.
     let err = config_drive::write_config_drive(disk.path(), &ConfigDrive::default()).unwrap_err();
-    assert_eq!(err.reason(), "UnsupportedPartitionTable", "{err}");
+    assert_eq!(
+        err.reason(),
+        FailureReason::UnsupportedPartitionTable,
+        "{err}"
+    );
     assert!(err.to_string().contains("found: none"), "{err}");
     // MBR only.
     sfdisk(disk.path(), "label: dos\n,4MiB,L\n");
     let before = disk.read(16 * MIB);
     let err = config_drive::write_config_drive(disk.path(), &ConfigDrive::default()).unwrap_err();
-    assert_eq!(err.reason(), "UnsupportedPartitionTable", "{err}");
+    assert_eq!(
+        err.reason(),
+        FailureReason::UnsupportedPartitionTable,
+        "{err}"
+    );
     assert!(err.to_string().contains("found: MBR"), "{err}");
     assert!(disk.read(16 * MIB) == before, "a refused disk was written");
     assert_eq!(config_drive::read_marker(disk.path()).unwrap(), None);
@@ -230,7 +239,7 @@ fn a_gpt_filling_the_disk_leaves_no_room() {
     sfdisk(disk.path(), "label: gpt\n,,L\n");
     let before = disk.read(16 * MIB);
     let err = config_drive::write_config_drive(disk.path(), &ConfigDrive::default()).unwrap_err();
-    assert_eq!(err.reason(), "NoRoomForConfigDrive", "{err}");
+    assert_eq!(err.reason(), FailureReason::NoRoomForConfigDrive, "{err}");
     assert!(disk.read(16 * MIB) == before, "a refused disk was written");
     assert_eq!(config_drive::read_marker(disk.path()).unwrap(), None);
 }

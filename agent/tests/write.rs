@@ -17,6 +17,7 @@ use agent::image::{
     self, Checksum, ImageFormat, ImageSource, Phase, WriteError, WriteOptions, write_image,
 };
 use common::{HttpServer, LoopDevice, MIB, TempDir, checksum_of, pattern, require_root, sha256};
+use proto::agent_v1::FailureReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ async fn refusal(
         .unwrap_err();
     assert_first_mib_untouched(device);
     eprintln!("refused as expected: {err}");
-    err.reason()
+    err.reason().condition_reason().unwrap_or("Unspecified")
 }
 
 fn assert_first_mib_untouched(device: &LoopDevice) {
@@ -316,7 +317,7 @@ async fn image_larger_than_the_device_is_refused() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.reason(), "ImageTooLarge", "{err}");
+    assert_eq!(err.reason(), FailureReason::ImageTooLarge, "{err}");
     assert!(
         fx.device.read(8 * MIB) == pattern(8 * MIB),
         "a refused device was written"
@@ -363,7 +364,7 @@ async fn device_with_a_partition_table_is_refused_unless_allowed() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.reason(), "DeviceHasPartitions", "{err}");
+    assert_eq!(err.reason(), FailureReason::DeviceHasPartitions, "{err}");
     assert!(
         fx.device.read(DEVICE) == before,
         "a refused device was written"

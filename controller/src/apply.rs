@@ -1,6 +1,7 @@
 //! Apply stage shared by the reconcilers: write a status when it changed and announce each
 //! condition transition as an Event.
 
+use crds::field_managers::CONTROLLER;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
@@ -8,7 +9,6 @@ use kube_kit::events::{self, FirstStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::FIELD_MANAGER;
 use crate::context::Context;
 
 /// A status type that carries standard conditions.
@@ -50,7 +50,7 @@ where
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let written =
-        kube_kit::status::apply_if_changed(&api, FIELD_MANAGER, &obj.name_any(), current, desired)
+        kube_kit::status::apply_if_changed(&api, CONTROLLER, &obj.name_any(), current, desired)
             .await?;
     if written {
         ctx.metrics.status_written(kind);

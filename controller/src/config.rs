@@ -56,9 +56,14 @@ pub struct Config {
     /// Identity in the Lease (defaults to the host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Log as JSON lines.
-    #[arg(long, env = "GROUNDWORK_LOG_JSON")]
-    pub log_json: bool,
+    /// Name of the chart's ValidatingAdmissionPolicy narrowing this controller's writes to
+    /// Servers. When set, nothing is written (no boot service, no reconcile) before a dry-run
+    /// probe shows the API server enforcing it. Unset: no check (a controller run by hand).
+    #[arg(long, env = "GROUNDWORK_ADMISSION_POLICY")]
+    pub admission_policy: Option<String>,
+    /// Log output.
+    #[command(flatten)]
+    pub log: logging::LogArgs,
     /// Network boot services (DHCP, TFTP, HTTP boot); they run on every replica.
     #[command(flatten)]
     pub boot: BootConfig,
@@ -140,6 +145,3 @@ pub struct BootConfig {
     )]
     pub boot_kernel_args: String,
 }
-
-/// Field manager for everything the controller writes (server-side apply).
-pub const FIELD_MANAGER: &str = "groundwork-controller";

@@ -77,8 +77,8 @@ impl Pool {
         }
     }
 
-    /// Number of addresses the pool can hand out.
-    pub fn size(&self) -> u64 {
+    /// Number of addresses the pool can hand out (exact for any prefix, IPv6 /0 included).
+    pub fn size(&self) -> u128 {
         let (lo, hi) = self.bounds();
         if hi < lo {
             return 0;
@@ -103,8 +103,7 @@ impl Pool {
             }
             cursor = Some(cursor.map_or(e, |c| c.max(e)));
         }
-        let total = hi - lo + 1 - excluded;
-        u64::try_from(total).unwrap_or(u64::MAX)
+        hi - lo + 1 - excluded
     }
 
     /// The address with `ordinal`, in the pool's family.
@@ -153,6 +152,11 @@ impl Pool {
             .parse::<IpAddr>()
             .is_ok_and(|ip| self.net.contains(&ip))
     }
+}
+
+/// Whether two networks share an address (one holds the other's first address).
+pub fn overlap(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Why no address was allocated.
@@ -343,5 +347,28 @@ mod tests {
         let v6 = Pool::new("2001:db8::/120", "2001:db8::1", &[], &[]).unwrap();
         assert_eq!(v6.size(), 254);
         assert!(v6.contains("2001:db8::20"));
+    }
+
+    #[test]
+    fn wide_ipv6_pools_are_counted_exactly() {
+        // A /64 without its subnet-router anycast address and gateway.
+        let v6 = Pool::new("2001:db8:10::/64", "2001:db8:10::1", &[], &[]).unwrap();
+        assert_eq!(v6.size(), (1u128 << 64) - 2);
+        let all = Pool::new("::/0", "::1", &[], &[]).unwrap();
+        assert_eq!(all.size(), u128::MAX - 1);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(v6.nth(15), Some(ip("2001:db8:10::f")));
+        assert_eq!(v6.first_free(|_| false), Some(ip("2001:db8:10::2")));
+    }
+
+    #[test]
+    fn overlap_is_shared_addresses_in_either_direction() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(overlap(&net("10.0.0.0/24"), &net("10.0.0.0/24")));
+        assert!(overlap(&net("10.0.0.0/16"), &net("10.0.5.0/24")));
+        assert!(overlap(&net("10.0.5.0/24"), &net("10.0.0.0/16")));
+        assert!(!overlap(&net("10.0.0.0/24"), &net("10.0.1.0/24")));
+        assert!(!overlap(&net("10.0.0.0/24"), &net("2001:db8::/64")));
+        assert!(overlap(&net("2001:db8::/48"), &net("2001:db8:0:1::/64")));
     }
 }

@@ -1,6 +1,7 @@
 //! The Groundwork controller: reconcilers for Rack, Server and UpstreamLink, and the plumbing
 //! they share. `main.rs` wires these together.
 
+pub mod admission;
 pub mod agent_api;
 pub mod apply;
 pub mod bmc_pool;
@@ -16,7 +17,6 @@ pub mod rack;
 pub mod reconcile;
 pub mod run;
 pub mod server;
-pub mod telemetry;
 pub mod upstream;
 pub mod view;
 

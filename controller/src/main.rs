@@ -10,7 +10,7 @@ use controller::config::Config;
 use controller::http::{self, Health};
 use controller::leader::Elector;
 use controller::metrics::Metrics;
-use controller::{run, telemetry};
+use controller::run;
 use futures::FutureExt;
 use kube::client::ClientBuilder;
 use tracing::{error, info};
@@ -18,7 +18,7 @@ use tracing::{error, info};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut config = Config::parse();
-    telemetry::init(config.log_json);
+    logging::init(config.log.log_format, "info,kube=warn");
     match serve(&mut config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -73,6 +73,13 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
             error!(error = %e, "http server failed");
         }
     });
+
+    if let Some(policy) = &config.admission_policy {
+        tokio::select! {
+            () = controller::admission::wait_enforced(&client, &lease_namespace, policy) => {}
+            () = shutdown.clone() => return Ok(()),
+        }
+    }
 
     if config.boot.boot_services {
         // Boot services run on every replica, leader or not: losing the leader loses no boot.

@@ -96,9 +96,11 @@ pub async fn run(
     let (secrets, secret_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(BUFFER);
 
     let subscribe = |w: &reflector::store::Writer<_>| w.subscribe();
-    let (Some(racks_for_racks), Some(racks_for_servers)) =
-        (subscribe(&rack_writer), subscribe(&rack_writer))
-    else {
+    let (Some(racks_for_racks), Some(racks_for_peers), Some(racks_for_servers)) = (
+        subscribe(&rack_writer),
+        subscribe(&rack_writer),
+        subscribe(&rack_writer),
+    ) else {
         return;
     };
     let (Some(servers_for_servers), Some(servers_for_racks)) =
@@ -116,9 +118,19 @@ pub async fn run(
 
     let synced = Arc::new(Synced::new(health.clone(), 4));
     let (s1, s2, s3, s4) = (synced.clone(), synced.clone(), synced.clone(), synced);
+    // A deleted Rack reaches no subscriber: the Racks that overlapped it are sent from here.
+    let (rack_gone, racks_to_recheck) = futures::channel::mpsc::unbounded();
+    let racks_after_delete = racks.clone();
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, ns), wc.clone())
         .default_backoff()
         .reflect_shared(rack_writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(DeserializeGuard(Ok(rack)))) = event {
+                for peer in rack::recheck(&racks_after_delete, rack) {
+                    let _ = rack_gone.unbounded_send(peer);
+                }
+            }
+        })
         .for_each(move |r| s1.observe("Rack", r));
     let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, ns), wc.clone())
         .default_backoff()
@@ -140,7 +152,7 @@ pub async fn run(
     });
 
     let reporter = Reporter {
-        controller: "groundwork-controller".into(),
+        controller: crds::field_managers::CONTROLLER.into(),
         instance: config.identity.clone(),
     };
     let ctx = Arc::new(Context {
@@ -164,6 +176,7 @@ pub async fn run(
 
     let cc = ControllerConfig::default().concurrency(config.concurrency);
     let rack_members = servers.clone();
+    let rack_peers = racks.clone();
     let rack_controller = Controller::for_shared_stream(racks_for_racks, racks.clone())
         .with_config(cc.clone())
         .watches_shared_stream(servers_for_racks, |s: Arc<DeserializeGuard<Server>>| {
@@ -172,6 +185,15 @@ pub async fn run(
             let ns = server.and_then(ResourceExt::namespace);
             rack.zip(ns).map(|(r, ns)| ObjectRef::new(&r).within(&ns))
         })
+        // A Rack's networks changed: the Racks of its site that overlap(ped) them look again.
+        .watches_shared_stream(
+            intent_changed(racks_for_peers, |_| None),
+            move |r: Arc<DeserializeGuard<Rack>>| match &r.0 {
+                Ok(rack) => rack::recheck(&rack_peers, rack),
+                Err(_) => Vec::new(),
+            },
+        )
+        .reconcile_on(racks_to_recheck)
         .graceful_shutdown_on(shutdown.clone())
         .run(
             rack::reconcile,

@@ -66,6 +66,8 @@ pub mod condition_types {
     pub const POWER_WITHIN_BUDGET: &str = "PowerWithinBudget";
     /// Rack: the node IP pool has free addresses.
     pub const IP_POOL_AVAILABLE: &str = "IPPoolAvailable";
+    /// Rack: its provisioning and node networks overlap no other Rack's in the site.
+    pub const NETWORKS_DISTINCT: &str = "NetworksDistinct";
     /// Server/UpstreamLink: every object it references exists and is usable.
     pub const REFERENCES_RESOLVED: &str = "ReferencesResolved";
     /// Server: the BMC answers.
@@ -92,6 +94,8 @@ pub mod reasons {
     pub const OVER_BUDGET: &str = "OverBudget";
     /// The node IP pool is exhausted.
     pub const POOL_EXHAUSTED: &str = "PoolExhausted";
+    /// A Rack's provisioning or node network overlaps another Rack's in the same site.
+    pub const NETWORK_OVERLAP: &str = "NetworkOverlap";
     /// A referenced Rack does not exist.
     pub const RACK_NOT_FOUND: &str = "RackNotFound";
     /// A referenced Secret does not exist.
@@ -108,6 +112,15 @@ pub mod reasons {
     pub const DUPLICATE_PEER: &str = "DuplicatePeer";
 }
 
+/// Field managers of Groundwork's status writes (and the Event reporters): the reconcilers own
+/// some fields, the boot services (every replica) others, so neither's writes reset the other's.
+pub mod field_managers {
+    /// The reconcilers (server-side apply).
+    pub const CONTROLLER: &str = "groundwork-controller";
+    /// The boot services and agent API (`status.bootProgress`, enrolment).
+    pub const BOOT: &str = "groundwork-boot";
+}
+
 /// Annotations the controller honours.
 pub mod annotations {
     /// Any value: the controller leaves the object alone (no BMC, boot or status work).
@@ -117,6 +130,7 @@ pub mod annotations {
     /// A request id: re-inspect the server once per new id.
     pub const INSPECT: &str = "groundwork.dev/inspect";
     /// Set by the controller on a Server it created for an unknown machine that netbooted
-    /// (auto-enrolment): the Server starts in state Discovered.
+    /// (auto-enrolment): the Server starts in state Discovered. The chart's admission policy
+    /// lets the controller create only Servers carrying it (and nothing else).
     pub const DISCOVERED: &str = "groundwork.dev/discovered";
 }

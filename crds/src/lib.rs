@@ -6,6 +6,7 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    ValidationRule,
 };
 
 pub mod border;
@@ -18,7 +19,9 @@ pub use border::{
     BlackholeRoute, BlackholeRouteSpec, BlackholeRouteStatus, BorderRouter, BorderRouterSpec,
     BorderRouterStatus,
 };
-pub use common::{ConditionStatus, SecretKeyRef, annotations, condition_types, reasons};
+pub use common::{
+    ConditionStatus, SecretKeyRef, annotations, condition_types, field_managers, reasons,
+};
 pub use rack::{Rack, RackSpec, RackStatus};
 pub use server::{Server, ServerSpec, ServerState, ServerStatus};
 pub use upstream::{UpstreamLink, UpstreamLinkSpec, UpstreamLinkStatus};
@@ -42,6 +45,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         BlackholeRoute::crd(),
     ];
     for crd in &mut crds {
+        let hostname = crd.spec.names.kind == "Server";
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
                 .schema
@@ -49,10 +53,36 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
                 .and_then(|s| s.open_api_v3_schema.as_mut())
             {
                 kubernetes_formats(schema);
+                if hostname {
+                    name_rule(schema, server::NAME_RULE, server::NAME_MESSAGE);
+                }
             }
         }
     }
     crds
+}
+
+/// Declares `metadata.name` in a root schema with a CEL rule (kube-derive leaves metadata out).
+/// The API server checks it at creation, naming `metadata.name`; objects created before the rule
+/// keep working, since an unchanged value is not checked again (validation ratcheting).
+fn name_rule(root: &mut JSONSchemaProps, rule: &str, message: &str) {
+    let name = JSONSchemaProps {
+        type_: Some("string".into()),
+        x_kubernetes_validations: Some(vec![ValidationRule {
+            rule: rule.into(),
+            message: Some(message.into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let metadata = JSONSchemaProps {
+        type_: Some("object".into()),
+        properties: Some([("name".to_string(), name)].into()),
+        ..Default::default()
+    };
+    root.properties
+        .get_or_insert_default()
+        .insert("metadata".into(), metadata);
 }
 
 /// schemars emits `uint32`/`uint64` formats the API server does not know (it warns on every

@@ -55,8 +55,12 @@ pub struct RackSpec {
     /// Power available to the rack.
     #[serde(default)]
     pub power: PowerSpec,
-    /// Failure-domain label value given to nodes in this rack (for topology spread), e.g. `rack-a01`.
+    /// Failure-domain label value given to nodes in this rack (for topology spread), e.g. `rack-a01`:
+    /// a Kubernetes label value (at most 63 letters, digits, `-`, `_` or `.`, starting and
+    /// ending with a letter or digit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$')").message("failureDomain must be a label value: letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    #[schemars(length(max = 63))]
     pub failure_domain: Option<String>,
     /// Top-of-rack switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -157,12 +161,14 @@ pub struct TorSwitch {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RackNetworks {
-    /// The provisioning network where servers netboot (DHCP, TFTP, HTTP boot).
+    /// The provisioning network where servers netboot (DHCP, TFTP, HTTP boot). IPv4 only.
     pub provisioning: ProvisioningNetwork,
-    /// The network the BMCs sit on.
+    /// The network the BMCs sit on (IPv4 or IPv6). For the record: the controller reaches
+    /// each BMC at the address in its Server's `spec.bmc.address`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc: Option<Subnet>,
-    /// The network nodes get their addresses from once provisioned (an IP pool).
+    /// The network nodes get their addresses from once provisioned (an IP pool, IPv4 or IPv6;
+    /// the installed OS gets the address, prefix, gateway and DNS through its network-config).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeNetwork>,
 }
@@ -179,14 +185,21 @@ pub enum DhcpMode {
     Proxy,
 }
 
+/// Addresses at the start of a rack subnet kept for infrastructure (gateway, boot servers,
+/// relays): the server in U`n` gets the subnet's address number `RESERVED_HEAD + n`, on the
+/// provisioning network (its DHCP reservation) and, by preference, on the node network.
+pub const RESERVED_HEAD: u32 = 10;
+
 /// The provisioning network of a rack.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!isCIDR(self.subnet) || !has(self.gateway) || !isIP(self.gateway) || cidr(self.subnet).containsIP(ip(self.gateway))").message("gateway must be inside subnet"))]
 #[x_kube(validation = Rule::new("!isCIDR(self.subnet) || !has(self.dhcpRange) || !isIP(self.dhcpRange.start) || !isIP(self.dhcpRange.end) || (cidr(self.subnet).containsIP(ip(self.dhcpRange.start)) && cidr(self.subnet).containsIP(ip(self.dhcpRange.end)))").message("dhcpRange must be inside subnet"))]
 pub struct ProvisioningNetwork {
-    /// The subnet in CIDR notation, e.g. `10.10.0.0/24`.
+    /// The subnet in CIDR notation, e.g. `10.10.0.0/24`. IPv4 only: the boot services answer
+    /// DHCPv4 and machines netboot over IPv4.
     #[x_kube(validation = Rule::new("isCIDR(self)").message("subnet must be a CIDR such as 10.0.0.0/24"))]
+    #[x_kube(validation = Rule::new("!isCIDR(self) || cidr(self).ip().family() == 4").message("the provisioning subnet must be IPv4: the boot services answer DHCPv4 only (the node and BMC networks may be IPv6)"))]
     #[schemars(length(max = 49))]
     pub subnet: String,
     /// Default gateway (the relay's address when the rack is reached through a DHCP relay).
@@ -297,7 +310,8 @@ pub struct RackStatus {
     /// Usage of the node IP pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_pool: Option<IpPoolUsage>,
-    /// Standard conditions: Ready, Reconciling, Stalled, LayoutValid, PowerWithinBudget, IPPoolAvailable.
+    /// Standard conditions: Ready, Reconciling, Stalled, LayoutValid, PowerWithinBudget,
+    /// IPPoolAvailable, NetworksDistinct.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -339,11 +353,17 @@ pub struct PowerUsage {
     pub budget_watts: u64,
 }
 
+/// The largest pool size status reports: 2^53 − 1, the largest integer every JSON client
+/// (JavaScript dashboards included) reads exactly. An IPv6 node network of /75 or wider holds
+/// more addresses than that; its `size` saturates here.
+pub const MAX_POOL_SIZE: u64 = (1 << 53) - 1;
+
 /// Usage of the node IP pool.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IpPoolUsage {
-    /// Addresses the pool can hand out (subnet minus network, broadcast, gateway, DNS and reserved).
+    /// Addresses the pool can hand out (subnet minus network, broadcast, gateway, DNS and
+    /// reserved), saturating at 9007199254740991 (2^53 − 1) for wide IPv6 networks.
     pub size: u64,
     /// Addresses allocated to Servers.
     pub used: u64,

@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{SecretKeyRef, SecretRef};
 
+/// CEL rule on a Server's `metadata.name`: the name becomes the installed OS's hostname (DHCP
+/// option 12, NoCloud `local-hostname`) and its Kubernetes node's name, so it must be one
+/// RFC 1123 DNS label. [`crate::crds`] declares it in the root schema.
+pub const NAME_RULE: &str = "self.size() <= 63 && self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')";
+/// The message of [`NAME_RULE`].
+pub const NAME_MESSAGE: &str = "a Server's name becomes its hostname: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (no dots)";
+
 /// One machine. `spec` says what it should be; the controller reports what it is in `status`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -493,6 +500,16 @@ pub struct Nic {
     pub link_up: bool,
 }
 
+/// Name of the node network in `status.addresses`.
+pub const NODE_NETWORK: &str = "node";
+
+impl ServerStatus {
+    /// The node address the Server holds, if any.
+    pub fn node_address(&self) -> Option<&AllocatedAddress> {
+        self.addresses.iter().find(|a| a.network == NODE_NETWORK)
+    }
+}
+
 /// An address allocated to a server.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -678,4 +695,27 @@ pub struct PhaseTiming {
     /// Duration in milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_address_is_the_one_on_the_node_network() {
+        let on = |network: &str, address: &str| AllocatedAddress {
+            network: network.into(),
+            address: address.into(),
+        };
+        let mut status = ServerStatus {
+            addresses: vec![on("provisioning", "10.0.0.5")],
+            ..Default::default()
+        };
+        assert_eq!(status.node_address(), None);
+        status.addresses.push(on(NODE_NETWORK, "10.1.0.5"));
+        assert_eq!(
+            status.node_address().map(|a| a.address.as_str()),
+            Some("10.1.0.5")
+        );
+    }
 }

@@ -38,16 +38,15 @@ struct Flags {
         default_value = "127.0.0.1:8090"
     )]
     metrics_addr: std::net::SocketAddr,
+    /// Log output.
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let flags = Flags::parse();
+    logging::init(flags.log.log_format, "info");
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {

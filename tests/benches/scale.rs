@@ -24,12 +24,14 @@ fn arg(name: &str, default: u32) -> u32 {
         .map_or(default, |v| v.parse().unwrap())
 }
 
+/// Rack `i` with networks of its own (racks sharing a subnet report an overlap, never Ready).
 fn rack(i: u32, height: u32) -> serde_json::Value {
+    let net = |base: u32| format!("10.{}.{}", base + i / 256, i % 256);
     json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Rack", "metadata": {"name": format!("r{i:03}")},
            "spec": {"location": {"site": "bench", "row": format!("{}", i / 10)}, "heightU": height,
                     "power": {"budgetWatts": 100_000},
-                    "networks": {"provisioning": {"subnet": "10.10.0.0/16"},
-                                 "node": {"subnet": "10.20.0.0/16", "gateway": "10.20.0.1"}}}})
+                    "networks": {"provisioning": {"subnet": format!("{}.0/24", net(10))},
+                                 "node": {"subnet": format!("{}.0/24", net(100)), "gateway": format!("{}.1", net(100))}}}})
 }
 
 fn server(r: u32, u: u32) -> serde_json::Value {

@@ -1,10 +1,11 @@
-//! The controller binary as a child process, for what only a process can suffer: SIGKILL at
-//! an arbitrary moment (no graceful shutdown, no flushed state, a Lease left held).
+//! The controller binary as a child process, for what only a process shows: SIGKILL at an
+//! arbitrary moment (no graceful shutdown, a Lease left held), SIGTERM as Kubernetes sends
+//! it, and its output in a file as a Pod's log has it.
 
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::{controlplane_dir, eventually};
@@ -14,6 +15,8 @@ pub struct ControllerProcess {
     child: Child,
     /// Its stdout and stderr.
     pub log: PathBuf,
+    /// Its `/metrics`, `/healthz` and `/readyz` port on 127.0.0.1.
+    pub port: u16,
 }
 
 /// The `groundwork-controller` binary next to this test's own executable (`target/<profile>`),
@@ -34,10 +37,10 @@ pub fn controller_binary() -> PathBuf {
 }
 
 impl ControllerProcess {
-    /// Starts the binary watching `namespace` with `extra` flags, leader election through a
-    /// Lease of its own in `namespace` (`lease_seconds` long), and waits until it leads and its
-    /// caches synced (`/readyz`). Output is appended to `log`.
-    pub async fn start(namespace: &str, extra: &[String], lease_seconds: u64, log: &Path) -> Self {
+    /// Spawns the binary watching `namespace`, with its leader-election Lease `lease` in
+    /// `namespace` and `extra` flags; stdout and stderr go to `log` (appended). Only the
+    /// environment given here reaches it (no RUST_LOG, NO_COLOR, … of the test's).
+    pub fn spawn(namespace: &str, lease: &str, extra: &[String], log: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,16 +48,11 @@ impl ControllerProcess {
             .port();
         let out = File::options().create(true).append(true).open(log).unwrap();
         let child = Command::new(controller_binary())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KUBECONFIG", controlplane_dir().join("kubeconfig"))
-            .env("RUST_LOG", "info,kube=warn")
             .args(["--namespace", namespace, "--resync-seconds", "3600"])
-            .args([
-                "--lease-name",
-                "groundwork-test",
-                "--lease-namespace",
-                namespace,
-            ])
-            .args(["--lease-seconds", &lease_seconds.to_string()])
+            .args(["--lease-name", lease, "--lease-namespace", namespace])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(extra)
             .stdin(Stdio::null())
@@ -62,22 +60,26 @@ impl ControllerProcess {
             .stderr(out)
             .spawn()
             .unwrap();
-        let mut running = Self {
+        Self {
             child,
             log: log.to_path_buf(),
-        };
-        let url = format!("http://127.0.0.1:{port}/readyz");
+            port,
+        }
+    }
+
+    /// [`Self::spawn`] with a Lease of `lease_seconds`, then waits until it leads and its
+    /// caches synced (`/readyz`).
+    pub async fn start(namespace: &str, extra: &[String], lease_seconds: u64, log: &Path) -> Self {
+        let mut flags = vec!["--lease-seconds".to_string(), lease_seconds.to_string()];
+        flags.extend_from_slice(extra);
+        let mut running = Self::spawn(namespace, "groundwork-test", &flags, log);
+        let url = format!("http://127.0.0.1:{}/readyz", running.port);
         let wait = lease_seconds * 2 + 30;
         eventually(
             Duration::from_secs(wait),
             "the controller process to lead and be ready",
             || {
-                let exited = running.child.try_wait().unwrap();
-                assert!(
-                    exited.is_none(),
-                    "the controller exited ({exited:?}): {}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
+                running.assert_running();
                 let ready = Command::new("curl")
                     .args(["-sf", "-o", "/dev/null", "--max-time", "2", &url])
                     .status()
@@ -88,6 +90,55 @@ impl ControllerProcess {
         )
         .await;
         running
+    }
+
+    /// Its output so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    fn assert_running(&mut self) {
+        let exited = self.child.try_wait().unwrap();
+        assert!(
+            exited.is_none(),
+            "the controller exited ({exited:?}):\n{}",
+            self.text()
+        );
+    }
+
+    /// Waits until its output contains `needle` (failing if it exits first).
+    pub async fn wait_for_log(&mut self, needle: &str) {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{needle:?} in the controller's log"),
+            || {
+                self.assert_running();
+                let found = self.text().contains(needle);
+                async move { found.then_some(()) }
+            },
+        )
+        .await;
+    }
+
+    /// SIGTERM (as Kubernetes stops a Pod) and waits for the exit.
+    pub async fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        eventually(
+            Duration::from_secs(30),
+            "the controller to exit after SIGTERM",
+            || {
+                let exited = self.child.try_wait().unwrap();
+                async move { exited }
+            },
+        )
+        .await
     }
 
     /// SIGKILL, then reaps the process.

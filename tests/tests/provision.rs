@@ -194,12 +194,21 @@ async fn a_rack_provisions_itself_and_survives_faults() {
             .find(|l| l.contains("vm_started"))
             .unwrap();
         assert!(last_start.contains("\"bootdev\": \"disk\""), "{last_start}");
-        let serial = std::fs::read_to_string(lab.dir().join(format!("{name}.serial"))).unwrap();
-        let installed = serial.rsplit("SeaBIOS").next().unwrap();
-        assert!(
-            installed.contains("groundwork-os: checked in"),
-            "{installed}"
-        );
+        // The installed OS prints its line once its check-in request returned, which can be
+        // after the controller recorded the check-in.
+        let serial_log = lab.dir().join(format!("{name}.serial"));
+        let installed = eventually(
+            Duration::from_secs(30),
+            &format!("{name}'s console to say it checked in"),
+            || async {
+                let serial = std::fs::read_to_string(&serial_log).unwrap();
+                let installed = serial.rsplit("SeaBIOS").next().unwrap().to_string();
+                installed
+                    .contains("groundwork-os: checked in")
+                    .then_some(installed)
+            },
+        )
+        .await;
         assert!(!installed.contains("iPXE"), "{installed}");
     }
     let logs = controller

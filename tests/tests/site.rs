@@ -1,5 +1,7 @@
 //! The example site converges, the layout check names servers in conflict, an idle site
-//! causes no writes (also after a restart), and an unreadable object does not stop the rest.
+//! causes no writes (also after a restart), an unreadable object does not stop the rest, a
+//! Rack with IPv6 node and BMC networks reconciles, and Racks whose networks overlap name
+//! each other until one moves.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "../../bmc/tests/common/mod.rs"]
@@ -257,5 +259,150 @@ async fn unreadable_object_is_reported_and_does_not_stop_the_others() {
         || async { (racks.get("a01").await.ok()?.status?.server_count == 5).then_some(()) },
     )
     .await;
+    controller.stop().await;
+}
+
+fn rack_doc(name: &str, provisioning: &str, node: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Rack", "metadata": {"name": name},
+           "spec": {"location": {"site": "fra1"},
+                    "networks": {"provisioning": {"subnet": provisioning}, "node": node}}})
+}
+
+#[tokio::test]
+async fn ipv6_node_and_bmc_networks_reconcile() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "ipv6").await;
+    let mut rack = rack_doc(
+        "v6",
+        "10.73.0.0/24",
+        json!({"subnet": "2001:db8:10::/64", "gateway": "2001:db8:10::1", "dns": ["2001:db8:10::53"]}),
+    );
+    rack["spec"]["networks"]["bmc"] =
+        json!({"subnet": "2001:db8:20::/64", "gateway": "2001:db8:20::1"});
+    apply_doc(&client, &ns, rack).await.unwrap();
+    let controller = RunningController::start(client.clone(), &ns).await;
+    let racks: Api<Rack> = Api::namespaced(client.clone(), &ns);
+    let rack = eventually(
+        Duration::from_secs(30),
+        "the IPv6 rack's status",
+        || async {
+            let rack = racks.get("v6").await.ok()?;
+            let ready = condition(&rack, "Ready").is_some_and(|c| c.status == "True");
+            let observed = rack.status.as_ref()?.observed_generation == rack.metadata.generation;
+            (ready && observed).then_some(rack)
+        },
+    )
+    .await;
+    let pool = rack.status.as_ref().unwrap().ip_pool.clone().unwrap();
+    assert_eq!(
+        (pool.size, pool.used),
+        (crds::rack::MAX_POOL_SIZE, 0),
+        "a /64 saturates"
+    );
+    let available = condition(&rack, "IPPoolAvailable").unwrap();
+    assert!(
+        available
+            .message
+            .starts_with("18446744073709551613 of 18446744073709551613"),
+        "exact in the message: {}",
+        available.message
+    );
+    assert!(
+        !controller
+            .metrics
+            .registry_text()
+            .contains("groundwork_reconcile_errors_total{kind=\"Rack\""),
+        "no failed reconcile"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn overlapping_racks_report_each_other_until_one_moves() {
+    let client = admin_client().await;
+    let ns = namespace(&client, "overlap").await;
+    let node = |subnet: &str, gateway: &str| json!({"subnet": subnet, "gateway": gateway});
+    apply_doc(
+        &client,
+        &ns,
+        rack_doc("a01", "10.74.0.0/24", node("10.75.0.0/24", "10.75.0.1")),
+    )
+    .await
+    .unwrap();
+    let controller = RunningController::start(client.clone(), &ns).await;
+    let racks: Api<Rack> = Api::namespaced(client.clone(), &ns);
+    let distinct = |name: &'static str, status: &'static str| {
+        let racks = racks.clone();
+        async move {
+            eventually(
+                Duration::from_secs(20),
+                &format!("{name} NetworksDistinct={status}"),
+                || async {
+                    let rack = racks.get(name).await.ok()?;
+                    let c = condition(&rack, "NetworksDistinct")?;
+                    let ready = condition(&rack, "Ready")?;
+                    (c.status == status
+                        && rack.status.as_ref()?.observed_generation == rack.metadata.generation)
+                        .then(|| (c.reason.clone(), c.message.clone(), ready.status.clone()))
+                },
+            )
+            .await
+        }
+    };
+    distinct("a01", "True").await;
+
+    // b07 declares the same provisioning subnet and a node subnet inside a01's: both racks
+    // name both racks, and neither is Ready.
+    apply_doc(
+        &client,
+        &ns,
+        rack_doc("b07", "10.74.0.0/24", node("10.75.0.128/25", "10.75.0.129")),
+    )
+    .await
+    .unwrap();
+    for (name, other) in [("a01", "b07"), ("b07", "a01")] {
+        let (reason, message, ready) = distinct(name, "False").await;
+        assert_eq!(
+            (reason.as_str(), ready.as_str()),
+            ("NetworkOverlap", "False")
+        );
+        assert!(
+            message.contains(&format!("rack {name} provisioning 10.74.0.0/24 overlaps rack {other} provisioning 10.74.0.0/24"))
+                && message.contains("node"),
+            "{message}"
+        );
+    }
+    let stalled = condition(&racks.get("a01").await.unwrap(), "Stalled")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "NetworkOverlap")
+    );
+
+    // b07 moves to its own networks: a01 is told without a change of its own.
+    apply_doc(
+        &client,
+        &ns,
+        rack_doc("b07", "10.76.0.0/24", node("10.77.0.0/24", "10.77.0.1")),
+    )
+    .await
+    .unwrap();
+    for name in ["a01", "b07"] {
+        let (_, _, ready) = distinct(name, "True").await;
+        assert_eq!(ready, "True", "{name}");
+    }
+
+    // A third rack overlapping a01 goes away: a01 is told too.
+    apply_doc(
+        &client,
+        &ns,
+        rack_doc("c03", "10.74.0.0/25", node("10.78.0.0/24", "10.78.0.1")),
+    )
+    .await
+    .unwrap();
+    distinct("a01", "False").await;
+    racks.delete("c03", &Default::default()).await.unwrap();
+    distinct("a01", "True").await;
     controller.stop().await;
 }

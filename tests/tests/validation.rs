@@ -45,7 +45,9 @@ async fn invalid_objects_are_rejected_with_field_and_message() {
         let name = case["name"].as_str().unwrap();
         let mut obj = bases[case["kind"].as_str().unwrap()].clone();
         merge(&mut obj, &case["patch"]);
-        obj["metadata"]["name"] = name.into();
+        if case["patch"]["metadata"]["name"].is_null() {
+            obj["metadata"]["name"] = name.into();
+        }
         let field = case["field"].as_str().unwrap();
         let message = case["message"].as_str().unwrap();
         match apply_doc(&client, &ns, obj).await {

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error [{}]: {e}", e.reason());
+            eprintln!("error [{:?}]: {e}", e.reason());
             ExitCode::from(2)
         }
     }

@@ -15,6 +15,7 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
+use proto::agent_v1::FailureReason;
 use sha2::{Digest, Sha256};
 
 pub use marker::Marker;
@@ -111,13 +112,13 @@ pub enum ConfigDriveError {
 }
 
 impl ConfigDriveError {
-    /// Stable CamelCase reason.
-    pub fn reason(&self) -> &'static str {
+    /// The reason reported to the controller.
+    pub fn reason(&self) -> FailureReason {
         match self {
-            Self::UnsupportedPartitionTable { .. } => "UnsupportedPartitionTable",
-            Self::InvalidPartitionTable { .. } => "InvalidPartitionTable",
-            Self::NoRoom { .. } => "NoRoomForConfigDrive",
-            Self::Io { .. } => "ConfigDriveFailed",
+            Self::UnsupportedPartitionTable { .. } => FailureReason::UnsupportedPartitionTable,
+            Self::InvalidPartitionTable { .. } => FailureReason::InvalidPartitionTable,
+            Self::NoRoom { .. } => FailureReason::NoRoomForConfigDrive,
+            Self::Io { .. } => FailureReason::ConfigDriveFailed,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use proto::agent_v1::FailureReason;
+
 use super::checksum::ChecksumParseError;
 use super::decompress::ImageFormat;
 
@@ -98,22 +100,22 @@ pub enum WriteError {
 }
 
 impl WriteError {
-    /// Stable CamelCase reason, used as the condition reason in Server status.
-    pub fn reason(&self) -> &'static str {
+    /// The reason reported to the controller (a condition reason in Server status).
+    pub fn reason(&self) -> FailureReason {
         match self {
-            WriteError::InvalidChecksum(_) => "InvalidChecksum",
-            WriteError::UnsupportedFormat { .. } => "UnsupportedFormat",
-            WriteError::ImageNotFound { .. } => "ImageNotFound",
-            WriteError::DownloadFailed { .. } => "DownloadFailed",
-            WriteError::ChecksumMismatch { .. } => "ChecksumMismatch",
-            WriteError::ImageTooLarge { .. } => "ImageTooLarge",
-            WriteError::ImageEmpty => "ImageEmpty",
-            WriteError::DeviceHasPartitions { .. } => "DeviceHasPartitions",
-            WriteError::DeviceBusy { .. } => "DeviceBusy",
-            WriteError::DeviceUnavailable { .. } => "DeviceUnavailable",
-            WriteError::DecompressFailed { .. } => "DecompressFailed",
-            WriteError::WriteFailed { .. } => "WriteFailed",
-            WriteError::Internal(_) => "InternalError",
+            WriteError::InvalidChecksum(_) => FailureReason::InvalidChecksum,
+            WriteError::UnsupportedFormat { .. } => FailureReason::UnsupportedFormat,
+            WriteError::ImageNotFound { .. } => FailureReason::ImageNotFound,
+            WriteError::DownloadFailed { .. } => FailureReason::DownloadFailed,
+            WriteError::ChecksumMismatch { .. } => FailureReason::ChecksumMismatch,
+            WriteError::ImageTooLarge { .. } => FailureReason::ImageTooLarge,
+            WriteError::ImageEmpty => FailureReason::ImageEmpty,
+            WriteError::DeviceHasPartitions { .. } => FailureReason::DeviceHasPartitions,
+            WriteError::DeviceBusy { .. } => FailureReason::DeviceBusy,
+            WriteError::DeviceUnavailable { .. } => FailureReason::DeviceUnavailable,
+            WriteError::DecompressFailed { .. } => FailureReason::DecompressFailed,
+            WriteError::WriteFailed { .. } => FailureReason::WriteFailed,
+            WriteError::Internal(_) => FailureReason::InternalError,
         }
     }
 }
@@ -123,7 +125,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reasons_are_camel_case_and_distinct() {
+    fn reasons_are_distinct() {
         let io = || io::Error::other("x");
         let all = [
             WriteError::InvalidChecksum(ChecksumParseError::InvalidHex),
@@ -164,14 +166,8 @@ mod tests {
             },
             WriteError::Internal("x".into()),
         ];
-        let mut reasons: Vec<&str> = all.iter().map(WriteError::reason).collect();
-        for r in &reasons {
-            assert!(
-                r.chars().next().is_some_and(|c| c.is_ascii_uppercase()),
-                "{r}"
-            );
-            assert!(r.chars().all(|c| c.is_ascii_alphanumeric()), "{r}");
-        }
+        let mut reasons: Vec<FailureReason> = all.iter().map(WriteError::reason).collect();
+        assert!(!reasons.contains(&FailureReason::Unspecified));
         reasons.sort();
         reasons.dedup();
         assert_eq!(reasons.len(), all.len());

@@ -261,9 +261,9 @@ async fn execute(api: &Api, task: &Task, sys_block: &std::path::Path) -> TaskRes
             result.ok = true;
         }
         Err(e) => {
-            warn!(task = %task.id, reason = e.reason(), error = %e, "task failed");
+            warn!(task = %task.id, reason = ?e.reason(), error = %e, "task failed");
             result.ok = false;
-            result.reason = e.reason().to_string();
+            result.set_reason(e.reason());
             result.message = e.to_string();
         }
     }

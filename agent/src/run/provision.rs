@@ -61,7 +61,7 @@ pub async fn provision(
         Decision::Write => {}
     }
 
-    let format = task::format(&task.format)?;
+    let format = task::format(task.format)?;
     let checksum: Checksum = task.checksum.parse().map_err(image::WriteError::from)?;
     let source = ImageSource {
         url: task.image_url.clone(),

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use proto::agent_v1::{self as api, FailureReason};
+
 use crate::clean::CleanError;
 use crate::config_drive::{ConfigDriveError, Marker};
 use crate::disks::{RootDeviceHints, SelectError};
@@ -46,18 +48,18 @@ pub enum TaskError {
 }
 
 impl TaskError {
-    /// Stable CamelCase reason.
-    pub fn reason(&self) -> &'static str {
+    /// The reason reported to the controller.
+    pub fn reason(&self) -> FailureReason {
         match self {
-            Self::InvalidTask(_) => "InvalidTask",
-            Self::Disks(_) => "DiskInventoryFailed",
+            Self::InvalidTask(_) => FailureReason::InvalidTask,
+            Self::Disks(_) => FailureReason::DiskInventoryFailed,
             Self::Select(e) => e.reason(),
-            Self::DiskHasPartitions { .. } => "DiskHasPartitions",
-            Self::UnknownFormat(_) => "UnsupportedFormat",
+            Self::DiskHasPartitions { .. } => FailureReason::DiskHasPartitions,
+            Self::UnknownFormat(_) => FailureReason::UnsupportedFormat,
             Self::Write(e) => e.reason(),
             Self::ConfigDrive(e) => e.reason(),
             Self::Clean(e) => e.reason(),
-            Self::Internal(_) => "InternalError",
+            Self::Internal(_) => FailureReason::InternalError,
         }
     }
 }
@@ -106,12 +108,16 @@ pub fn hints(h: Option<&proto::agent_v1::RootDeviceHints>) -> RootDeviceHints {
     }
 }
 
-/// The task's format; empty means raw (the API's default).
-pub fn format(name: &str) -> Result<ImageFormat, UnknownFormat> {
-    if name.trim().is_empty() {
-        Ok(ImageFormat::Raw)
-    } else {
-        name.parse()
+/// The writer's format of the task's format (the one conversion from the API's enum).
+pub fn format(format: i32) -> Result<ImageFormat, UnknownFormat> {
+    match api::ImageFormat::try_from(format) {
+        Ok(api::ImageFormat::Raw) => Ok(ImageFormat::Raw),
+        Ok(api::ImageFormat::RawGzip) => Ok(ImageFormat::RawGzip),
+        Ok(api::ImageFormat::RawZstd) => Ok(ImageFormat::RawZstd),
+        Ok(api::ImageFormat::Qcow2) => Ok(ImageFormat::Qcow2),
+        Ok(api::ImageFormat::Unspecified) | Err(_) => {
+            Err(UnknownFormat(format!("enum value {format}")))
+        }
     }
 }
 
@@ -171,17 +177,24 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(format("").unwrap(), ImageFormat::Raw);
-        assert_eq!(format("raw+zstd").unwrap(), ImageFormat::RawZstd);
-        assert_eq!(format("qcow2").unwrap(), ImageFormat::Qcow2);
-        let err = TaskError::from(format("vmdk").unwrap_err());
-        assert_eq!(err.reason(), "UnsupportedFormat");
+        let raw = api::ImageFormat::Raw as i32;
+        assert_eq!(format(raw).unwrap(), ImageFormat::Raw);
+        let zstd = api::ImageFormat::RawZstd as i32;
+        assert_eq!(format(zstd).unwrap(), ImageFormat::RawZstd);
+        assert_eq!(
+            format(api::ImageFormat::Qcow2 as i32).unwrap(),
+            ImageFormat::Qcow2
+        );
+        for unknown in [api::ImageFormat::Unspecified as i32, 99] {
+            let err = TaskError::from(format(unknown).unwrap_err());
+            assert_eq!(err.reason(), FailureReason::UnsupportedFormat);
+        }
         assert_eq!(
             TaskError::DiskHasPartitions {
                 device: "/dev/sda".into()
             }
             .reason(),
-            "DiskHasPartitions"
+            FailureReason::DiskHasPartitions
         );
     }
 }

@@ -23,6 +23,9 @@ pub enum Drop {
     Unsupported,
     /// No rack's provisioning network holds the interface or the relay address.
     NoRack,
+    /// Several racks' provisioning networks hold it (overlapping subnets): answering would
+    /// mean guessing the rack, and their address plans collide.
+    AmbiguousRack,
     /// The MAC is reserved in another rack: never answer a machine plugged into the wrong rack.
     WrongRack,
     /// Unknown MAC and no dynamic range on this rack.
@@ -44,6 +47,7 @@ impl Drop {
             Self::Malformed => "malformed",
             Self::Unsupported => "unsupported",
             Self::NoRack => "no_rack",
+            Self::AmbiguousRack => "ambiguous_rack",
             Self::WrongRack => "wrong_rack",
             Self::UnknownClient => "unknown_client",
             Self::RangeExhausted => "range_exhausted",
@@ -149,16 +153,15 @@ pub fn answer(
     let mac = Mac(chaddr);
 
     let relayed = msg.giaddr() != Ipv4Addr::UNSPECIFIED;
-    let rack = if relayed {
-        site.rack_for(link_selection(&msg).unwrap_or(msg.giaddr()))
+    let candidates = if relayed {
+        site.racks_for([link_selection(&msg).unwrap_or(msg.giaddr())])
     } else {
-        ingress
-            .interface
-            .iter()
-            .find_map(|net| site.rack_for(net.addr()))
+        site.racks_for(ingress.interface.iter().map(|net| net.addr()))
     };
-    let Some(rack) = rack else {
-        return dropped(None, Some(received), Drop::NoRack);
+    let rack = match candidates.as_slice() {
+        [] => return dropped(None, Some(received), Drop::NoRack),
+        [rack] => *rack,
+        _ => return dropped(None, Some(received), Drop::AmbiguousRack),
     };
     let reservation = site.reservations.get(&mac);
     if reservation.is_some_and(|r| r.rack != rack.id) {
@@ -642,6 +645,44 @@ mod tests {
                 reason: Drop::WrongRack,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn a_request_two_racks_could_claim_is_not_answered() {
+        // Rack b2 reuses rack a's provisioning subnet: neither is answered there, directly or
+        // through a relay, whichever rack the MAC is reserved in; rack b still answers.
+        let mut overlapping = site();
+        let mut b2 = overlapping.racks[0].clone();
+        b2.id = "fra1/b2".into();
+        overlapping.racks.push(b2);
+        let ask = |m: &Message, ingress: &Ingress| {
+            answer(
+                &bytes(m),
+                ingress,
+                &overlapping,
+                server,
+                &mut Leases::default(),
+                Instant::now(),
+            )
+        };
+        let ambiguous = Outcome::Dropped {
+            rack: None,
+            received: Some("discover"),
+            reason: Drop::AmbiguousRack,
+        };
+        let discover = packet(A_MAC, MessageType::Discover, vec![ipxe()]);
+        assert_eq!(ask(&discover, &on("10.1.0.2/24")), ambiguous);
+        let unknown = packet([2, 0, 0, 0, 0, 7], MessageType::Discover, vec![]);
+        assert_eq!(ask(&unknown, &on("10.1.0.2/24")), ambiguous);
+        let mut relayed = discover.clone();
+        relayed.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+        assert_eq!(ask(&relayed, &on("192.168.50.2/24")), ambiguous);
+        assert_eq!(Drop::AmbiguousRack.label(), "ambiguous_rack");
+        let b = packet(B_MAC, MessageType::Discover, vec![]);
+        assert!(matches!(
+            ask(&b, &on("10.2.0.2/24")),
+            Outcome::Reply { sent: "offer", .. }
         ));
     }
 

@@ -81,9 +81,14 @@ pub struct Site {
 }
 
 impl Site {
-    /// The rack whose provisioning subnet holds `addr`.
-    pub fn rack_for(&self, addr: Ipv4Addr) -> Option<&RackNet> {
-        self.racks.iter().find(|r| r.subnet.contains(&addr))
+    /// The racks whose provisioning subnet holds any of `addrs`, each once, in site order.
+    /// More than one means the request cannot be attributed to a rack (overlapping subnets, or
+    /// an interface carrying several racks' subnets): it must not be answered.
+    pub fn racks_for(&self, addrs: impl IntoIterator<Item = Ipv4Addr> + Clone) -> Vec<&RackNet> {
+        self.racks
+            .iter()
+            .filter(|r| addrs.clone().into_iter().any(|a| r.subnet.contains(&a)))
+            .collect()
     }
 }
 
@@ -228,21 +233,35 @@ mod tests {
     }
 
     #[test]
-    fn rack_for_picks_the_subnet() {
+    fn racks_for_finds_every_rack_holding_the_address() {
+        let rack = |id: &str, subnet: &str| RackNet {
+            id: id.into(),
+            subnet: subnet.parse().unwrap(),
+            gateway: None,
+            range: None,
+            mode: Mode::Authoritative,
+        };
         let site = Site {
-            racks: vec![RackNet {
-                id: "ns/a".into(),
-                subnet: "10.0.0.0/24".parse().unwrap(),
-                gateway: None,
-                range: None,
-                mode: Mode::Authoritative,
-            }],
+            racks: vec![
+                rack("ns/a", "10.0.0.0/24"),
+                rack("ns/b", "10.0.1.0/24"),
+                rack("ns/wide", "10.0.0.0/16"),
+            ],
             reservations: HashMap::new(),
         };
+        let ids = |addrs: &[Ipv4Addr]| -> Vec<String> {
+            site.racks_for(addrs.iter().copied())
+                .iter()
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&[Ipv4Addr::new(10, 0, 0, 9)]), ["ns/a", "ns/wide"]);
+        assert_eq!(ids(&[Ipv4Addr::new(10, 0, 7, 9)]), ["ns/wide"]);
+        assert!(ids(&[Ipv4Addr::new(10, 1, 0, 9)]).is_empty());
+        // One rack reached through two addresses counts once.
         assert_eq!(
-            site.rack_for(Ipv4Addr::new(10, 0, 0, 9)).unwrap().id,
-            "ns/a"
+            ids(&[Ipv4Addr::new(10, 0, 9, 1), Ipv4Addr::new(10, 0, 9, 2)]),
+            ["ns/wide"]
         );
-        assert!(site.rack_for(Ipv4Addr::new(10, 0, 1, 9)).is_none());
     }
 }

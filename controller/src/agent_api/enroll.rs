@@ -2,6 +2,9 @@
 //! registers as a new Server named after its boot MAC, with its inventory and without BMC or
 //! rack position (someone adds them). The `groundwork.dev/discovered` annotation makes the
 //! reconciler start it in state Discovered, whichever of its first write and ours lands first.
+//! The chart's admission policy (`charts/groundwork/templates/admission-policy.yaml`) lets the
+//! controller create exactly this Server and nothing else: change both together (the chart's
+//! RBAC test enrols through this function under the controller's ServiceAccount).
 
 use boot::dhcp::Mac;
 use crds::Server;
@@ -12,8 +15,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::EventType;
 use serde_json::json;
 use tracing::info;
-
-use crate::netboot::steps;
 
 /// The boot attempt a discovered machine's agent registers under.
 pub const DISCOVERY_ATTEMPT: &str = "discover";
@@ -96,7 +97,7 @@ pub async fn enroll(
         .patch_status(
             &name,
             &PatchParams {
-                field_manager: Some(steps::FIELD_MANAGER.into()),
+                field_manager: Some(crds::field_managers::BOOT.into()),
                 ..Default::default()
             },
             &Patch::Merge(json!({ "status": status })),

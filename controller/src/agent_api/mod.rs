@@ -5,7 +5,7 @@
 //! The credential alone decides which Server a call acts on, so an agent can neither read nor
 //! act on another Server; it dies with the attempt.
 
-mod enroll;
+pub mod enroll;
 mod tasks;
 
 use std::collections::HashMap;
@@ -271,6 +271,7 @@ impl Agent for AgentApi {
     async fn report_result(&self, request: Request<TaskResult>) -> Result<Response<Ack>, Status> {
         let (server, attempt) = self.authenticate(&request)?;
         let r = request.into_inner();
+        let reason = r.reason().condition_reason();
         Self::own_task(&server, &attempt, &r.task_id)?;
         let id = server_id(&server);
         let already = server
@@ -295,7 +296,7 @@ impl Agent for AgentApi {
         }
         let outcome = TaskOutcome {
             ok: r.ok,
-            reason: text(r.reason),
+            reason: reason.map(str::to_string),
             message,
             device: text(r.device),
             adopted: r.adopted,

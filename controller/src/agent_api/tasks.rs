@@ -1,36 +1,12 @@
 //! What the agent is told to do next, from the Server's open boot attempt.
 
 use crds::Server;
-use crds::common::SecretKeyRef;
 use crds::server::{BootPurpose, CleaningMode, ImageFormat, ServerState};
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
-use proto::agent_v1::{Clean, PowerOff, Provision, RootDeviceHints, task};
+use kube::ResourceExt;
+use proto::agent_v1::{self as api, Clean, PowerOff, Provision, RootDeviceHints, task};
 
 use crate::netboot::Shared;
-use crate::netboot::nocloud::{self, NodeAddress};
-use crate::server::NODE_NETWORK;
-
-/// Why no task could be built (the agent asks again).
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    /// A referenced Secret could not be read.
-    #[error("secret {name}: {source}")]
-    Secret {
-        /// Secret name.
-        name: String,
-        /// Cause.
-        source: kube::Error,
-    },
-    /// The Secret lacks the key.
-    #[error("secret {name} has no key {key}")]
-    SecretKey {
-        /// Secret name.
-        name: String,
-        /// Key.
-        key: String,
-    },
-}
+use crate::netboot::nocloud::{self, SecretError};
 
 /// The task name in task ids.
 pub fn name(kind: &task::Kind) -> &'static str {
@@ -50,7 +26,7 @@ pub async fn next(
     server: &Server,
     attempt: &str,
     checkin_url: &str,
-) -> Result<task::Kind, TaskError> {
+) -> Result<task::Kind, SecretError> {
     let off = task::Kind::PowerOff(PowerOff {});
     let Some(status) = server.status.as_ref() else {
         return Ok(off);
@@ -84,78 +60,26 @@ pub async fn next(
     })
 }
 
-async fn secret_value(
-    client: &kube::Client,
-    namespace: &str,
-    r: &SecretKeyRef,
-    default_key: &str,
-) -> Result<Vec<u8>, TaskError> {
-    let key = r.key.clone().unwrap_or_else(|| default_key.to_string());
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get(&r.name)
-        .await
-        .map_err(|source| TaskError::Secret {
-            name: r.name.clone(),
-            source,
-        })?;
-    secret
-        .data
-        .and_then(|mut d| d.remove(&key))
-        .map(|b| b.0)
-        .ok_or(TaskError::SecretKey {
-            name: r.name.clone(),
-            key,
-        })
-}
-
 async fn provision(
     client: &kube::Client,
     shared: &Shared,
     server: &Server,
     checkin_url: &str,
-) -> Result<Option<Provision>, TaskError> {
+) -> Result<Option<Provision>, SecretError> {
     let Some(image) = server.spec.image.as_ref() else {
         return Ok(None);
     };
     let namespace = server.namespace().unwrap_or_default();
     let user_data = match &server.spec.user_data {
-        Some(r) => secret_value(client, &namespace, r, "userData").await?,
+        Some(r) => nocloud::secret_value(client, &namespace, r, "userData").await?,
         None => Vec::new(),
     };
-    let network_data = match &server.spec.network_data {
-        Some(r) => Some(
-            String::from_utf8_lossy(&secret_value(client, &namespace, r, "networkData").await?)
-                .into_owned(),
-        ),
-        None => None,
-    };
-    let address = server
-        .status
-        .as_ref()
-        .and_then(|s| s.addresses.iter().find(|a| a.network == NODE_NETWORK))
-        .map(|a| a.address.clone());
-    let network = server
-        .spec
-        .rack_ref
-        .as_ref()
-        .and_then(|r| shared.rack(&namespace, &r.name))
-        .and_then(|r| r.spec.networks.node);
-    let node = match (&address, &network) {
-        (Some(address), Some(network)) => Some(NodeAddress { address, network }),
-        _ => None,
-    };
-    let docs = nocloud::documents(server, &image.checksum, node, network_data, checkin_url);
+    let docs = nocloud::read(client, shared, server, &image.checksum, checkin_url).await?;
     let hints = server.spec.root_device_hints.clone().unwrap_or_default();
     Ok(Some(Provision {
         image_url: image.url.clone(),
         checksum: image.checksum.clone(),
-        format: match image.format {
-            ImageFormat::Raw => "raw",
-            ImageFormat::RawZstd => "raw+zstd",
-            ImageFormat::RawGzip => "raw+gzip",
-            ImageFormat::Qcow2 => "qcow2",
-        }
-        .into(),
+        format: wire_format(image.format).into(),
         root_device_hints: Some(RootDeviceHints {
             device_name: hints.device_name.unwrap_or_default(),
             hctl: hints.hctl.unwrap_or_default(),
@@ -171,4 +95,14 @@ async fn provision(
         network_config: docs.network_config.into_bytes(),
         marker: docs.marker,
     }))
+}
+
+/// The API's name for an image format (the one conversion from the Server spec's).
+fn wire_format(format: ImageFormat) -> api::ImageFormat {
+    match format {
+        ImageFormat::Raw => api::ImageFormat::Raw,
+        ImageFormat::RawGzip => api::ImageFormat::RawGzip,
+        ImageFormat::RawZstd => api::ImageFormat::RawZstd,
+        ImageFormat::Qcow2 => api::ImageFormat::Qcow2,
+    }
 }

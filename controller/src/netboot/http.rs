@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::Shared;
-use super::nocloud::{self, NodeAddress};
+use super::nocloud;
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
 
@@ -247,62 +247,26 @@ async fn metadata(
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
     let checkin = format!("http://{host}/metadata/checkin");
-    let namespace = server.namespace().unwrap_or_default();
-    let address = server.status.as_ref().and_then(|s| {
-        s.addresses
-            .iter()
-            .find(|a| a.network == crate::server::NODE_NETWORK)
-            .map(|a| a.address.clone())
-    });
-    let network = server
-        .spec
-        .rack_ref
-        .as_ref()
-        .and_then(|r| st.shared.rack(&namespace, &r.name))
-        .and_then(|r| r.spec.networks.node);
-    let node = match (&address, &network) {
-        (Some(address), Some(network)) => Some(NodeAddress { address, network }),
-        _ => None,
+    let docs = match nocloud::read(&st.client, &st.shared, &server, &image.checksum, &checkin).await
+    {
+        Ok(docs) => docs,
+        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    let network_data = match &server.spec.network_data {
-        Some(r) => match secret_text(&st.client, &namespace, r, "networkData").await {
-            Ok(t) => Some(t),
-            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e),
-        },
-        None => None,
-    };
-    let docs = nocloud::documents(&server, &image.checksum, node, network_data, &checkin);
     match document.as_str() {
         "meta-data" => text(StatusCode::OK, docs.meta_data),
         "network-config" => text(StatusCode::OK, docs.network_config),
         "user-data" => match &server.spec.user_data {
-            Some(r) => match secret_text(&st.client, &namespace, r, "userData").await {
-                Ok(t) => text(StatusCode::OK, t),
-                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e),
-            },
+            Some(r) => {
+                let namespace = server.namespace().unwrap_or_default();
+                match nocloud::secret_value(&st.client, &namespace, r, "userData").await {
+                    Ok(t) => text(StatusCode::OK, String::from_utf8_lossy(&t).into_owned()),
+                    Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                }
+            }
             None => text(StatusCode::OK, ""),
         },
         _ => text(StatusCode::NOT_FOUND, "no such document"),
     }
-}
-
-async fn secret_text(
-    client: &kube::Client,
-    namespace: &str,
-    r: &crds::common::SecretKeyRef,
-    default_key: &str,
-) -> Result<String, String> {
-    let key = r.key.clone().unwrap_or_else(|| default_key.to_string());
-    let secret =
-        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
-            .get(&r.name)
-            .await
-            .map_err(|e| format!("secret {}: {e}", r.name))?;
-    secret
-        .data
-        .and_then(|mut d| d.remove(&key))
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        .ok_or_else(|| format!("secret {} has no key {key}", r.name))
 }
 
 /// What the installed OS reports on its first boot.

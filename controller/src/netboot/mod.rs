@@ -276,7 +276,7 @@ where
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
-            controller: "groundwork-boot".into(),
+            controller: crds::field_managers::BOOT.into(),
             instance: Some(identity.to_string()),
         },
     );
@@ -357,6 +357,7 @@ async fn reindex(
     changed: Arc<Notify>,
 ) {
     let mut last_conflicts = Vec::new();
+    let mut last_overlapping = Vec::new();
     loop {
         changed.notified().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -371,6 +372,12 @@ async fn reindex(
                 warn!(%mac, "boot MAC declared by several Servers: not answering it");
             }
             last_conflicts = idx.conflicts.clone();
+        }
+        if idx.overlapping != last_overlapping {
+            for (a, b) in &idx.overlapping {
+                warn!(rack = %a, other = %b, "provisioning subnets overlap: DHCP requests matching both racks are not answered");
+            }
+            last_overlapping = idx.overlapping.clone();
         }
         let dhcp_site = Arc::new(idx.site.clone());
         if let Ok(mut s) = shared.dhcp_site.write() {

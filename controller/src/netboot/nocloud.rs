@@ -1,9 +1,35 @@
-//! NoCloud documents for a Server (pure): the config drive the agent writes at install time
-//! and the metadata service serves afterwards carry the same bytes.
+//! NoCloud documents for a Server: the config drive the agent writes at install time and the
+//! metadata service serves afterwards carry the same bytes, both built by [`read`].
+//! [`documents`] is the pure part.
 
 use crds::Server;
+use crds::common::SecretKeyRef;
 use crds::rack::NodeNetwork;
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+
+use super::Shared;
+
+/// Why a document could not be built (the caller asks again later).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// A referenced Secret could not be read.
+    #[error("secret {name}: {source}")]
+    Read {
+        /// Secret name.
+        name: String,
+        /// Cause.
+        source: kube::Error,
+    },
+    /// The Secret lacks the key.
+    #[error("secret {name} has no key {key}")]
+    MissingKey {
+        /// Secret name.
+        name: String,
+        /// Key.
+        key: String,
+    },
+}
 
 /// The config drive's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +66,66 @@ pub fn marker(server: &Server, checksum: &str) -> String {
         server.uid().unwrap_or_default(),
         server_id(server)
     )
+}
+
+/// The documents of `server` with its image's `checksum`: its network data Secret, else a
+/// netplan for its node address on its Rack's node network.
+pub async fn read(
+    client: &kube::Client,
+    shared: &Shared,
+    server: &Server,
+    checksum: &str,
+    checkin_url: &str,
+) -> Result<Documents, SecretError> {
+    let namespace = server.namespace().unwrap_or_default();
+    let network_data = match &server.spec.network_data {
+        Some(r) => Some(
+            String::from_utf8_lossy(&secret_value(client, &namespace, r, "networkData").await?)
+                .into_owned(),
+        ),
+        None => None,
+    };
+    let address = server
+        .status
+        .as_ref()
+        .and_then(|s| s.node_address())
+        .map(|a| a.address.as_str());
+    let network = server
+        .spec
+        .rack_ref
+        .as_ref()
+        .and_then(|r| shared.rack(&namespace, &r.name))
+        .and_then(|r| r.spec.networks.node);
+    let node = match (address, &network) {
+        (Some(address), Some(network)) => Some(NodeAddress { address, network }),
+        _ => None,
+    };
+    Ok(documents(server, checksum, node, network_data, checkin_url))
+}
+
+/// The value of `r` (or its `default_key`) in a Secret of `namespace`.
+pub async fn secret_value(
+    client: &kube::Client,
+    namespace: &str,
+    r: &SecretKeyRef,
+    default_key: &str,
+) -> Result<Vec<u8>, SecretError> {
+    let key = r.key.clone().unwrap_or_else(|| default_key.to_string());
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(&r.name)
+        .await
+        .map_err(|source| SecretError::Read {
+            name: r.name.clone(),
+            source,
+        })?;
+    secret
+        .data
+        .and_then(|mut d| d.remove(&key))
+        .map(|b| b.0)
+        .ok_or(SecretError::MissingKey {
+            name: r.name.clone(),
+            key,
+        })
 }
 
 /// Builds the documents. `checkin_url` is where the installed OS reports its first boot.

@@ -7,14 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use boot::dhcp::site::Mode;
 use boot::dhcp::{Mac, RackNet, Reservation, Site};
-use crds::rack::DhcpMode;
+use crds::rack::{DhcpMode, RESERVED_HEAD};
 use crds::{Rack, Server};
 use ipnet::Ipv4Net;
 use kube::ResourceExt;
-
-/// Addresses at the start of a provisioning subnet kept for infrastructure (gateway, boot
-/// servers, relays): the server in U`n` gets the subnet's address number `RESERVED_HEAD + n`.
-pub const RESERVED_HEAD: u32 = 10;
 
 /// The boot-relevant index: the DHCP site and which Server owns each boot MAC.
 #[derive(Debug, Default, PartialEq)]
@@ -25,6 +21,9 @@ pub struct Index {
     pub servers: HashMap<Mac, (String, String)>,
     /// MACs declared by more than one Server (never answered: which one would it be?).
     pub conflicts: Vec<Mac>,
+    /// Pairs of racks (`namespace/name`) with overlapping provisioning subnets: a request
+    /// matching both is never answered.
+    pub overlapping: Vec<(String, String)>,
 }
 
 /// The provisioning address of the server occupying `rack_unit`, if the subnet has it outside
@@ -112,6 +111,13 @@ pub fn index<'a>(
         }
     }
     idx.conflicts.sort();
+    for (i, a) in racks.iter().enumerate() {
+        for b in &racks[i + 1..] {
+            if crate::ipam::overlap(&a.subnet.into(), &b.subnet.into()) {
+                idx.overlapping.push((a.id.clone(), b.id.clone()));
+            }
+        }
+    }
     idx.site.racks = racks;
     idx
 }
@@ -174,6 +180,20 @@ mod tests {
         assert_eq!(idx.servers.len(), 3);
         // Same input, same answer (another replica, a restart).
         assert_eq!(index(&racks, &servers), idx);
+    }
+
+    #[test]
+    fn overlapping_provisioning_subnets_are_listed() {
+        let racks = [
+            rack("a", "10.1.0.0/24", None),
+            rack("b", "10.1.0.0/25", None),
+            rack("c", "10.2.0.0/24", None),
+        ];
+        let idx = index(&racks, &[]);
+        assert_eq!(
+            idx.overlapping,
+            [("fra1/a".to_string(), "fra1/b".to_string())]
+        );
     }
 
     #[test]

@@ -13,9 +13,6 @@ use tracing::{info, warn};
 
 use super::target::{Target, target};
 
-/// Field manager of the boot services' status writes.
-pub const FIELD_MANAGER: &str = "groundwork-boot";
-
 /// One boot step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -109,7 +106,7 @@ pub async fn write(
     api.patch_status(
         &server.name_any(),
         &PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
+            field_manager: Some(crds::field_managers::BOOT.into()),
             ..Default::default()
         },
         &Patch::Merge(json!({ "status": status })),

@@ -3,15 +3,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crds::ConditionStatus;
-use crds::condition_types::{IP_POOL_AVAILABLE, LAYOUT_VALID, POWER_WITHIN_BUDGET};
-use crds::rack::{IpPoolUsage, PowerUsage, RackSlot, RackSpec, RackStatus};
+use crds::condition_types::{
+    IP_POOL_AVAILABLE, LAYOUT_VALID, NETWORKS_DISTINCT, POWER_WITHIN_BUDGET,
+};
+use crds::rack::{IpPoolUsage, MAX_POOL_SIZE, PowerUsage, RackSlot, RackSpec, RackStatus};
 use crds::reasons::{
-    INVALID_SPEC, OUT_OF_RANGE, OVER_BUDGET, POOL_EXHAUSTED, RECONCILED, U_OVERLAP,
+    INVALID_SPEC, NETWORK_OVERLAP, OUT_OF_RANGE, OVER_BUDGET, POOL_EXHAUSTED, RECONCILED, U_OVERLAP,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::read::Member;
-use super::validate::SpecProblem;
+use super::validate::{Overlap, SpecProblem};
 use crate::ipam::Pool;
 use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
 
@@ -99,6 +101,7 @@ pub fn decide(
     generation: Option<i64>,
     members: &[Member],
     pool: &Result<Option<Pool>, Vec<SpecProblem>>,
+    overlaps: &[Overlap],
     current: Option<&RackStatus>,
     now: &Time,
 ) -> RackStatus {
@@ -137,13 +140,15 @@ pub fn decide(
     let budget = u64::from(spec.power.budget_watts);
     let over_budget = budget > 0 && declared > budget;
     let used_addresses = members.iter().filter(|m| m.holds_node_address).count() as u64;
-    let ip_pool = match pool {
-        Ok(Some(p)) => Some(IpPoolUsage {
-            size: p.size(),
-            used: used_addresses,
-        }),
+    // Exact in the condition's message; saturated in status, whose integers must stay readable.
+    let pool_size = match pool {
+        Ok(Some(p)) => Some(p.size()),
         _ => None,
     };
+    let ip_pool = pool_size.map(|size| IpPoolUsage {
+        size: u64::try_from(size).map_or(MAX_POOL_SIZE, |s| s.min(MAX_POOL_SIZE)),
+        used: used_addresses,
+    });
 
     let layout_condition = if layout.is_valid() {
         Desired::new(
@@ -187,18 +192,21 @@ pub fn decide(
             format!("{declared} W of {budget} W declared"),
         )
     };
-    let pool_condition = match &ip_pool {
-        Some(p) if p.used >= p.size => Desired::new(
+    let pool_condition = match pool_size {
+        Some(size) if u128::from(used_addresses) >= size => Desired::new(
             IP_POOL_AVAILABLE,
             ConditionStatus::False,
             POOL_EXHAUSTED,
-            format!("all {} node addresses are allocated", p.size),
+            format!("all {size} node addresses are allocated"),
         ),
-        Some(p) => Desired::new(
+        Some(size) => Desired::new(
             IP_POOL_AVAILABLE,
             ConditionStatus::True,
             RECONCILED,
-            format!("{} of {} node addresses free", p.size - p.used, p.size),
+            format!(
+                "{} of {size} node addresses free",
+                size - u128::from(used_addresses)
+            ),
         ),
         None => Desired::new(
             IP_POOL_AVAILABLE,
@@ -206,6 +214,25 @@ pub fn decide(
             RECONCILED,
             "no node network declared",
         ),
+    };
+
+    let networks_condition = if overlaps.is_empty() {
+        Desired::new(
+            NETWORKS_DISTINCT,
+            ConditionStatus::True,
+            RECONCILED,
+            "no other rack of the site shares the provisioning or node network",
+        )
+    } else {
+        Desired::new(
+            NETWORKS_DISTINCT,
+            ConditionStatus::False,
+            NETWORK_OVERLAP,
+            format!(
+                "{}; a DHCP request that matches two racks is not answered and no node address is granted from an overlapping pool until one of the networks changes",
+                super::validate::describe(overlaps)
+            ),
+        )
     };
 
     let blocker = match pool {
@@ -216,6 +243,10 @@ pub fn decide(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; "),
+        }),
+        Ok(_) if !overlaps.is_empty() => Err(Blocker::Stalled {
+            reason: NETWORK_OVERLAP,
+            message: networks_condition.message.clone(),
         }),
         Ok(_) if !layout.is_valid() => Err(Blocker::Stalled {
             reason: layout_condition.reason,
@@ -228,7 +259,12 @@ pub fn decide(
         Ok(_) => Ok(()),
     };
     let mut desired: Vec<Desired> = kstatus(blocker).into();
-    desired.extend([layout_condition, power_condition, pool_condition]);
+    desired.extend([
+        layout_condition,
+        power_condition,
+        pool_condition,
+        networks_condition,
+    ]);
 
     let current_conditions = current.map(|c| c.conditions.as_slice()).unwrap_or_default();
     RackStatus {
@@ -251,6 +287,7 @@ pub fn decide(
 mod tests {
     use super::*;
     use crds::ServerState;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn m(name: &str, u: u32, h: u32) -> Member {
         Member {
@@ -298,7 +335,7 @@ mod tests {
         .unwrap();
         let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
         let members = [m("a", 1, 1), m("b", 2, 1)];
-        let st = decide(&spec, Some(1), &members, &Ok(None), None, &now);
+        let st = decide(&spec, Some(1), &members, &Ok(None), &[], None, &now);
         assert_eq!(st.server_count, 2);
         assert_eq!(st.used_u, 2);
         assert_eq!(st.servers_by_state["Registering"], 2);
@@ -313,8 +350,77 @@ mod tests {
         // Deciding again from the written status changes nothing: no write at rest.
         let later = Time("2026-01-02T00:00:00Z".parse().unwrap());
         assert_eq!(
-            decide(&spec, Some(1), &members, &Ok(None), Some(&st), &later),
+            decide(&spec, Some(1), &members, &Ok(None), &[], Some(&st), &later),
             st
         );
+    }
+
+    fn spec(networks: serde_json::Value) -> RackSpec {
+        serde_json::from_value(serde_json::json!({
+            "location": {"site": "fra1"}, "heightU": 42, "networks": networks
+        }))
+        .unwrap()
+    }
+
+    fn condition<'a>(st: &'a RackStatus, type_: &str) -> &'a Condition {
+        st.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn ipv6_node_pool_saturates_in_status_and_is_exact_in_the_message() {
+        let spec = spec(serde_json::json!({
+            "provisioning": {"subnet": "10.0.0.0/24"},
+            "node": {"subnet": "2001:db8:10::/64", "gateway": "2001:db8:10::1"}
+        }));
+        let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let pool = super::super::validate::validate(&spec);
+        let st = decide(&spec, Some(1), &[], &pool, &[], None, &now);
+        assert_eq!(
+            st.ip_pool,
+            Some(IpPoolUsage {
+                size: MAX_POOL_SIZE,
+                used: 0
+            })
+        );
+        // The API server reads status integers as int64: the JSON must hold one.
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["ipPool"]["size"].as_i64(), Some(9_007_199_254_740_991));
+        assert_eq!(
+            condition(&st, "IPPoolAvailable").message,
+            "18446744073709551614 of 18446744073709551614 node addresses free"
+        );
+        assert_eq!(condition(&st, "Ready").status, "True");
+    }
+
+    #[test]
+    fn overlapping_networks_stall_the_rack() {
+        let spec = spec(serde_json::json!({"provisioning": {"subnet": "10.0.0.0/24"}}));
+        let now = Time("2026-01-01T00:00:00Z".parse().unwrap());
+        let overlap = Overlap {
+            rack: "a01".into(),
+            network: "provisioning",
+            subnet: "10.0.0.0/24".parse().unwrap(),
+            peer: "b07".into(),
+            peer_network: "provisioning",
+            peer_subnet: "10.0.0.0/24".parse().unwrap(),
+        };
+        let st = decide(&spec, Some(1), &[], &Ok(None), &[overlap], None, &now);
+        let distinct = condition(&st, "NetworksDistinct");
+        assert_eq!(
+            (distinct.status.as_str(), distinct.reason.as_str()),
+            ("False", "NetworkOverlap")
+        );
+        assert!(distinct.message.starts_with(
+            "rack a01 provisioning 10.0.0.0/24 overlaps rack b07 provisioning 10.0.0.0/24; "
+        ));
+        assert_eq!(condition(&st, "Ready").status, "False");
+        let stalled = condition(&st, "Stalled");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "NetworkOverlap")
+        );
+        let alone = decide(&spec, Some(1), &[], &Ok(None), &[], None, &now);
+        assert_eq!(condition(&alone, "NetworksDistinct").status, "True");
+        assert_eq!(condition(&alone, "Ready").status, "True");
     }
 }

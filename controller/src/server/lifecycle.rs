@@ -8,51 +8,32 @@
 use std::time::Duration;
 
 use crds::server::{
-    AllocatedAddress, BootAttempt, BootProgress, BootPurpose, CleaningMode, Image, PhaseTiming,
-    ProvisionedImage, ServerState, ServerStatus,
+    AllocatedAddress, BootAttempt, BootProgress, BootPurpose, CleaningMode, Image, NODE_NETWORK,
+    PhaseTiming, ProvisionedImage, ServerState, ServerStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use proto::agent_v1::FailureReason;
 
 use super::decide::PowerAction;
-
-/// Name of the node network in `status.addresses`.
-pub const NODE_NETWORK: &str = "node";
 
 /// A timed-out ramdisk visit is retried this many times in all before the server goes to Error.
 pub const MAX_TRIES: u32 = 3;
 
-/// Failure reasons a condition can carry as they are; others become `ProvisioningFailed`.
-const KNOWN_REASONS: &[&str] = &[
-    "RamdiskTimedOut",
-    "FirstBootTimedOut",
-    "NoBootAttempt",
-    "ChecksumMismatch",
-    "InvalidChecksum",
-    "ImageNotFound",
-    "DownloadFailed",
-    "ImageTooLarge",
-    "ImageEmpty",
-    "UnsupportedFormat",
-    "DecompressFailed",
-    "DeviceHasPartitions",
-    "DiskHasPartitions",
-    "DeviceBusy",
-    "DeviceUnavailable",
-    "WriteFailed",
-    "NoDisks",
-    "NoMatchingDisk",
-    "UnsupportedPartitionTable",
-    "NoRoomForConfigDrive",
-    "CleaningFailed",
-];
+/// The lifecycle's own failure reasons; the agent's are [`FailureReason`]s.
+const OWN_REASONS: &[&str] = &["RamdiskTimedOut", "FirstBootTimedOut", "NoBootAttempt"];
 
-/// The reason for conditions (which take static reasons) of a stored failure reason.
+/// A failed provisioning the agent gave no reason for.
+const PROVISIONING_FAILED: &str = "ProvisioningFailed";
+
+/// The reason for conditions (which take static reasons) of a stored failure reason:
+/// unknown ones become `ProvisioningFailed`.
 pub fn known_reason(reason: Option<&str>) -> &'static str {
-    KNOWN_REASONS
+    OWN_REASONS
         .iter()
-        .find(|k| Some(**k) == reason)
         .copied()
-        .unwrap_or("ProvisioningFailed")
+        .chain(FailureReason::condition_reasons())
+        .find(|k| Some(*k) == reason)
+        .unwrap_or(PROVISIONING_FAILED)
 }
 
 /// What the lifecycle needs beyond the status.
@@ -109,7 +90,7 @@ pub enum Step {
 /// Whether a server in `state` with this spec needs a node address granted now.
 pub fn needs_address(status: Option<&ServerStatus>, lc: &Lifecycle<'_>) -> bool {
     let state = status.and_then(|s| s.state).unwrap_or_default();
-    let holds = status.is_some_and(|s| s.addresses.iter().any(|a| a.network == NODE_NETWORK));
+    let holds = status.is_some_and(|s| s.node_address().is_some());
     lc.image.is_some()
         && !lc.deleting
         && !lc.externally_provisioned
@@ -199,7 +180,7 @@ fn imaging(status: &ServerStatus) -> bool {
         .boot_attempt
         .as_ref()
         .is_some_and(|a| a.purpose != BootPurpose::Inspect)
-        || status.addresses.iter().any(|a| a.network == NODE_NETWORK)
+        || status.node_address().is_some()
 }
 
 /// The record of the open attempt, when the boot services wrote one for it.
@@ -226,7 +207,7 @@ fn provisioning(
     match (result, disk_boot) {
         (Some(r), _) if !r.ok => fail(
             status,
-            r.reason.as_deref().unwrap_or("ProvisioningFailed"),
+            r.reason.as_deref().unwrap_or(PROVISIONING_FAILED),
             format!(
                 "writing the image failed: {}",
                 r.message.as_deref().unwrap_or("no message")
@@ -291,7 +272,10 @@ fn deprovisioning(
         }
         Some(r) => fail(
             status,
-            r.reason.as_deref().unwrap_or("CleaningFailed"),
+            r.reason
+                .as_deref()
+                .or(FailureReason::CleaningFailed.condition_reason())
+                .unwrap_or(PROVISIONING_FAILED),
             format!(
                 "cleaning failed: {}",
                 r.message.as_deref().unwrap_or("no message")
@@ -568,6 +552,16 @@ mod tests {
         assert_eq!(state, ServerState::Available);
         assert!(s.addresses.is_empty());
         assert!(s.provisioned_image.is_none());
+    }
+
+    #[test]
+    fn every_agent_failure_reason_is_a_condition_reason_as_is() {
+        for r in FailureReason::condition_reasons().chain(OWN_REASONS.iter().copied()) {
+            assert_eq!(known_reason(Some(r)), r);
+        }
+        assert_eq!(known_reason(Some("CleaningFailed")), "CleaningFailed");
+        assert_eq!(known_reason(Some("SomethingNew")), PROVISIONING_FAILED);
+        assert_eq!(known_reason(None), PROVISIONING_FAILED);
     }
 
     #[test]

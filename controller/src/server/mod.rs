@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crds::Server;
-use crds::server::{PowerState, SystemIdentity};
+use crds::server::{NODE_NETWORK, PowerState, SystemIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
@@ -20,7 +20,6 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{info, warn};
 
-pub use lifecycle::NODE_NETWORK;
 pub use read::secret_refs;
 
 use crate::apply;
@@ -107,11 +106,7 @@ pub async fn reconcile(
         finalizer(&ctx, server, true).await?;
     }
     apply::status(&ctx, KIND, server, current.as_ref(), &decision.status).await?;
-    let held_address = |s: &crds::server::ServerStatus| {
-        s.addresses
-            .iter()
-            .any(|a| a.network == lifecycle::NODE_NETWORK)
-    };
+    let held_address = |s: &crds::server::ServerStatus| s.node_address().is_some();
     if server.status.as_ref().is_some_and(held_address) && !held_address(&decision.status) {
         info!(server = %server.name_any(), "node address released");
         ctx.ipam.release(&server.uid().unwrap_or_default());
@@ -191,10 +186,7 @@ fn holds_anything(status: &crds::server::ServerStatus) -> bool {
     matches!(
         status.state,
         Some(Provisioning | Provisioned | Deprovisioning)
-    ) || status
-        .addresses
-        .iter()
-        .any(|a| a.network == lifecycle::NODE_NETWORK)
+    ) || status.node_address().is_some()
 }
 
 /// Adds or removes the Server finalizer (no write when it already is as wanted).
@@ -231,18 +223,34 @@ async fn finalizer(ctx: &Context, server: &Server, present: bool) -> Result<(), 
 
 /// Grants the server a node address from its Rack's node network: the subnet's address
 /// number 10 + rack unit when free (stable across status loss), else the lowest free one.
+/// Nothing is granted while the node network overlaps another Rack's network: the other
+/// Rack's plan may hand out (or have handed out) the same address.
 fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'static str, String)> {
     let namespace = server.namespace().unwrap_or_default();
     let Some(rack_name) = server.spec.rack_ref.as_ref().map(|r| r.name.as_str()) else {
         return Ok(None);
     };
-    let rack = ctx
+    let Some(rack) = ctx
         .racks
         .get(&ObjectRef::new(rack_name).within(&namespace))
-        .and_then(|g| g.0.as_ref().ok().cloned());
-    let Some(node) = rack.and_then(|r| r.spec.networks.node.clone()) else {
+        .and_then(|g| g.0.as_ref().ok().cloned())
+    else {
         return Ok(None);
     };
+    let Some(node) = rack.spec.networks.node.clone() else {
+        return Ok(None);
+    };
+    let mut overlaps = crate::rack::overlaps(&ctx.racks, &rack);
+    overlaps.retain(|o| o.network == "node");
+    if !overlaps.is_empty() {
+        return Err((
+            crds::reasons::NETWORK_OVERLAP,
+            format!(
+                "{}: no node address is granted until one of the networks changes",
+                crate::rack::describe(&overlaps)
+            ),
+        ));
+    }
     let reserved: Vec<(String, String)> = node
         .reserved
         .iter()
@@ -267,7 +275,7 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
             s.status
                 .iter()
                 .flat_map(|st| st.addresses.iter())
-                .filter(|a| a.network == lifecycle::NODE_NETWORK)
+                .filter(|a| a.network == NODE_NETWORK)
                 .filter_map(move |a| a.address.parse().ok().map(|ip| (ip, uid.clone())))
                 .collect::<Vec<_>>()
         })
@@ -275,7 +283,7 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
     let preferred = server
         .spec
         .rack_unit
-        .and_then(|u| pool.nth(crate::netboot::site::RESERVED_HEAD.saturating_add(u)));
+        .and_then(|u| pool.nth(crds::rack::RESERVED_HEAD.saturating_add(u)));
     ctx.ipam
         .allocate(
             &format!("{namespace}/{rack_name}"),
