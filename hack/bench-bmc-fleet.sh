@@ -15,11 +15,6 @@ while (($#)); do
     *) args+=("$1"); shift ;;
   esac
 done
-if ((servers >= 200)); then profile=release; cargo_profile=release
-else profile=debug; cargo_profile=dev; args=(--baseline-seconds 3 "${args[@]}"); fi
+if ((servers >= 200)); then profile=release; else profile=debug; args=(--baseline-seconds 3 "${args[@]}"); fi
 bash hack/deps/bmc.sh
-cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
-export GROUNDWORK_CONTROLLER_BIN="$CARGO_TARGET_DIR/$profile/groundwork-controller"
-export PATH="$(hack/k8s-bins/build.sh):$PATH"
-gw_controlplane
-GROUNDWORK_TEST_CONTROLPLANE="$cp_dir" cargo bench -q --profile "$cargo_profile" -p e2e --bench bmc_fleet -- "${args[@]}"
+gw_e2e_bench "$profile" bmc_fleet "${args[@]}"

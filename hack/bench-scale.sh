@@ -13,10 +13,5 @@ while (($#)); do
     *) args+=("$1"); shift ;;
   esac
 done
-if ((racks >= 20)); then profile=release; cargo_profile=release
-else profile=debug; cargo_profile=dev; args+=(--quiet-seconds 10); fi
-cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
-export GROUNDWORK_CONTROLLER_BIN="$CARGO_TARGET_DIR/$profile/groundwork-controller"
-export PATH="$(hack/k8s-bins/build.sh):$PATH"
-gw_controlplane
-GROUNDWORK_TEST_CONTROLPLANE="$cp_dir" cargo bench -q --profile "$cargo_profile" -p e2e --bench scale -- "${args[@]}"
+if ((racks >= 20)); then profile=release; else profile=debug; args+=(--quiet-seconds 10); fi
+gw_e2e_bench "$profile" scale "${args[@]}"

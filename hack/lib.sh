@@ -125,6 +125,22 @@ gw_go() {
   export GOTOOLCHAIN=local
 }
 
+# Runs the e2e benchmark BENCH with ARG... against the controller binary built in PROFILE (release
+# or debug: CI's smoke sizes reuse the debug build the tests made) and a control plane
+# (gw_controlplane: the one in cp_dir, or a new one).
+gw_e2e_bench() {
+  local profile="$1" bench="$2" cargo_profile=dev
+  shift 2
+  [[ "$profile" != release ]] || cargo_profile=release
+  cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
+  export GROUNDWORK_CONTROLLER_BIN="$CARGO_TARGET_DIR/$profile/groundwork-controller"
+  PATH="$("$GW_ROOT/hack/k8s-bins/build.sh"):$PATH"
+  export PATH
+  gw_controlplane
+  GROUNDWORK_TEST_CONTROLPLANE="$cp_dir" \
+    cargo bench -q --profile "$cargo_profile" -p e2e --bench "$bench" -- "$@"
+}
+
 # --- guest images (netboot ramdisk, test OS, bare installer): Debian's kernel + busybox ---------
 
 # The virtio drivers a QEMU guest's NIC and disk need, in insmod order (dependencies first:
@@ -170,6 +186,26 @@ gw_busybox_root() {
     echo "$m" >>"$root/etc/modules"
   done
   install -m 0755 "$init" "$root/init"
+}
+
+# Writes the script busybox udhcpc calls into FILE: it configures the address and the default
+# route, writes /etc/resolv.conf and notes the address in /tmp/dhcp-ip.
+gw_udhcpc_script() {
+  cat >"$1" <<'EOF'
+#!/bin/sh
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound | renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    : >/etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+    echo "$ip" >/tmp/dhcp-ip ;;
+esac
+exit 0
+EOF
+  chmod 0755 "$1"
 }
 
 # Packs ROOT into the gzipped newc cpio OUT, then removes ROOT. Sorted names, root-owned, fixed

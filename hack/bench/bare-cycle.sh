@@ -89,19 +89,7 @@ key="$({
 build_initrd() { # DIR -> DIR/vmlinuz, DIR/initrd.img
   local root="$1/root"
   gw_busybox_root "$root" "$GW_ROOT/hack/boot/bare-installer-init.sh" "${GW_VIRTIO_MODULES[@]}"
-  cat >"$root/etc/udhcpc.script" <<'EOF'
-#!/bin/sh
-case "$1" in
-  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound | renew)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
-    echo "$ip" >/tmp/dhcp-ip ;;
-esac
-exit 0
-EOF
-  chmod 0755 "$root/etc/udhcpc.script"
+  gw_udhcpc_script "$root/etc/udhcpc.script"
   cp "$GW_KERNEL" "$1/vmlinuz"
   gw_cpio "$root" "$1/initrd.img"
 }

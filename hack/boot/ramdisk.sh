@@ -58,22 +58,7 @@ build() { # DIR
     mkdir -p "$root/etc/ssl/certs"
     cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
   fi
-  # udhcpc only talks to a script: configure address and default route, note the address.
-  cat >"$root/etc/udhcpc.script" <<'EOF'
-#!/bin/sh
-case "$1" in
-  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound | renew)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
-    : >/etc/resolv.conf
-    for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
-    echo "$ip" >/tmp/dhcp-ip ;;
-esac
-exit 0
-EOF
-  chmod 0755 "$root/etc/udhcpc.script"
+  gw_udhcpc_script "$root/etc/udhcpc.script" # udhcpc only talks to a script
   cp "$GW_KERNEL" "$1/vmlinuz"
   gw_cpio "$root" "$1/initrd.img"
 }
