@@ -5,8 +5,8 @@
 # Servers' Redfish systems are spread over K sushy-tools processes behind counting proxies.
 # Full size uses the release controller; smoke size (CI, < 200 servers) the debug one.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
 args=(); cp_dir=""; servers=1000
 while (($#)); do
   case "$1" in
@@ -15,16 +15,6 @@ while (($#)); do
     *) args+=("$1"); shift ;;
   esac
 done
-if ((servers >= 200)); then profile=release; cargo_profile=release
-else profile=debug; cargo_profile=dev; args=(--baseline-seconds 3 "${args[@]}"); fi
+if ((servers >= 200)); then profile=release; else profile=debug; args=(--baseline-seconds 3 "${args[@]}"); fi
 bash hack/deps/bmc.sh
-cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
-export GROUNDWORK_CONTROLLER_BIN="$CARGO_TARGET_DIR/$profile/groundwork-controller"
-export PATH="$(hack/k8s-bins/build.sh):$PATH"
-if [[ -z "$cp_dir" ]]; then
-  cp_dir="$(mktemp -d /tmp/groundwork-bench-cp.XXXXXX)"
-  trap 'hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1' EXIT
-  hack/controlplane.sh up "$cp_dir"
-  kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f charts/groundwork/crds/ >/dev/null
-fi
-GROUNDWORK_TEST_CONTROLPLANE="$cp_dir" cargo bench -q --profile "$cargo_profile" -p e2e --bench bmc_fleet -- "${args[@]}"
+gw_e2e_bench "$profile" bmc_fleet "${args[@]}"

@@ -3,6 +3,7 @@
 # 60 Redfish systems: identity + power on for all, concurrency N vs sequential.
 # Not a timed test; prints each figure beside the baseline from the same run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
 bash hack/deps/bmc.sh
 exec cargo bench -p bmc --bench fleet "$@"

@@ -29,8 +29,8 @@
 # dnsmasq's leases/s (within 1 %) with 0 % drops. Exit status is non-zero only when something
 # fails to run, never for a missed target.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
 
 rates="200,1000,5000"; seconds=10; smoke=0; cp_dir=""; keep=0; dnsmasq_leasefile=0
 while (($#)); do
@@ -41,49 +41,28 @@ while (($#)); do
     --controlplane) cp_dir="$2"; shift 2 ;;
     --keep-logs) keep=1; shift ;;
     --dnsmasq-leasefile) dnsmasq_leasefile=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
-    *) echo "bench-dhcp: unknown argument $1" >&2; exit 2 ;;
+    -h|--help) gw_usage 0 ;;
+    *) gw_usage 2 "unknown argument $1" ;;
   esac
 done
 ((smoke)) && { rates=100; seconds=3; }
 IFS=, read -r -a rate_list <<<"$rates"
-for r in "${rate_list[@]}"; do [[ "$r" =~ ^[1-9][0-9]*$ ]] || { echo "bad rate: $r" >&2; exit 2; }; done
-[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "bad --seconds: $seconds" >&2; exit 2; }
-[[ "$(id -u)" -eq 0 ]] || { echo "bench-dhcp: needs root (network namespaces, port 67)" >&2; exit 1; }
+for r in "${rate_list[@]}"; do [[ "$r" =~ ^[1-9][0-9]*$ ]] || gw_usage 2 "bad rate: $r"; done
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || gw_usage 2 "bad --seconds: $seconds"
+gw_need_root "network namespaces, port 67"
 
 SRV="gwbench-srv-$$"; CLI="gwbench-cli-$$"
 SUBNET_PREFIX=16; SRV_ADDR=10.70.0.2; CLI_ADDR=10.70.0.3
 RANGE_START=10.70.1.0; RANGE_END=10.70.255.254
 work="$(mktemp -d /tmp/groundwork-bench-dhcp.XXXXXX)"
 own_cp=0; k8s_ns=""; server_pid=""; perf_pid=""; failed=1
-t_start=$EPOCHREALTIME
-
-# --- timing -----------------------------------------------------------------------------------
-stage_name=""; stage_t=""
-stage() { # stage NAME: ends the current stage (printing its time) and starts NAME
-  local now=$EPOCHREALTIME
-  if [[ -n "$stage_name" ]]; then
-    awk -v n="$stage_name" -v a="$stage_t" -v b="$now" -v s="$t_start" \
-      'BEGIN { printf "[%7.1f s] %-52s %7.2f s\n", b - s, n, b - a }'
-  fi
-  stage_name="${1:-}"; stage_t=$now
-}
-note() { echo "bench-dhcp: $*" >&2; }
 
 # --- cleanup ----------------------------------------------------------------------------------
-stop_pid() { # stop_pid PID: TERM, wait up to 5 s, KILL
-  local pid="$1"
-  [[ -n "$pid" ]] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
-  stop_pid "$perf_pid"; stop_pid "$server_pid"
+  gw_stop_pid "$perf_pid"; gw_stop_pid "$server_pid"
   ip netns del "$SRV" 2>/dev/null; ip netns del "$CLI" 2>/dev/null
   if ((own_cp)); then
     hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1
@@ -105,50 +84,45 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- dependencies -----------------------------------------------------------------------------
-stage "dependencies"
-have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
+gw_step "dependencies"
 export PATH="$PATH:/usr/sbin:/sbin"
 need=()
-have perfdhcp || need+=(kea-admin)
-have dnsmasq || need+=(dnsmasq-base)
-have python3 || need+=(python3)
-if ((${#need[@]})); then
-  note "installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2; }
-fi
+gw_have perfdhcp || need+=(kea-admin)
+gw_have dnsmasq || need+=(dnsmasq-base)
+gw_have python3 || need+=(python3)
+((${#need[@]} == 0)) || gw_apt_install "${need[@]}" >&2
 kea_ok=1
-if ! have kea-dhcp4; then
-  note "installing kea-dhcp4-server (Kea baseline)"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kea-dhcp4-server >&2; then
-    note "Kea could not be installed: dnsmasq is the only baseline"; kea_ok=0
+if ! gw_have kea-dhcp4; then
+  gw_log "installing kea-dhcp4-server (Kea baseline)"
+  if ! gw_apt_install kea-dhcp4-server >&2; then
+    gw_log "Kea could not be installed: dnsmasq is the only baseline"; kea_ok=0
   fi
-  systemctl disable --now kea-dhcp4-server >/dev/null 2>&1 || true
+  gw_disable_services kea-dhcp4-server
 fi
 
 # --- our server -------------------------------------------------------------------------------
 # At smoke size (CI) the debug build the test stage made is reused: the figures only have to
 # be printed there, and a release build of the controller would cost minutes of CI time.
 if ((smoke)); then profile=debug; cargo_profile=dev; else profile=release; cargo_profile=release; fi
-stage "build groundwork-controller ($profile)"
+gw_step "build groundwork-controller ($profile)"
 cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
 controller="$CARGO_TARGET_DIR/$profile/groundwork-controller"
-[[ -x "$controller" ]] || { note "no binary at $controller"; exit 1; }
+[[ -x "$controller" ]] || gw_die "no binary at $controller"
 cp "$controller" "$work/groundwork-controller" # others may rebuild the target dir meanwhile
 controller="$work/groundwork-controller"
 
-stage "control plane"
+gw_step "control plane"
 export PATH="$(hack/k8s-bins/build.sh):$PATH"
 if [[ -z "$cp_dir" ]]; then
   cp_dir="$work/cp"; own_cp=1
   hack/controlplane.sh up "$cp_dir" 2>"$work/controlplane.log"
 else
   cp_dir="$(cd "$cp_dir" && pwd)"
-  [[ -f "$cp_dir/kubeconfig" ]] || { note "no kubeconfig in $cp_dir"; exit 1; }
+  [[ -f "$cp_dir/kubeconfig" ]] || gw_die "no kubeconfig in $cp_dir"
 fi
 kc=(kubectl --kubeconfig "$cp_dir/kubeconfig")
 
-stage "CRDs, namespace, Rack"
+gw_step "CRDs, namespace, Rack"
 "${kc[@]}" apply --server-side -f charts/groundwork/crds/ >/dev/null
 k8s_ns="gwbench-dhcp-$$-$RANDOM"
 "${kc[@]}" create namespace "$k8s_ns" >/dev/null
@@ -169,7 +143,7 @@ mkdir -p "$work/ipxe" "$work/artifacts"
 : >"$work/ipxe/undionly.kpxe"; : >"$work/ipxe/ipxe.efi" # TFTP is not benchmarked
 
 # --- network ----------------------------------------------------------------------------------
-stage "network namespaces"
+gw_step "network namespaces"
 ip netns add "$SRV"; ip netns add "$CLI"
 ip -n "$SRV" link add br0 type bridge forward_delay 0
 ip -n "$SRV" link add veth-srv type veth peer name veth-cli netns "$CLI"
@@ -179,12 +153,10 @@ ip -n "$CLI" addr add "$CLI_ADDR/$SUBNET_PREFIX" dev veth-cli
 for l in lo br0 veth-srv; do ip -n "$SRV" link set "$l" up; done
 for l in lo veth-cli; do ip -n "$CLI" link set "$l" up; done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # --- servers under test: start_<name> LOG sets server_pid; stop_server stops it ---------------
 metrics_port=""
 start_groundwork() {
-  metrics_port="$(free_port)"
+  metrics_port="$(gw_free_port)"
   KUBECONFIG="$cp_dir/kubeconfig" "$controller" --namespace "$k8s_ns" \
     --metrics-addr "127.0.0.1:$metrics_port" --lease-namespace "$k8s_ns" --log-format json \
     --boot-services --dhcp-interface br0 --boot-netns "$SRV" \
@@ -193,8 +165,8 @@ start_groundwork() {
   server_pid=$!
   local deadline=$((SECONDS + 60))
   until grep -q 'boot services listening' "$1"; do
-    kill -0 "$server_pid" 2>/dev/null || { note "groundwork-controller exited"; tail -20 "$1" >&2; return 1; }
-    ((SECONDS < deadline)) || { note "groundwork-controller: no 'boot services listening' in 60 s"; return 1; }
+    kill -0 "$server_pid" 2>/dev/null || { gw_log "groundwork-controller exited"; tail -20 "$1" >&2; return 1; }
+    ((SECONDS < deadline)) || { gw_log "groundwork-controller: no 'boot services listening' in 60 s"; return 1; }
     sleep 0.1
   done
 }
@@ -224,7 +196,7 @@ EOF
   KEA_LOCKFILE_DIR="$d" KEA_PIDFILE_DIR="$d" ip netns exec "$SRV" kea-dhcp4 -c "$d/kea-dhcp4.json" >"$1" 2>&1 &
   server_pid=$!
 }
-stop_server() { stop_pid "$server_pid"; server_pid=""; }
+stop_server() { gw_stop_pid "$server_pid"; server_pid=""; }
 
 # Kernel UDP receive-buffer overflows in a namespace (a server or perfdhcp not reading fast
 # enough). Kea reads through a packet socket, which these counters do not see.
@@ -239,11 +211,11 @@ perfdhcp_cli() { ip netns exec "$CLI" perfdhcp -4 -l veth-cli "$@"; }
 wait_answering() { # wait_answering NAME LOG
   local deadline=$((SECONDS + 30)) rc
   while :; do
-    kill -0 "$server_pid" 2>/dev/null || { note "$1 exited"; tail -20 "$2" >&2; return 1; }
+    kill -0 "$server_pid" 2>/dev/null || { gw_log "$1 exited"; tail -20 "$2" >&2; return 1; }
     rc=0; timeout 10 ip netns exec "$CLI" perfdhcp -4 -l veth-cli -r 10 -p 1 -W 300000 -R 1 \
       -b mac=02:00:5e:00:00:01 -d 0.5 >"$work/probe.out" 2>&1 || rc=$?
     ((rc == 0)) && return 0
-    ((SECONDS < deadline)) || { note "$1 did not answer a single DHCP exchange in 30 s"; cat "$work/probe.out" >&2; return 1; }
+    ((SECONDS < deadline)) || { gw_log "$1 did not answer a single DHCP exchange in 30 s"; cat "$work/probe.out" >&2; return 1; }
     sleep 0.2
   done
 }
@@ -266,16 +238,16 @@ results="$work/results.tsv"; : >"$results"
 servers=(groundwork dnsmasq kea)
 run_one() { # run_one SERVER RATE
   local name="$1" rate="$2" log="$work/$1-$2.log" out="$work/perfdhcp-$1-$2.out" rc clients
-  stage "$name @ $rate/s: start server"
+  gw_step "$name @ $rate/s: start server"
   if ! "start_$name" "$log" || ! wait_answering "$name" "$log"; then
     stop_server
     if [[ "$name" == kea ]]; then
-      note "Kea failed to start: dnsmasq is the only baseline from here on"; kea_ok=0
+      gw_log "Kea failed to start: dnsmasq is the only baseline from here on"; kea_ok=0
       printf '%s\t%s\tfailed\n' "$name" "$rate" >>"$results"; return 0
     fi
     return 1
   fi
-  stage "$name @ $rate/s: perfdhcp ${seconds} s"
+  gw_step "$name @ $rate/s: perfdhcp ${seconds} s"
   clients=$((rate * seconds))
   local srv_ovf cli_ovf
   srv_ovf=$(udp_rcvbuf_errors "$SRV"); cli_ovf=$(udp_rcvbuf_errors "$CLI")
@@ -286,11 +258,11 @@ run_one() { # run_one SERVER RATE
   perf_pid=""
   srv_ovf=$(($(udp_rcvbuf_errors "$SRV") - srv_ovf)); cli_ovf=$(($(udp_rcvbuf_errors "$CLI") - cli_ovf))
   # 0: every exchange completed; 3: some were dropped (a result, not a failure).
-  if ((rc != 0 && rc != 3)); then note "perfdhcp failed (exit $rc) against $name:"; cat "$out" >&2; return 1; fi
+  if ((rc != 0 && rc != 3)); then gw_log "perfdhcp failed (exit $rc) against $name:"; cat "$out" >&2; return 1; fi
   if [[ "$name" == groundwork ]]; then
     curl -fsS "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics-$rate.txt" 2>/dev/null || true
   fi
-  stage "$name @ $rate/s: stop server"
+  gw_step "$name @ $rate/s: stop server"
   stop_server
   local row
   read -r -a row < <(parse_perfdhcp "$out")
@@ -323,7 +295,7 @@ for rate in "${rate_list[@]}"; do
     run_one "$name" "$rate"
   done
 done
-stage ""
+gw_step "tables"
 
 # --- tables and verdict -----------------------------------------------------------------------
 if ((dnsmasq_leasefile)); then dm="dnsmasq 2.90 no-ping, lease file"; else dm="dnsmasq 2.90 no-ping, --leasefile-ro"; fi
@@ -395,5 +367,5 @@ else:
           f"{fmt(g['do_drop'])}/{fmt(g['ra_drop'])} %; dnsmasq {d['leases']:.1f} leases/s, drops "
           f"{fmt(d['do_drop'])}/{fmt(d['ra_drop'])} %")
 PY
-awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "total %.1f s\n", b - a }'
+gw_step "done"
 failed=0

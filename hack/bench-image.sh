@@ -20,6 +20,7 @@
 # and buffered + fdatasync ("agent-buffered"). Before each run the device's first MiB is
 # zeroed (not timed) so the agent's partition check passes without --allow-partitions.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SIZE_MIB=2048
 RUNS=3
@@ -28,16 +29,14 @@ while [[ $# -gt 0 ]]; do
     --size-mib) SIZE_MIB="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
     --smoke) SIZE_MIB=64; RUNS=1; shift ;;
-    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
+    -h|--help) gw_usage 0 ;;
+    *) gw_usage 2 "unknown argument: $1" ;;
   esac
 done
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-die() { echo "bench-image: $*" >&2; exit 1; }
-[[ $(id -u) -eq 0 ]] || die "needs root (losetup)"
+gw_need_root losetup
 for tool in curl zstd qemu-img python3 sha256sum dd losetup fallocate; do
-  command -v "$tool" >/dev/null || die "missing $tool"
+  command -v "$tool" >/dev/null || gw_die "missing $tool"
 done
 
 TMP_BASE="${TMPDIR:-/tmp}"
@@ -46,7 +45,7 @@ TMP_BASE="${TMPDIR:-/tmp}"
 NEED_MIB=$(( 6 * SIZE_MIB + 128 ))
 FREE_MIB=$(( $(df -Pk "$TMP_BASE" | awk 'NR==2 {print $4}') / 1024 ))
 if (( FREE_MIB < 3 * SIZE_MIB || FREE_MIB < NEED_MIB )); then
-  die "not enough space in $TMP_BASE: ${FREE_MIB} MiB free, ${NEED_MIB} MiB needed (try --size-mib $(( FREE_MIB / 7 )))"
+  gw_die "not enough space in $TMP_BASE: ${FREE_MIB} MiB free, ${NEED_MIB} MiB needed (try --size-mib $(( FREE_MIB / 7 )))"
 fi
 
 WORK="$(mktemp -d "$TMP_BASE/bench-image.XXXXXX")"
@@ -54,7 +53,7 @@ LOOPS=()
 SERVER_PID=""
 cleanup() {
   set +e
-  [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  gw_stop_pid "$SERVER_PID"
   for dev in "${LOOPS[@]}"; do losetup -d "$dev"; done
   rm -rf "$WORK"
 }
@@ -64,11 +63,10 @@ if [[ -n "${AGENT_WRITE_BIN:-}" ]]; then
   BIN="$AGENT_WRITE_BIN"
 else
   echo "== building groundwork-agent-write (release)"
-  cargo build --release --quiet --manifest-path "$ROOT/agent/Cargo.toml" --bin groundwork-agent-write
-  TARGET_DIR="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/agent/Cargo.toml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}"
-  BIN="$TARGET_DIR/release/groundwork-agent-write"
+  cargo build --release --quiet --manifest-path "$GW_ROOT/agent/Cargo.toml" --bin groundwork-agent-write
+  BIN="$CARGO_TARGET_DIR/release/groundwork-agent-write"
 fi
-[[ -x "$BIN" ]] || die "no binary at $BIN"
+[[ -x "$BIN" ]] || gw_die "no binary at $BIN"
 
 mkdir -p "$WORK/www"
 RAW="$WORK/www/disk.raw"
@@ -121,7 +119,7 @@ for _ in $(seq 100); do
   [[ -n "$PORT" ]] && break
   sleep 0.1
 done
-[[ -n "$PORT" ]] || die "http.server did not start: $(cat "$WORK/server.log")"
+[[ -n "$PORT" ]] || gw_die "http.server did not start: $(cat "$WORK/server.log")"
 URL_RAW="http://127.0.0.1:$PORT/disk.raw"
 URL_ZST="http://127.0.0.1:$PORT/disk.raw.zst"
 URL_QCOW="http://127.0.0.1:$PORT/disk.qcow2"
@@ -178,7 +176,7 @@ run_one() {
   fi
   end="$(now)"
   if [[ "$tool" == baseline* ]] && [[ "$(cut -d' ' -f1 "$WORK/sum.txt")" != "$sha" ]]; then
-    die "baseline checksum differs"
+    gw_die "baseline checksum differs"
   fi
   python3 -c "print(f'{$end - $start:.3f}')"
 }

@@ -6,26 +6,23 @@
 # boot). Prints every figure beside its baseline and the ratio (target: <= 1.5x).
 #   hack/bench-provision.sh [--servers 1,2] [--formats raw,raw+zstd] [--controlplane DIR]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}" CARGO_INCREMENTAL=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
+export CARGO_INCREMENTAL=0
 servers=1,2; formats=raw,raw+zstd; cp_dir=""
 while (($#)); do
   case "$1" in
     --servers) servers="$2"; shift 2 ;;
     --formats) formats="$2"; shift 2 ;;
     --controlplane) cp_dir="$2"; shift 2 ;;
-    *) echo "usage: $0 [--servers 1,2] [--formats raw,raw+zstd] [--controlplane DIR]" >&2; exit 2 ;;
+    -h | --help) gw_usage 0 ;;
+    *) gw_usage ;;
   esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "bench-provision: needs root (network namespaces, taps)" >&2; exit 2; }
+gw_need_root "network namespaces, taps"
 hack/deps/boot.sh >/dev/null
 export PATH="$(hack/k8s-bins/build.sh):$PATH"
-if [[ -z "$cp_dir" ]]; then
-  cp_dir="$(mktemp -d /tmp/groundwork-bench-cp.XXXXXX)"
-  trap 'hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1' EXIT
-  hack/controlplane.sh up "$cp_dir" >/dev/null
-  kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f charts/groundwork/crds/ >/dev/null
-fi
+gw_controlplane
 out="$(mktemp /tmp/groundwork-bench-provision.XXXXXX)"
 echo "== Groundwork (release build), servers $servers, formats $formats"
 GROUNDWORK_TEST_CONTROLPLANE="$cp_dir" cargo bench -q -p e2e --bench provision -- \

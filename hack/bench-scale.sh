@@ -3,8 +3,8 @@
 #   [--controlplane DIR]  reuse a running control plane instead of starting one.
 # Full size uses the release controller; smoke size (CI) the debug one.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/target}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
 args=(); cp_dir=""; racks=100
 while (($#)); do
   case "$1" in
@@ -13,15 +13,5 @@ while (($#)); do
     *) args+=("$1"); shift ;;
   esac
 done
-if ((racks >= 20)); then profile=release; cargo_profile=release
-else profile=debug; cargo_profile=dev; args+=(--quiet-seconds 10); fi
-cargo build -q --profile "$cargo_profile" -p controller --bin groundwork-controller
-export GROUNDWORK_CONTROLLER_BIN="$CARGO_TARGET_DIR/$profile/groundwork-controller"
-export PATH="$(hack/k8s-bins/build.sh):$PATH"
-if [[ -z "$cp_dir" ]]; then
-  cp_dir="$(mktemp -d /tmp/groundwork-bench-cp.XXXXXX)"
-  trap 'hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1' EXIT
-  hack/controlplane.sh up "$cp_dir"
-  kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f charts/groundwork/crds/ >/dev/null
-fi
-GROUNDWORK_TEST_CONTROLPLANE="$cp_dir" cargo bench -q --profile "$cargo_profile" -p e2e --bench scale -- "${args[@]}"
+if ((racks >= 20)); then profile=release; else profile=debug; args+=(--quiet-seconds 10); fi
+gw_e2e_bench "$profile" scale "${args[@]}"

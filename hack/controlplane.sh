@@ -8,20 +8,16 @@
 # Certificates are generated with openssl; the admin identity is a client certificate in
 # O=system:masters. Service-account tokens are signed with DIR/sa.key (TokenRequest works).
 set -euo pipefail
-cmd="${1:?usage: controlplane.sh up|down|env DIR}"
-dir="${2:?usage: controlplane.sh up|down|env DIR}"
-here="$(cd "$(dirname "$0")" && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+(($# == 2)) || gw_usage
+cmd="$1" dir="$2"
+here="$GW_ROOT/hack"
 mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 stop() {
   for p in apiserver etcd; do
     if [[ -f "$dir/$p.pid" ]]; then
-      pid="$(cat "$dir/$p.pid")"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      gw_stop_pid "$(cat "$dir/$p.pid")"
       rm -f "$dir/$p.pid"
     fi
   done
@@ -31,14 +27,14 @@ case "$cmd" in
 down) stop; rm -rf "$dir"; exit 0 ;;
 env) echo "export KUBECONFIG=$dir/kubeconfig"; exit 0 ;;
 up) ;;
-*) echo "unknown command $cmd" >&2; exit 2 ;;
+*) gw_usage 2 "unknown command $cmd" ;;
 esac
 
 if [[ -f "$dir/apiserver.pid" ]] && kill -0 "$(cat "$dir/apiserver.pid")" 2>/dev/null; then
   echo "control plane already running in $dir" >&2; exit 0
 fi
 bins="$("$here/k8s-bins/build.sh")"
-command -v openssl >/dev/null || apt-get install -y openssl >&2
+command -v openssl >/dev/null || gw_apt_install openssl >&2
 
 pki="$dir/pki"; mkdir -p "$pki"
 if [[ ! -f "$pki/ca.crt" ]]; then
@@ -57,7 +53,7 @@ if [[ ! -f "$pki/ca.crt" ]]; then
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 fi
 
-etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
+etcd_port="$(gw_free_port)"; peer_port="$(gw_free_port)"; api_port="$(gw_free_port)"
 "$bins/etcd" --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
   --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "default=http://127.0.0.1:$peer_port" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the CRDs generated from crds/ into the chart (`--check`: fail when the committed YAML is stale).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
 out=charts/groundwork/crds/groundwork.yaml
 tmp="$(mktemp)"; trap 'rm -f "$tmp"' EXIT
 cargo run -q -p controller --bin crdgen > "$tmp"

@@ -13,27 +13,25 @@
 # FUZZ_TOOLCHAIN=stable|nightly and FUZZ_SANITIZER=none|address. Debug assertions and overflow
 # checks are on in every crate (cargo-fuzz's default, like `cargo test`); FUZZ_BUILD_ARGS=-O
 # fuzzes the release semantics instead (none of them). Builds into
-# $FUZZ_TARGET_DIR (default: $CARGO_TARGET_DIR/fuzz, or target/fuzz), apart from the workspace
-# builds. Installs cargo-fuzz when missing.
+# $FUZZ_TARGET_DIR (default: $CARGO_TARGET_DIR/fuzz; hack/lib.sh's default target is under the
+# cache), apart from the workspace builds. Installs cargo-fuzz when missing.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
+root="$GW_ROOT"
 
 duration="${1:-60}"
-if ! [[ "$duration" =~ ^[0-9]+$ ]] || [ "$duration" -eq 0 ]; then
-  echo "usage: hack/fuzz.sh [SECONDS]" >&2
-  exit 2
-fi
+[[ "$duration" =~ ^[1-9][0-9]*$ ]] || gw_usage
 
 export CARGO_TERM_COLOR=never
 cargo_fuzz_version=0.13.2
 target=dhcp_answer
 fuzz_dir="$root/boot/fuzz"
 seeds="$fuzz_dir/corpus/$target"
-target_dir="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$root/target}/fuzz}"
+target_dir="${FUZZ_TARGET_DIR:-$CARGO_TARGET_DIR/fuzz}"
 
 # Installed under the cache (CI keeps ~/.cache, not ~/.cargo), so warm runs do not rebuild it.
-tools="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/cargo-tools"
+tools="$GW_CACHE/cargo-tools"
 export PATH="$tools/bin:$PATH"
 if ! cargo fuzz --version 2>/dev/null | grep -qF "$cargo_fuzz_version"; then
   echo "installing cargo-fuzz $cargo_fuzz_version into $tools"

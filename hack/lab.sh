@@ -16,10 +16,9 @@
 # State lives in .lab/ (kubeconfig, logs, PIDs, BIRD socket, FRR config). Nothing listens outside
 # 127.0.0.1 or the lab's own network namespaces.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"; lab="$root/.lab"
-source hack/lib.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GW_CACHE/target}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
+root="$GW_ROOT"; lab="$root/.lab"
 cmd="${1:-up}"
 
 kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
@@ -29,19 +28,13 @@ netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b gw-lab-boot)
 # Every process the lab starts, stopped in this order by PID (.lab/<name>.pid).
 procs=(edge controller sushy ipmi ipmi-vm ipmi-vm6 www ra bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
 
-stop_pid() { # name: SIGTERM, wait up to 5 s, then SIGKILL
-  local f="$lab/$1.pid" pid
-  [[ -f "$f" ]] || return 0
-  pid="$(cat "$f")"
-  if kill "$pid" 2>/dev/null; then
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
-}
-
 down() {
-  for p in "${procs[@]}"; do stop_pid "$p"; done
+  local p
+  for p in "${procs[@]}"; do
+    [[ -f "$lab/$p.pid" ]] || continue
+    gw_stop_pid "$(cat "$lab/$p.pid")"
+    rm -f "$lab/$p.pid"
+  done
   hack/boot/vm.sh --stop "$lab/a01-u05-vm.pid" 2>/dev/null || true
   hack/boot/vm.sh --stop "$lab/a01-u06-vm.pid" 2>/dev/null || true
   for ns in "${netns_all[@]}"; do
@@ -56,12 +49,11 @@ case "$cmd" in
 down) down; exit 0 ;;
 status) export PATH="$(hack/k8s-bins/build.sh):$PATH"; kc get groundwork -A; exit 0 ;;
 up) ;;
-*) echo "usage: hack/lab.sh up|down|status" >&2; exit 2 ;;
+-h | --help) gw_usage 0 ;;
+*) gw_usage 2 "unknown command $cmd" ;;
 esac
 
-t0=$SECONDS
-step() { echo "[$((SECONDS - t0))s] $*"; }
-die() { echo "lab.sh: ERROR: $*" >&2; [[ ! -d "$lab" ]] || echo "lab.sh: hack/lab.sh down removes what was started" >&2; exit 1; }
+die() { [[ ! -d "$lab" ]] || gw_log "hack/lab.sh down removes what was started"; gw_die "$*"; }
 # The BGP part needs root and network namespaces: refuse up front, not half-way.
 [[ "$(id -u)" == 0 ]] || die "the lab needs root: it creates network namespaces (${netns_all[*]}) for BIRD and the emulated ISPs. Run it as root."
 ip netns add gw-lab-probe 2>/dev/null && ip netns del gw-lab-probe \
@@ -69,20 +61,20 @@ ip netns add gw-lab-probe 2>/dev/null && ip netns del gw-lab-probe \
 for ns in "${netns_all[@]}"; do
   [[ ! -e "/run/netns/$ns" ]] || die "network namespace $ns exists: a lab is already up (hack/lab.sh down first)"
 done
-step "installing missing tools"; hack/deps/base.sh; hack/deps/bmc.sh; hack/deps/routing.sh >/dev/null; hack/deps/boot.sh >/dev/null
+gw_step "installing missing tools"; hack/deps/base.sh; hack/deps/bmc.sh; hack/deps/routing.sh >/dev/null; hack/deps/boot.sh >/dev/null
 gw_env  # Go >= 1.26 and the Python virtual environment the deps scripts made sure of
 frr_bin=/usr/lib/frr
 for b in bird birdc gobgpd gobgp vtysh "$frr_bin/zebra" "$frr_bin/bgpd" "$frr_bin/bfdd"; do
   command -v "$b" >/dev/null || die "$b missing after hack/deps/routing.sh"
 done
-step "building the control plane binaries (cached under ~/.cache/groundwork)"
+gw_step "building the control plane binaries (cached under ~/.cache/groundwork)"
 export PATH="$(hack/k8s-bins/build.sh):$PATH"
-step "building the controller and the edge daemon"
+gw_step "building the controller and the edge daemon"
 cargo build -q -p controller -p edge -p kubectl-groundwork --bin groundwork-controller --bin groundwork-edge --bin kubectl-groundwork
 mkdir -p "$lab"
-step "starting etcd + kube-apiserver"; hack/controlplane.sh up "$lab/cp"
+gw_step "starting etcd + kube-apiserver"; hack/controlplane.sh up "$lab/cp"
 ln -sf "$lab/cp/kubeconfig" "$lab/kubeconfig"
-step "installing Groundwork with Helm (CRDs, RBAC, ServiceAccount)"
+gw_step "installing Groundwork with Helm (CRDs, RBAC, ServiceAccount)"
 kc create namespace groundwork-system --dry-run=client -o yaml | kc apply -f - >/dev/null
 # The site namespace first, so the edge daemon's RoleBinding is scoped to it (least privilege).
 kc apply -f examples/00-namespace.yaml >/dev/null
@@ -105,7 +97,7 @@ KC
 }
 sa_kubeconfig groundwork-controller "$lab/controller.kubeconfig"
 sa_kubeconfig groundwork-edge "$lab/edge.kubeconfig"
-step "rack a01's networks: bridge br-prov in gw-lab-boot with the provisioning address 10.10.0.2/24 and the node gateway 10.20.0.1/24, taps for a01-u05's and a01-u06's VMs, IPv6 router adverts"
+gw_step "rack a01's networks: bridge br-prov in gw-lab-boot with the provisioning address 10.10.0.2/24 and the node gateway 10.20.0.1/24, taps for a01-u05's and a01-u06's VMs, IPv6 router adverts"
 ip netns add gw-lab-boot || die "cannot create network namespace gw-lab-boot"
 ip -n gw-lab-boot link set lo up
 ip -n gw-lab-boot link add br-prov type bridge
@@ -121,17 +113,17 @@ done
 nohup ip netns exec gw-lab-boot dnsmasq -k --port=0 --no-resolv --no-hosts --interface=br-prov \
   --bind-interfaces --enable-ra --dhcp-range=fd10::,ra-only,64 </dev/null >"$lab/ra.log" 2>&1 &
 echo $! > "$lab/ra.pid"
-step "building the netboot ramdisk (Debian kernel + busybox, cached) into .lab/boot"
+gw_step "building the netboot ramdisk (Debian kernel + busybox, cached) into .lab/boot"
 hack/boot/ramdisk.sh "$lab/boot" >/dev/null
 (umask 077; head -c 48 /dev/urandom | base64 > "$lab/boot-token.key")
-step "building the test OS image (boots under BIOS and UEFI, reads its config drive, checks in) and serving it from gw-lab-boot at http://10.10.0.2:8090/"
+gw_step "building the test OS image (boots under BIOS and UEFI, reads its config drive, checks in) and serving it from gw-lab-boot at http://10.10.0.2:8090/"
 mkdir -p "$lab/www"
 hack/boot/test-os.sh "$lab/test-os.raw" >/dev/null
 cp "$lab/test-os.raw.zst" "$lab/www/test-os.raw.zst"
 nohup ip netns exec gw-lab-boot python3 -m http.server 8090 --bind 10.10.0.2 --directory "$lab/www" </dev/null >"$lab/www.log" 2>&1 &
 echo $! > "$lab/www.pid"
 for u in 05 06; do truncate -s 256M "$lab/a01-u$u.disk"; done
-step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
+gw_step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
 POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
   --admission-policy groundwork-controller-server-writes \
@@ -140,7 +132,7 @@ POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$
   --agent-ca-secret groundwork-controller-agent-ca --agent-ca-namespace groundwork-system \
   >"$lab/controller.log" 2>&1 &
 echo $! > "$lab/controller.pid"
-step "starting emulated BMCs: Redfish (sushy-tools) on 127.0.0.1:8000, IPMI (pyghmi) on udp/6230-6231"
+gw_step "starting emulated BMCs: Redfish (sushy-tools) on 127.0.0.1:8000, IPMI (pyghmi) on udp/6230-6231"
 mkdir -p "$lab/sushy"
 hash="$(python3 -c 'import bcrypt; print(bcrypt.hashpw(b"lab-password", bcrypt.gensalt(4)).decode())')"
 echo "admin:$hash" > "$lab/sushy/htpasswd"
@@ -169,7 +161,7 @@ echo $! > "$lab/ipmi-vm.pid"
 nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6232 --vm-command "$(vm_cmd 06)" >"$lab/ipmi-vm6.log" 2>&1 &
 echo $! > "$lab/ipmi-vm6.pid"
 for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm6.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
-step "applying examples/"
+gw_step "applying examples/"
 kc apply -f examples/ >/dev/null
 for _ in $(seq 120); do
   ready="$(kc -n fra1 get rack a01 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
@@ -182,7 +174,7 @@ done
 # --- The edge: border router edge1 and two ISPs, addresses as in examples/40-upstreamlinks.yaml.
 #   gw-lab-border eth1 192.0.2.2/30    <-> gw-lab-isp-a toborder 192.0.2.1/30    (GoBGP, AS 64500)
 #   gw-lab-border eth2 198.51.100.2/30 <-> gw-lab-isp-b toborder 198.51.100.1/30 (FRR, AS 64501)
-step "creating network namespaces gw-lab-border gw-lab-isp-a gw-lab-isp-b joined by veth pairs"
+gw_step "creating network namespaces gw-lab-border gw-lab-isp-a gw-lab-isp-b joined by veth pairs"
 for ns in gw-lab-border gw-lab-isp-a gw-lab-isp-b; do
   ip netns add "$ns" || die "cannot create network namespace $ns"
   ip -n "$ns" link set lo up
@@ -205,7 +197,7 @@ wait_for() { # what tries command...: polls every 0.2 s
   die "timed out waiting for $what (logs in .lab/)"
 }
 
-step "starting ISP A: GoBGP AS 64500 in gw-lab-isp-a (API 127.0.0.1:50051 inside the namespace), announcing 0.0.0.0/0"
+gw_step "starting ISP A: GoBGP AS 64500 in gw-lab-isp-a (API 127.0.0.1:50051 inside the namespace), announcing 0.0.0.0/0"
 cat > "$lab/gobgp-isp-a.toml" <<TOML
 [global.config]
   as = 64500
@@ -228,7 +220,7 @@ isp_a() { ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 "$@"; }
 wait_for "the GoBGP API" 50 isp_a global
 isp_a global rib add 0.0.0.0/0 -a ipv4 >/dev/null
 
-step "starting ISP B: FRR AS 64501 (zebra, bfdd, bgpd) in gw-lab-isp-b with TCP-MD5 and BFD, announcing 0.0.0.0/0"
+gw_step "starting ISP B: FRR AS 64501 (zebra, bfdd, bgpd) in gw-lab-isp-b with TCP-MD5 and BFD, announcing 0.0.0.0/0"
 # The ISP's side of the MD5 password is the site's Secret: both ends agree by construction.
 md5="$(kc -n fra1 get secret isp-b-md5 -o jsonpath='{.data.password}' | base64 -d)"
 frr="$lab/frr-isp-b"; mkdir -p "$frr"; chown frr:frr "$frr"; chmod 700 "$frr"
@@ -266,19 +258,19 @@ FRR
 isp_b() { vtysh --vty_socket "$frr" "$@"; }
 isp_b -f "$frr/frr.conf" >/dev/null || die "FRR rejected $frr/frr.conf"
 
-step "starting BIRD for edge1 in gw-lab-border (control socket .lab/bird/bird.ctl)"
+gw_step "starting BIRD for edge1 in gw-lab-border (control socket .lab/bird/bird.ctl)"
 mkdir -p "$lab/bird/conf"
 printf 'router id 192.0.2.2;\nprotocol device gw_device {\n  scan time 10;\n}\n' > "$lab/bird/bird.conf"
 spawn bird gw-lab-border bird -f -s "$lab/bird/bird.ctl" -c "$lab/bird/bird.conf" -P "$lab/bird/bird.pid"
 wait_for "BIRD's control socket" 50 birdc -s "$lab/bird/bird.ctl" show status
 
-step "starting groundwork-edge --router edge1 --namespace fra1 under the chart's edge ServiceAccount (log: .lab/edge.log)"
+gw_step "starting groundwork-edge --router edge1 --namespace fra1 under the chart's edge ServiceAccount (log: .lab/edge.log)"
 KUBECONFIG="$lab/edge.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-edge" \
   --router edge1 --namespace fra1 --config-dir "$lab/bird/conf" --bird-socket "$lab/bird/bird.ctl" \
   --bird-log-file "$lab/bird/bird.log" --poll-interval-ms 500 >"$lab/edge.log" 2>&1 &
 echo $! > "$lab/edge.pid"
 
-step "waiting for both UpstreamLinks to report sessionState Established"
+gw_step "waiting for both UpstreamLinks to report sessionState Established"
 links=""
 for i in $(seq 90); do
   links="$(kc -n fra1 get upstreamlinks -o jsonpath='{range .items[*]}{.metadata.name}={.status.sessionState}{" "}{end}' 2>/dev/null || true)"
@@ -292,7 +284,7 @@ if [[ "$links" != "isp-a=Established isp-b=Established " ]]; then
   die "the BGP sessions did not come up in 90 s (logs: .lab/edge.log, .lab/bird/bird.log, .lab/*-isp-*.log)"
 fi
 
-step "inspecting a01-u05: the controller sets a one-time network boot through its IPMI BMC and powers it on; QEMU boots through our DHCP + iPXE script into the ramdisk (serial log: .lab/a01-u05.serial)"
+gw_step "inspecting a01-u05: the controller sets a one-time network boot through its IPMI BMC and powers it on; QEMU boots through our DHCP + iPXE script into the ramdisk (serial log: .lab/a01-u05.serial)"
 kc -n fra1 annotate server a01-u05 --overwrite groundwork.dev/inspect="lab-$(date +%s)" >/dev/null
 state=""
 for i in $(seq 180); do
@@ -305,7 +297,7 @@ done
 [[ "$state" == Available ]] || die "a01-u05 did not finish inspection (see .lab/a01-u05.serial and .lab/controller.log)"
 kc -n fra1 get server a01-u05 -o jsonpath='  hardware: {.status.hardware.cpuCount} CPUs, {.status.hardware.memoryBytes} bytes of memory, NICs {.status.hardware.nics[*].mac}{"\n"}'
 
-step "provisioning a01-u05 (UEFI) and a01-u06 (BIOS) with the test OS: netboot into the agent, image + config drive written, disk boot through the BMC, first check-in"
+gw_step "provisioning a01-u05 (UEFI) and a01-u06 (BIOS) with the test OS: netboot into the agent, image + config drive written, disk boot through the BMC, first check-in"
 sha="$(sha256sum "$lab/www/test-os.raw.zst" | cut -d' ' -f1)"
 image="{\"url\": \"http://10.10.0.2:8090/test-os.raw.zst\", \"checksum\": \"sha256:$sha\", \"format\": \"raw+zstd\"}"
 kc -n fra1 patch server a01-u05 --type merge -p "{\"spec\": {\"online\": true, \"image\": $image}}" >/dev/null
@@ -343,11 +335,11 @@ done
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name}: node address {.status.addresses[0].address}; the installed OS says hostname {.status.bootProgress.checkIn.hostname}, addresses {.status.bootProgress.checkIn.addresses[*]}{"\n"}{end}'
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name} phases:{range .status.phases[*]} {.name}={.durationMs}ms{end}{"\n"}{end}'
 
-step "site fra1:"
+gw_step "site fra1:"
 kc get groundwork -n fra1
 cat <<EOF2
 
-The lab is up ($((SECONDS - t0)) s).
+The lab is up ($SECONDS s).
   export KUBECONFIG=$lab/kubeconfig PATH=$(dirname "$(command -v kubectl)"):\$PATH
   kubectl get groundwork -A                 # racks, servers, links
   kubectl describe rack -n fra1 a01         # conditions and events

@@ -3,11 +3,9 @@
 # against a real kube-apiserver + etcd (and the other real peers), plus benchmarks at smoke size.
 # Installs what it needs when missing. Prints how long each stage took.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"
-source hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$GW_ROOT"
 export CARGO_TERM_COLOR=never
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GW_CACHE/target}"
 # Incremental state is rewritten on every change and is what fills the disk of a cached
 # CI machine (tens of GB after a few runs); whole-crate caching is enough here.
 export CARGO_INCREMENTAL=0

@@ -10,7 +10,8 @@ use bmc::{
     Bmc, BmcAddress, BootDevice, BootMode, BootPersistence, Credentials, PowerAction, PowerState,
     TlsOptions,
 };
-use common::{Sushy, SushyOptions, poll_until, raw_get, test_config};
+use common::wait::eventually;
+use common::{Sushy, SushyOptions, raw_get, test_config};
 
 fn driver(address: &str) -> std::sync::Arc<dyn Bmc> {
     bmc::connect(
@@ -50,7 +51,7 @@ async fn power_on_off_and_reset_are_reported() {
     let bmc = driver(&sushy.address(0));
     assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
     bmc.power(PowerAction::On).await.unwrap();
-    poll_until("power on", Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "power on", || async {
         (bmc.power_state().await.unwrap() == PowerState::On).then_some(())
     })
     .await;
@@ -59,12 +60,12 @@ async fn power_on_off_and_reset_are_reported() {
     // Reset (ForceRestart: sushy-tools has no PowerCycle) ends up On again.
     bmc.power(PowerAction::Reset).await.unwrap();
     bmc.power(PowerAction::Cycle).await.unwrap();
-    poll_until("on after reset", Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "on after reset", || async {
         (bmc.power_state().await.unwrap() == PowerState::On).then_some(())
     })
     .await;
     bmc.power(PowerAction::GracefulOff).await.unwrap();
-    poll_until("graceful off", Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "graceful off", || async {
         (bmc.power_state().await.unwrap() == PowerState::Off).then_some(())
     })
     .await;
@@ -157,7 +158,7 @@ async fn system_by_name_follows_the_redirect() {
     let id = bmc.identity().await.unwrap();
     assert_eq!(id.uuid.as_deref(), Some(sushy.systems[1].uuid.as_str()));
     bmc.power(PowerAction::On).await.unwrap();
-    poll_until("power on by name", Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "power on by name", || async {
         (bmc.power_state().await.unwrap() == PowerState::On).then_some(())
     })
     .await;
@@ -196,7 +197,7 @@ async fn delayed_power_change_is_followed_until_reported() {
     // Right after the request the emulator still reports the old state.
     assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
     let mut polls = 0;
-    poll_until("delayed power on", Duration::from_secs(10), || {
+    eventually(Duration::from_secs(10), "delayed power on", || {
         polls += 1;
         let bmc = bmc.clone();
         async move { (bmc.power_state().await.unwrap() == PowerState::On).then_some(()) }

@@ -6,7 +6,8 @@
 mod common;
 
 use bmc::{Bmc, BmcAddress, Credentials, PowerAction, PowerState, TlsOptions};
-use common::{Sushy, SushyOptions, poll_until, test_config};
+use common::wait::eventually;
+use common::{Sushy, SushyOptions, test_config};
 
 const USER: &str = "admin";
 const PASSWORD: &str = "tls-s3cret";
@@ -44,9 +45,9 @@ async fn tls12_with_ca_bundle_and_basic_auth_works() {
     let id = bmc.identity().await.unwrap();
     assert_eq!(id.uuid.as_deref(), Some(sushy.systems[0].uuid.as_str()));
     bmc.power(PowerAction::On).await.unwrap();
-    poll_until(
-        "power on over TLS",
+    eventually(
         std::time::Duration::from_secs(5),
+        "power on over TLS",
         || async { (bmc.power_state().await.unwrap() == PowerState::On).then_some(()) },
     )
     .await;

@@ -1,15 +1,15 @@
 //! Apply stage shared by the reconcilers: write a status when it changed and announce each
 //! condition transition as an Event.
 
+use crds::field_managers::CONTROLLER;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
+use kube_kit::events::{self, FirstStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{info, warn};
 
 use crate::context::Context;
-use crate::{events, patch};
 
 /// A status type that carries standard conditions.
 pub trait HasConditions {
@@ -49,17 +49,14 @@ where
     S: Serialize + PartialEq + HasConditions,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let written = patch::apply_status(&api, obj, current, desired).await?;
+    let written =
+        kube_kit::status::apply_if_changed(&api, CONTROLLER, &obj.name_any(), current, desired)
+            .await?;
     if written {
         ctx.metrics.status_written(kind);
         let old = current.map(HasConditions::conditions).unwrap_or_default();
-        let reference = obj.object_ref(&());
-        for event in events::transitions(old, desired.conditions()) {
-            info!(kind, name = %obj.name_any(), reason = %event.reason, note = ?event.note, "condition changed");
-            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                warn!(kind, name = %obj.name_any(), error = %e, "could not publish event");
-            }
-        }
+        let (new, first) = (desired.conditions(), FirstStatus::ProblemsOnly);
+        events::announce(&ctx.recorder, obj, old, new, first).await;
     }
     Ok(written)
 }

@@ -54,7 +54,5 @@ pub async fn report<K>(
         action: "Read".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        warn!(kind, error = %e, "could not publish event");
-    }
+    kube_kit::events::send(&ctx.recorder, &reference, &event).await;
 }

@@ -17,23 +17,18 @@ use std::time::{Duration, Instant};
 
 use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
 use kube::api::{Api, DeleteParams, PostParams};
-use support::{Gobgp, GobgpNeighbor, Lab, wait_for};
+use support::{Gobgp, GobgpNeighbor, Lab};
 
 const OWN: &str = "203.0.113.0/24";
 const RUNS: usize = 5;
 
 async fn seen(isp: &Gobgp, prefix: &str, present: bool) {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(
-        &format!("{prefix} present={present} at the ISP"),
-        Duration::from_secs(20),
-        || {
-            let ok = isp.route(&p).is_some() == present;
-            async move { ok.then_some(()) }
-        },
-    )
-    .await;
+    let timeout = Duration::from_secs(20);
+    if present {
+        isp.wait_route(prefix, timeout).await;
+    } else {
+        isp.wait_gone(prefix, timeout).await;
+    }
 }
 
 fn birdc_configure(socket: &Path, file: &Path) {

@@ -26,7 +26,7 @@ pub enum ConfigState {
         /// The hash of the configuration still running, if this daemon applied one.
         running: Option<String>,
         /// Stable reason (`routing::ApplyError::reason`).
-        reason: String,
+        reason: &'static str,
         /// Human message.
         message: String,
     },
@@ -106,7 +106,7 @@ impl ConfigApplier {
             Err(e) => {
                 return ConfigState::Failed {
                     running,
-                    reason: e.reason().to_string(),
+                    reason: e.reason(),
                     message: format!("invalid routing configuration: {e}"),
                 };
             }
@@ -135,7 +135,7 @@ impl ConfigApplier {
             Err(e) => {
                 let state = ConfigState::Failed {
                     running,
-                    reason: e.reason().to_string(),
+                    reason: e.reason(),
                     message: format!("{e}; the previous configuration keeps running"),
                 };
                 tracing::warn!(reason = e.reason(), error = %e, %hash, "routing configuration not applied");

@@ -1,8 +1,7 @@
-//! Condition types and reasons the edge daemon owns, and a helper that keeps
-//! `lastTransitionTime` stable while a condition's status does not flip.
+//! Condition types and reasons the edge daemon owns (building them: `kube_kit::conditions`).
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Condition types written by the edge daemon.
 pub mod types {
@@ -52,129 +51,7 @@ pub mod reasons {
     pub const ROUTER_INVALID: &str = "RouterInvalid";
 }
 
-/// A desired condition before times are filled in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Want {
-    /// The type.
-    pub type_: &'static str,
-    /// `True`, `False` or `Unknown`.
-    pub status: &'static str,
-    /// CamelCase reason.
-    pub reason: String,
-    /// Human message (never contains secrets).
-    pub message: String,
-}
-
-impl Want {
-    /// A condition with a boolean status.
-    pub fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            type_,
-            status: if ok { "True" } else { "False" },
-            reason: reason.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// A condition whose status is `Unknown`.
-    pub fn unknown(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            type_,
-            status: "Unknown",
-            reason: reason.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
 /// A timestamp truncated to whole seconds (what the API server stores).
 pub fn to_time(ts: Timestamp) -> Time {
     Time(Timestamp::from_second(ts.as_second()).unwrap_or(ts))
-}
-
-/// Builds conditions, keeping `lastTransitionTime` of `previous` entries whose status did not
-/// change. The result is sorted by type.
-pub fn build(
-    wants: Vec<Want>,
-    previous: &[Condition],
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Vec<Condition> {
-    let mut out: Vec<Condition> = wants
-        .into_iter()
-        .map(|w| {
-            let last = previous
-                .iter()
-                .find(|c| c.type_ == w.type_ && c.status == w.status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or_else(|| to_time(now));
-            Condition {
-                type_: w.type_.to_string(),
-                status: w.status.to_string(),
-                reason: w.reason,
-                message: w.message,
-                observed_generation: generation,
-                last_transition_time: last,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| a.type_.cmp(&b.type_));
-    out
-}
-
-/// The conditions of `all` whose type is one of `owned`, sorted by type.
-pub fn owned(all: &[Condition], owned: &[&str]) -> Vec<Condition> {
-    let mut out: Vec<Condition> = all
-        .iter()
-        .filter(|c| owned.contains(&c.type_.as_str()))
-        .cloned()
-        .collect();
-    out.sort_by(|a, b| a.type_.cmp(&b.type_));
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_transition_time_when_status_is_unchanged() {
-        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let t1: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
-        let first = build(
-            vec![Want::new(
-                types::SESSION_ESTABLISHED,
-                true,
-                "Established",
-                "up",
-            )],
-            &[],
-            Some(1),
-            t0,
-        );
-        let again = build(
-            vec![Want::new(
-                types::SESSION_ESTABLISHED,
-                true,
-                "Established",
-                "still up",
-            )],
-            &first,
-            Some(1),
-            t1,
-        );
-        assert_eq!(again[0].last_transition_time, to_time(t0));
-        let flipped = build(
-            vec![Want::new(
-                types::SESSION_ESTABLISHED,
-                false,
-                "NotEstablished",
-                "down",
-            )],
-            &again,
-            Some(1),
-            t1,
-        );
-        assert_eq!(flipped[0].last_transition_time, to_time(t1));
-    }
 }

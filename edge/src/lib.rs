@@ -11,7 +11,6 @@
 pub mod apply;
 pub mod conditions;
 pub mod error;
-pub mod events;
 pub mod expiry;
 pub mod map;
 pub mod metrics;

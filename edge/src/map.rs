@@ -28,15 +28,15 @@ pub const DEFAULT_PASSWORD_KEY: &str = "password";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// Stable CamelCase reason (the `routing::validate` reasons where they apply).
-    pub reason: String,
+    pub reason: &'static str,
     /// Human message (never contains a password).
     pub message: String,
 }
 
 impl Problem {
-    fn new(reason: &str, message: impl Into<String>) -> Self {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
         Self {
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
         }
     }
@@ -565,8 +565,8 @@ mod tests {
         assert_eq!(m.config.blackholes.len(), 1);
         assert_eq!(m.blackholes["a"], BlackholeMapping::Included);
         let reason = |n: &str| match &m.blackholes[n] {
-            BlackholeMapping::Excluded(p) => p.reason.clone(),
-            BlackholeMapping::Included => "Included".into(),
+            BlackholeMapping::Excluded(p) => p.reason,
+            BlackholeMapping::Included => "Included",
         };
         assert_eq!(reason("b"), "Expired");
         assert_eq!(reason("c"), "BlackholeNotOwned");

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
 use jiff::Timestamp;
-use kube::api::{Api, DynamicObject};
-use kube::core::ApiResource;
+use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
+use kube_kit::events::{self, FirstStatus};
 use routing::{BirdClient, RenderOptions};
 use tokio::sync::Notify;
 
@@ -52,9 +52,9 @@ struct Daemon {
     applier: ConfigApplier,
     bird: Option<BirdClient>,
     writer: StatusWriter,
-    routers: Api<DynamicObject>,
-    links: Api<DynamicObject>,
-    blackholes: Api<DynamicObject>,
+    routers: Api<BorderRouter>,
+    links: Api<UpstreamLink>,
+    blackholes: Api<BlackholeRoute>,
     recorder: Recorder,
     /// flapCount per link as last counted into the metrics.
     flaps_counted: HashMap<String, u32>,
@@ -74,9 +74,6 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     }
     tracing::info!(router = %opts.router, namespace = %opts.namespace, "caches synced; reconciling");
-    let api = |ar: ApiResource| {
-        Api::<DynamicObject>::namespaced_with(client.clone(), &opts.namespace, &ar)
-    };
     let options = RenderOptions {
         log_file: opts.bird_log_file.clone(),
         ..Default::default()
@@ -85,10 +82,10 @@ pub async fn run(
         applier: ConfigApplier::new(&opts.config_dir, &opts.bird_socket, options)
             .with_bird_binary(&opts.bird_binary),
         bird: None,
-        writer: StatusWriter::new(&opts.namespace),
-        routers: api(ApiResource::erase::<BorderRouter>(&())),
-        links: api(ApiResource::erase::<UpstreamLink>(&())),
-        blackholes: api(ApiResource::erase::<BlackholeRoute>(&())),
+        writer: StatusWriter::default(),
+        routers: Api::namespaced(client.clone(), &opts.namespace),
+        links: Api::namespaced(client.clone(), &opts.namespace),
+        blackholes: Api::namespaced(client.clone(), &opts.namespace),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -177,20 +174,6 @@ impl Daemon {
         }
     }
 
-    /// Publishes one Event per changed condition; a failure is logged, never fatal.
-    async fn emit(
-        &self,
-        reference: &k8s_openapi::api::core::v1::ObjectReference,
-        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-        new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    ) {
-        for event in crate::events::transitions(old, new) {
-            if let Err(e) = self.recorder.publish(&event, reference).await {
-                tracing::warn!(error = %e, reason = "EventFailed", "cannot publish event");
-            }
-        }
-    }
-
     async fn reconcile(&mut self, snap: Snapshot) -> Result<(), Error> {
         let Some(router) = snap.router else {
             tracing::debug!(router = %self.opts.router, "BorderRouter not found; BIRD left as it is");
@@ -211,9 +194,9 @@ impl Daemon {
                 attempt.took,
             );
         }
-        let config: Result<&ConfigState, (&str, &str)> = match &state {
+        let config: Result<&ConfigState, (&'static str, &str)> = match &state {
             Ok(s) => Ok(s),
-            Err(p) => Err((p.reason.as_str(), p.message.as_str())),
+            Err(p) => Err((p.reason, p.message.as_str())),
         };
         let alive = status::bird_alive(&mut self.bird, &self.opts.bird_socket)
             .await
@@ -230,20 +213,15 @@ impl Daemon {
         let current = status::RouterStatus::observed(router.status.as_ref());
         if self
             .writer
-            .write(
-                &self.routers,
-                "BorderRouter",
-                &router.name_any(),
-                &desired,
-                &current,
-                true,
-            )
+            .write(&self.routers, &router.name_any(), &desired, &current, true)
             .await?
         {
-            self.emit(
-                &router.object_ref(&()),
+            events::announce(
+                &self.recorder,
+                &router,
                 &current.conditions,
                 &desired.conditions,
+                FirstStatus::Everything,
             )
             .await;
         }
@@ -286,20 +264,15 @@ impl Daemon {
             }
             if self
                 .writer
-                .write(
-                    &self.links,
-                    "UpstreamLink",
-                    &name,
-                    &desired,
-                    &current,
-                    urgent,
-                )
+                .write(&self.links, &name, &desired, &current, urgent)
                 .await?
             {
-                self.emit(
-                    &link.object_ref(&()),
+                events::announce(
+                    &self.recorder,
+                    link,
                     &current.conditions,
                     &desired.conditions,
+                    FirstStatus::Everything,
                 )
                 .await;
             }
@@ -326,20 +299,15 @@ impl Daemon {
             }
             if self
                 .writer
-                .write(
-                    &self.blackholes,
-                    "BlackholeRoute",
-                    &name,
-                    &desired,
-                    &current,
-                    true,
-                )
+                .write(&self.blackholes, &name, &desired, &current, true)
                 .await?
             {
-                self.emit(
-                    &bh.object_ref(&()),
+                events::announce(
+                    &self.recorder,
+                    bh,
                     &current.conditions,
                     &desired.conditions,
+                    FirstStatus::Everything,
                 )
                 .await;
             }

@@ -5,16 +5,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crds::{BorderRouterStatus, UpstreamLinkStatus};
+use crds::{BorderRouterStatus, ConditionStatus, UpstreamLinkStatus};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::Resource;
+use kube::api::Api;
+use kube_kit::conditions::{Desired, merge, owned};
 use routing::status::BfdState;
 use routing::{BirdClient, BirdError, SessionStatus, diagnose};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::apply::ConfigState;
-use crate::conditions::{self, Want, reasons, types};
+use crate::conditions::{self, reasons, types};
 use crate::map::{BlackholeMapping, LinkMapping};
 
 /// A password-protected session that is not up for this long is `WrongPasswordSuspected`.
@@ -154,7 +157,7 @@ impl LinkStatus {
             routes_imported: s.routes_imported,
             routes_exported: s.routes_exported,
             config_hash: s.config_hash.clone(),
-            conditions: conditions::owned(&s.conditions, LINK_CONDITIONS),
+            conditions: owned(&s.conditions, LINK_CONDITIONS),
         }
     }
 
@@ -187,7 +190,7 @@ pub struct LinkInput<'a> {
     /// What the mapping did with the link; `None` when the BorderRouter itself is invalid.
     pub mapping: Option<&'a LinkMapping>,
     /// Router-level configuration state (`Err` = the BorderRouter is invalid: reason, message).
-    pub config: Result<&'a ConfigState, (&'a str, &'a str)>,
+    pub config: Result<&'a ConfigState, (&'static str, &'a str)>,
     /// What BIRD says.
     pub observation: &'a Observation,
     /// Now.
@@ -201,9 +204,9 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
 
     match (input.config, input.mapping) {
         (Err((reason, message)), _) => {
-            wants.push(Want::new(
+            wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                false,
+                ConditionStatus::False,
                 reasons::ROUTER_INVALID,
                 format!("the BorderRouter is invalid ({reason}): {message}"),
             ));
@@ -214,23 +217,23 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
             }),
             _,
         ) => {
-            wants.push(Want::new(
+            wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                false,
+                ConditionStatus::False,
                 reason,
                 message.clone(),
             ));
         }
         (Ok(ConfigState::Applied { .. }), Some(m)) if m.included => match &m.problem {
-            Some(p) => wants.push(Want::new(
+            Some(p) => wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                false,
-                &p.reason,
+                ConditionStatus::False,
+                p.reason,
                 p.message.clone(),
             )),
-            None => wants.push(Want::new(
+            None => wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                true,
+                ConditionStatus::True,
                 reasons::APPLIED,
                 "the link's configuration runs on the border router",
             )),
@@ -238,14 +241,19 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
         (Ok(ConfigState::Applied { .. }), Some(m)) => {
             let (reason, message) = m.problem.as_ref().map_or(
                 (reasons::NOT_CONFIGURED, "not configured".to_string()),
-                |p| (p.reason.as_str(), p.message.clone()),
+                |p| (p.reason, p.message.clone()),
             );
-            wants.push(Want::new(types::CONFIG_APPLIED, false, reason, message));
+            wants.push(Desired::new(
+                types::CONFIG_APPLIED,
+                ConditionStatus::False,
+                reason,
+                message,
+            ));
         }
         (Ok(ConfigState::Applied { .. }), None) => {
-            wants.push(Want::new(
+            wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                false,
+                ConditionStatus::False,
                 reasons::NOT_CONFIGURED,
                 "not configured",
             ));
@@ -274,20 +282,23 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
             out.routes_imported = current.routes_imported;
             out.routes_exported = current.routes_exported;
             let msg = format!("cannot read the session from BIRD: {e}");
-            wants.push(Want::unknown(
+            wants.push(Desired::new(
                 types::SESSION_ESTABLISHED,
+                ConditionStatus::Unknown,
                 reasons::BIRD_UNREACHABLE,
                 msg.clone(),
             ));
             if bfd {
-                wants.push(Want::unknown(
+                wants.push(Desired::new(
                     types::BFD_UP,
+                    ConditionStatus::Unknown,
                     reasons::BIRD_UNREACHABLE,
                     msg.clone(),
                 ));
             }
-            wants.push(Want::unknown(
+            wants.push(Desired::new(
                 types::PREFIX_LIMIT,
+                ConditionStatus::Unknown,
                 reasons::BIRD_UNREACHABLE,
                 msg,
             ));
@@ -338,9 +349,9 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
                 out.flap_count = out.flap_count.saturating_add(1);
             }
             let d = diagnose(primary, password_set, input.now, PASSWORD_GRACE);
-            wants.push(Want::new(
+            wants.push(Desired::new(
                 types::SESSION_ESTABLISHED,
-                established,
+                ConditionStatus::from_bool(established),
                 d.reason,
                 d.message,
             ));
@@ -356,9 +367,9 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
                         )
                     })
                     .collect();
-                wants.push(Want::new(
+                wants.push(Desired::new(
                     types::BFD_UP,
-                    up,
+                    ConditionStatus::from_bool(up),
                     if up {
                         reasons::BFD_UP
                     } else {
@@ -369,47 +380,53 @@ pub fn link_status(input: LinkInput<'_>) -> LinkStatus {
             }
             let hit = sessions.iter().any(SessionStatus::import_limit_hit);
             wants.push(if !max_prefix {
-                Want::new(
+                Desired::new(
                     types::PREFIX_LIMIT,
-                    true,
+                    ConditionStatus::True,
                     reasons::NO_LIMIT,
                     "no max-prefix limit configured",
                 )
             } else if hit {
-                Want::new(
+                Desired::new(
                     types::PREFIX_LIMIT,
-                    false,
+                    ConditionStatus::False,
                     "MaxPrefixExceeded",
                     "the peer sent more prefixes than the max-prefix limit",
                 )
             } else {
-                Want::new(
+                Desired::new(
                     types::PREFIX_LIMIT,
-                    true,
+                    ConditionStatus::True,
                     reasons::WITHIN_LIMIT,
                     "within the max-prefix limit",
                 )
             });
         }
     }
-    out.conditions = conditions::build(wants, &current.conditions, input.generation, input.now);
+    let now = conditions::to_time(input.now);
+    out.conditions = merge(&current.conditions, &wants, input.generation, &now);
     out
 }
 
-fn not_configured(out: &mut LinkStatus, wants: &mut Vec<Want>, was_established: bool, bfd: bool) {
+fn not_configured(
+    out: &mut LinkStatus,
+    wants: &mut Vec<Desired>,
+    was_established: bool,
+    bfd: bool,
+) {
     if was_established {
         out.flap_count = out.flap_count.saturating_add(1);
     }
-    wants.push(Want::new(
+    wants.push(Desired::new(
         types::SESSION_ESTABLISHED,
-        false,
+        ConditionStatus::False,
         reasons::NOT_CONFIGURED,
         "the link is not configured on the border router",
     ));
     if bfd {
-        wants.push(Want::new(
+        wants.push(Desired::new(
             types::BFD_UP,
-            false,
+            ConditionStatus::False,
             reasons::NOT_CONFIGURED,
             "the link is not configured on the border router",
         ));
@@ -441,7 +458,7 @@ impl RouterStatus {
             observed_generation: s.observed_generation,
             config_hash: s.config_hash.clone(),
             last_applied_at: s.last_applied_at.clone(),
-            conditions: conditions::owned(&s.conditions, ROUTER_CONDITIONS),
+            conditions: owned(&s.conditions, ROUTER_CONDITIONS),
         }
     }
 }
@@ -451,7 +468,7 @@ impl RouterStatus {
 pub fn router_status(
     current: Option<&BorderRouterStatus>,
     generation: Option<i64>,
-    config: Result<&ConfigState, (&str, &str)>,
+    config: Result<&ConfigState, (&'static str, &str)>,
     bird: Result<(), &str>,
     now: Timestamp,
 ) -> RouterStatus {
@@ -463,24 +480,29 @@ pub fn router_status(
     };
     let applied = match config {
         Err((reason, message)) => {
-            wants.push(Want::new(types::CONFIG_APPLIED, false, reason, message));
+            wants.push(Desired::new(
+                types::CONFIG_APPLIED,
+                ConditionStatus::False,
+                reason,
+                message,
+            ));
             false
         }
         Ok(ConfigState::Failed {
             reason, message, ..
         }) => {
-            wants.push(Want::new(
+            wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                false,
+                ConditionStatus::False,
                 reason,
                 message.clone(),
             ));
             false
         }
         Ok(ConfigState::Applied { .. }) => {
-            wants.push(Want::new(
+            wants.push(Desired::new(
                 types::CONFIG_APPLIED,
-                true,
+                ConditionStatus::True,
                 reasons::APPLIED,
                 "BIRD runs the configuration derived from the API",
             ));
@@ -499,26 +521,31 @@ pub fn router_status(
         None
     };
     wants.push(match (applied, bird) {
-        (true, Ok(())) => Want::new(
+        (true, Ok(())) => Desired::new(
             types::READY,
-            true,
+            ConditionStatus::True,
             "Ready",
             "configuration applied and BIRD answers",
         ),
-        (_, Err(e)) => Want::new(
+        (_, Err(e)) => Desired::new(
             types::READY,
-            false,
+            ConditionStatus::False,
             reasons::BIRD_UNREACHABLE,
             format!("BIRD does not answer: {e}"),
         ),
-        (false, Ok(())) => Want::new(
+        (false, Ok(())) => Desired::new(
             types::READY,
-            false,
+            ConditionStatus::False,
             "ConfigNotApplied",
             "the desired configuration is not applied; see ConfigApplied",
         ),
     });
-    out.conditions = conditions::build(wants, &cur.conditions, generation, now);
+    out.conditions = merge(
+        &cur.conditions,
+        &wants,
+        generation,
+        &conditions::to_time(now),
+    );
     out
 }
 
@@ -546,7 +573,7 @@ impl BlackholeStatus {
             observed_generation: s.observed_generation,
             announced: s.announced,
             announced_at: s.announced_at.clone(),
-            conditions: conditions::owned(&s.conditions, BLACKHOLE_CONDITIONS),
+            conditions: owned(&s.conditions, BLACKHOLE_CONDITIONS),
         }
     }
 }
@@ -556,40 +583,48 @@ pub fn blackhole_status(
     current: Option<&crds::BlackholeRouteStatus>,
     generation: Option<i64>,
     mapping: Option<&BlackholeMapping>,
-    config: Result<&ConfigState, (&str, &str)>,
+    config: Result<&ConfigState, (&'static str, &str)>,
     now: Timestamp,
 ) -> BlackholeStatus {
     let cur = BlackholeStatus::observed(current);
     let want = match (mapping, config) {
-        (_, Err((reason, message))) => Want::new(
+        (_, Err((reason, message))) => Desired::new(
             types::ANNOUNCED,
-            false,
+            ConditionStatus::False,
             reasons::ROUTER_INVALID,
             format!("the BorderRouter is invalid ({reason}): {message}"),
         ),
-        (None, _) => Want::new(
+        (None, _) => Desired::new(
             types::ANNOUNCED,
-            false,
+            ConditionStatus::False,
             reasons::NOT_CONFIGURED,
             "not mapped",
         ),
-        (Some(BlackholeMapping::Excluded(p)), _) => {
-            Want::new(types::ANNOUNCED, false, &p.reason, p.message.clone())
-        }
+        (Some(BlackholeMapping::Excluded(p)), _) => Desired::new(
+            types::ANNOUNCED,
+            ConditionStatus::False,
+            p.reason,
+            p.message.clone(),
+        ),
         (
             Some(BlackholeMapping::Included),
             Ok(ConfigState::Failed {
                 reason, message, ..
             }),
-        ) => Want::new(types::ANNOUNCED, false, reason, message.clone()),
-        (Some(BlackholeMapping::Included), Ok(ConfigState::Applied { .. })) => Want::new(
+        ) => Desired::new(
             types::ANNOUNCED,
-            true,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+        ),
+        (Some(BlackholeMapping::Included), Ok(ConfigState::Applied { .. })) => Desired::new(
+            types::ANNOUNCED,
+            ConditionStatus::True,
             reasons::ANNOUNCED,
             "announced with BLACKHOLE (65535:666) and NO_EXPORT",
         ),
     };
-    let announced = want.status == "True";
+    let announced = want.status == ConditionStatus::True;
     let announced_at = if announced && !cur.announced {
         Some(conditions::to_time(now))
     } else {
@@ -599,63 +634,50 @@ pub fn blackhole_status(
         observed_generation: generation,
         announced,
         announced_at,
-        conditions: conditions::build(vec![want], &cur.conditions, generation, now),
+        conditions: merge(
+            &cur.conditions,
+            &[want],
+            generation,
+            &conditions::to_time(now),
+        ),
     }
 }
 
 /// Writes status with server-side apply, only when it differs from what the object shows and
 /// from what was last sent; minor changes are rate-limited per object.
+#[derive(Default)]
 pub struct StatusWriter {
-    namespace: String,
     last: HashMap<(String, String), (serde_json::Value, Instant)>,
 }
 
 impl StatusWriter {
-    /// A writer for objects in `namespace`.
-    pub fn new(namespace: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            last: HashMap::new(),
-        }
-    }
-
-    /// Applies `desired` as the status of `kind/name` unless nothing changed. `current` is the
-    /// object's current edge-owned status, `urgent` whether the change must not wait.
-    pub async fn write<S: Serialize + PartialEq>(
+    /// Applies `desired` as the status of object `name` unless nothing changed. `current` is
+    /// the object's current edge-owned status, `urgent` whether the change must not wait.
+    pub async fn write<K, S>(
         &mut self,
-        api: &Api<DynamicObject>,
-        kind: &str,
+        api: &Api<K>,
         name: &str,
         desired: &S,
         current: &S,
         urgent: bool,
-    ) -> Result<bool, crate::error::Error> {
-        if desired == current {
+    ) -> Result<bool, crate::error::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        S: Serialize + PartialEq,
+    {
+        let kind = K::kind(&()).into_owned();
+        let value = serde_json::to_value(desired)?;
+        let key = (kind, name.to_string());
+        if let Some((sent, at)) = self.last.get(&key)
+            && (*sent == value || (!urgent && at.elapsed() < MIN_MINOR_WRITE_INTERVAL))
+        {
             return Ok(false);
         }
-        let value = serde_json::to_value(desired)?;
-        let key = (kind.to_string(), name.to_string());
-        if let Some((sent, at)) = self.last.get(&key) {
-            if *sent == value {
-                return Ok(false);
-            }
-            if !urgent && at.elapsed() < MIN_MINOR_WRITE_INTERVAL {
-                return Ok(false);
-            }
+        let manager = crate::FIELD_MANAGER;
+        if !kube_kit::status::apply_if_changed(api, manager, name, Some(current), desired).await? {
+            return Ok(false);
         }
-        let patch = serde_json::json!({
-            "apiVersion": format!("{}/{}", crds::GROUP, crds::VERSION),
-            "kind": kind,
-            "metadata": {"name": name, "namespace": self.namespace},
-            "status": value,
-        });
-        api.patch_status(
-            name,
-            &PatchParams::apply(crate::FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        tracing::debug!(kind, name, "status written");
+        tracing::debug!(kind = %key.0, name, "status written");
         self.last.insert(key, (value, Instant::now()));
         Ok(true)
     }
@@ -777,7 +799,7 @@ mod tests {
     fn failed_apply_reports_reason_on_link_and_router() {
         let failed = ConfigState::Failed {
             running: Some("old".into()),
-            reason: "ConfigSyntaxError".into(),
+            reason: "ConfigSyntaxError",
             message: "bad".into(),
         };
         let now: Timestamp = "2026-06-01T12:00:10Z".parse().unwrap();
@@ -834,7 +856,7 @@ mod tests {
         );
         assert_eq!(again, BlackholeStatus::observed(Some(&cur)));
         let expired = BlackholeMapping::Excluded(crate::map::Problem {
-            reason: "Expired".into(),
+            reason: "Expired",
             message: "x".into(),
         });
         let gone = blackhole_status(Some(&cur), Some(1), Some(&expired), Ok(&applied), t1);

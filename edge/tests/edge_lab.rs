@@ -19,7 +19,7 @@ use e2e::{AuditWindow, admin_client, eventually, namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use support::{Gobgp, GobgpNeighbor, Lab, serial, wait_for};
+use support::{GobgpNeighbor, Lab, serial};
 
 const OWN: &str = "203.0.113.0/24";
 const HOST: &str = "203.0.113.66/32";
@@ -54,26 +54,6 @@ async fn install_crds(client: &Client) {
         )
         .await;
     }
-}
-
-async fn wait_route(isp: &Gobgp, prefix: &str, timeout: Duration) -> support::RibRoute {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(&format!("{prefix} at the ISP"), timeout, || {
-        let r = isp.route(&p);
-        async move { r }
-    })
-    .await
-}
-
-async fn wait_gone(isp: &Gobgp, prefix: &str, timeout: Duration) {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(&format!("{prefix} gone at the ISP"), timeout, || {
-        let gone = isp.route(&p).is_none();
-        async move { gone.then_some(()) }
-    })
-    .await
 }
 
 /// Serves `metrics` on 127.0.0.1:0 (as `--metrics-addr` does) and returns the bound address.
@@ -246,7 +226,7 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
     );
     assert_eq!(status.flap_count, 0);
     assert!(status.config_hash.is_some());
-    let r = wait_route(&isp, OWN, Duration::from_secs(10)).await;
+    let r = isp.wait_route(OWN, Duration::from_secs(10)).await;
     assert_eq!(r.as_path, vec![65000]);
     let br = routers.get("edge1").await.unwrap().status.unwrap();
     assert_eq!(
@@ -359,7 +339,7 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
         )
         .await
         .unwrap();
-    let r = wait_route(&isp, HOST, Duration::from_secs(10)).await;
+    let r = isp.wait_route(HOST, Duration::from_secs(10)).await;
     for c in [(65535, 666), (65535, 65281)] {
         assert!(r.communities.contains(&c), "missing {c:?} in {r:?}");
     }
@@ -411,13 +391,16 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
         })).unwrap())
         .await
         .unwrap();
-    let r = wait_route(&isp, "203.0.113.68/32", Duration::from_secs(5)).await;
+    let r = isp
+        .wait_route("203.0.113.68/32", Duration::from_secs(5))
+        .await;
     assert!(r.communities.contains(&(65535, 666)), "{r:?}");
     assert!(
         jiff::Timestamp::now() < expires,
         "announced only after expiresAt"
     );
-    wait_gone(&isp, "203.0.113.68/32", Duration::from_secs(15)).await;
+    isp.wait_gone("203.0.113.68/32", Duration::from_secs(15))
+        .await;
     assert!(
         jiff::Timestamp::now() >= expires,
         "withdrawn before expiresAt"
@@ -474,7 +457,7 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
         .delete("ddos-66", &DeleteParams::default())
         .await
         .unwrap();
-    wait_gone(&isp, HOST, Duration::from_secs(10)).await;
+    isp.wait_gone(HOST, Duration::from_secs(10)).await;
     assert!(
         isp.route(OWN).is_some(),
         "withdrawing the blackhole must not touch our prefix"
@@ -587,7 +570,7 @@ async fn bad_objects_reported_and_restart_is_silent() {
         },
     )
     .await;
-    wait_route(&isp, OWN, Duration::from_secs(10)).await;
+    isp.wait_route(OWN, Duration::from_secs(10)).await;
     assert!(
         isp.route("198.51.100.0/24").is_none(),
         "a prefix that is not ours reached the ISP"

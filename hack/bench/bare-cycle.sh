@@ -44,8 +44,8 @@
 # 10.71.0.1/24 + fd71::1/64, one tap per VM); nothing listens or sends outside it. Every
 # process is stopped by PID and the namespace deleted on exit.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-repo="$PWD"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$GW_ROOT"
 
 vms=1 fw=bios smoke=0 keep=0
 while (($#)); do
@@ -54,117 +54,61 @@ while (($#)); do
     --firmware) fw="${2:-}"; shift 2 ;;
     --keep-logs) keep=1; shift ;;
     --smoke) smoke=1; shift ;;
-    -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
-    *) echo "bare-cycle: unknown argument $1" >&2; exit 2 ;;
+    -h | --help) gw_usage 0 ;;
+    *) gw_usage 2 "unknown argument $1" ;;
   esac
 done
-[[ "$vms" =~ ^[1-9]$ ]] || { echo "bare-cycle: --vms must be 1..9" >&2; exit 2; }
-[[ "$fw" == bios || "$fw" == uefi ]] || { echo "bare-cycle: --firmware must be bios or uefi" >&2; exit 2; }
-
-note() { echo "bare-cycle: $*" >&2; }
-die() { note "ERROR: $*"; exit 1; }
+[[ "$vms" =~ ^[1-9]$ ]] || gw_usage 2 "--vms must be 1..9"
+[[ "$fw" == bios || "$fw" == uefi ]] || gw_usage 2 "--firmware must be bios or uefi"
 
 # --- prerequisites ----------------------------------------------------------------------------
 check_prereqs() {
   local c missing=()
   for c in qemu-system-x86_64 dnsmasq python3 ip curl cpio gzip truncate cmp flock; do
-    command -v "$c" >/dev/null 2>&1 || [[ -x "/usr/sbin/$c" ]] || missing+=("$c")
+    gw_have "$c" || missing+=("$c")
   done
-  local f files=(/usr/lib/ipxe/qemu/pxe-virtio.rom "$repo/hack/boot/vm.sh" "$repo/hack/boot/test-os.sh"
-    "$repo/hack/boot/bare-installer-init.sh")
+  local f files=(/usr/lib/ipxe/qemu/pxe-virtio.rom "$GW_ROOT/hack/boot/vm.sh" "$GW_ROOT/hack/boot/test-os.sh"
+    "$GW_ROOT/hack/boot/bare-installer-init.sh")
   [[ "$fw" == uefi ]] && files+=(/usr/lib/ipxe/ipxe.efi /usr/share/OVMF/OVMF_CODE_4M.fd)
   for f in "${files[@]}"; do [[ -e "$f" ]] || missing+=("$f"); done
-  ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (run hack/deps/boot.sh)"
+  ((${#missing[@]} == 0)) || gw_die "missing: ${missing[*]} (run hack/deps/boot.sh)"
 }
 export PATH="$PATH:/usr/sbin:/sbin"
 check_prereqs
 
 # --- the bare installer initrd (cached) -------------------------------------------------------
-# Same kernel, busybox-static and module list (in insmod order) as hack/boot/ramdisk.sh, without
-# the agent and CA bundle; ramdisk.sh is not reused, since factoring it would change its cache key.
-modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
-  failover net_failover virtio_net virtio_blk)
-build_initrd() { # -> prints the cache directory holding vmlinuz and initrd.img
-  local kernel kver busybox=/bin/busybox bbver key cache dir tmp root m src
-  kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-  [[ -n "$kernel" ]] || die "no /boot/vmlinuz-* (run hack/deps/boot.sh)"
-  kver="${kernel#/boot/vmlinuz-}"
-  if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
-    die "no static $busybox (run hack/deps/boot.sh)"
-  fi
-  bbver="$("$busybox" 2>&1 | head -n 1 || true)"
-  key="$({
-    cat "$repo/hack/boot/bare-installer-init.sh" "$repo/hack/bench/bare-cycle.sh"
-    echo "$kver"
-    sha256sum <"$kernel"
-    echo "$bbver"
-  } | sha256sum | cut -c1-64)"
-  cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/bare-installer"
-  dir="$cache/$key"
-  mkdir -p "$cache"
-  exec 8>"$cache/.lock"
-  flock 8
-  if [[ ! -f "$dir/initrd.img" || ! -f "$dir/vmlinuz" ]]; then
-    tmp="$(mktemp -d "$cache/.build.XXXXXX")"
-    root="$tmp/root"
-    mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
-    cp "$busybox" "$root/bin/busybox"
-    "$busybox" --list | while read -r m; do
-      [[ "$m" == busybox ]] || ln -sf busybox "$root/bin/$m"
-    done
-    ln -sf busybox "$root/bin/sh"
-    for m in "${modules[@]}"; do
-      src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
-      [[ -n "$src" ]] || { rm -rf "$tmp"; die "module $m not found for $kver"; }
-      case "$src" in
-        *.xz) xz -dc "$src" ;;
-        *.zst) zstd -qdc "$src" ;;
-        *.gz) gzip -dc "$src" ;;
-        *) cat "$src" ;;
-      esac >"$root/lib/modules/$m.ko"
-      echo "$m" >>"$root/etc/modules"
-    done
-    install -m 0755 "$repo/hack/boot/bare-installer-init.sh" "$root/init"
-    cat >"$root/etc/udhcpc.script" <<'EOF'
-#!/bin/sh
-case "$1" in
-  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound | renew)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
-    echo "$ip" >/tmp/dhcp-ip ;;
-esac
-exit 0
-EOF
-    chmod 0755 "$root/etc/udhcpc.script"
-    cp "$kernel" "$tmp/vmlinuz"
-    find "$root" -mindepth 1 -exec touch -h -d @0 {} +
-    (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-      cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$tmp/initrd.img"
-    rm -rf "$root"
-    chmod 0755 "$tmp"
-    mv -T "$tmp" "$dir"
-  fi
-  flock -u 8
-  exec 8>&-
-  echo "$dir"
+# The same kernel, busybox-static and virtio modules as hack/boot/ramdisk.sh (hack/lib.sh's
+# guest image helpers), without the agent and CA bundle.
+gw_guest_inputs
+key="$({
+  cat "$GW_ROOT/hack/boot/bare-installer-init.sh" "$GW_ROOT/hack/bench/bare-cycle.sh" "$GW_ROOT/hack/lib.sh"
+  echo "$GW_KVER"
+  sha256sum <"$GW_KERNEL"
+  echo "$GW_BBVER"
+} | sha256sum | cut -c1-64)"
+build_initrd() { # DIR -> DIR/vmlinuz, DIR/initrd.img
+  local root="$1/root"
+  gw_busybox_root "$root" "$GW_ROOT/hack/boot/bare-installer-init.sh" "${GW_VIRTIO_MODULES[@]}"
+  gw_udhcpc_script "$root/etc/udhcpc.script"
+  cp "$GW_KERNEL" "$1/vmlinuz"
+  gw_cpio "$root" "$1/initrd.img"
 }
-initrd_dir="$(build_initrd)"
+gw_cached bare-installer "$key" initrd.img build_initrd
+initrd_dir="$GW_CACHED"
 
 if ((smoke)); then
   if [[ "$(id -u)" == 0 ]]; then
     probe="gwbare-probe-$$"
-    if ! ip netns add "$probe"; then die "cannot create network namespaces"; fi
+    if ! ip netns add "$probe"; then gw_die "cannot create network namespaces"; fi
     ip netns del "$probe"
   else
-    note "not root: the real run needs root (network namespace); not probed"
+    gw_log "not root: the real run needs root (network namespace); not probed"
   fi
   echo "bare-cycle: smoke ok: initrd $initrd_dir/initrd.img ($(stat -c %s "$initrd_dir/initrd.img") bytes), prerequisites present"
   exit 0
 fi
 
-[[ "$(id -u)" == 0 ]] || die "needs root (network namespace)"
+gw_need_root "network namespace"
 
 # --- work dir, cleanup ------------------------------------------------------------------------
 NS="gwbare-$$"
@@ -172,30 +116,22 @@ work="$(mktemp -d /tmp/groundwork-bare-cycle.XXXXXX)"
 www="$work/www"
 mkdir -p "$www"
 dnsmasq_pid="" http_pid="" cycle_pids=()
-stop_pid() { # TERM, up to 5 s, KILL
-  local pid="$1"
-  [[ -n "$pid" ]] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local p i
-  for p in "${cycle_pids[@]}"; do stop_pid "$p"; done
-  for i in $(seq "$vms"); do "$repo/hack/boot/vm.sh" --stop "$work/vm$i.pid" 2>/dev/null || true; done
-  stop_pid "$http_pid"
-  stop_pid "$dnsmasq_pid"
+  for p in "${cycle_pids[@]}"; do gw_stop_pid "$p"; done
+  for i in $(seq "$vms"); do "$GW_ROOT/hack/boot/vm.sh" --stop "$work/vm$i.pid" 2>/dev/null || true; done
+  gw_stop_pid "$http_pid"
+  gw_stop_pid "$dnsmasq_pid"
   [[ ! -e "/run/netns/$NS" ]] || ip netns del "$NS" || true
-  if ((keep)); then note "logs kept in $work"; else rm -rf "$work"; fi
+  if ((keep)); then gw_log "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- artifacts --------------------------------------------------------------------------------
-"$repo/hack/boot/test-os.sh" "$work/os.img" >/dev/null
+"$GW_ROOT/hack/boot/test-os.sh" "$work/os.img" >/dev/null
 for f in "$work/os.img:os.raw" "$initrd_dir/vmlinuz:vmlinuz" "$initrd_dir/initrd.img:initrd.img"; do
-  ln "${f%%:*}" "$www/${f#*:}" 2>/dev/null || cp "${f%%:*}" "$www/${f#*:}"
+  gw_place "${f%%:*}" "$www/${f#*:}"
 done
 [[ "$fw" == uefi ]] && cp /usr/lib/ipxe/ipxe.efi "$www/ipxe.efi"
 srv=10.71.0.1
@@ -207,7 +143,7 @@ boot
 EOF
 
 # --- network ----------------------------------------------------------------------------------
-ip netns add "$NS" || die "cannot create network namespace $NS"
+ip netns add "$NS" || gw_die "cannot create network namespace $NS"
 ip -n "$NS" link set lo up
 ip -n "$NS" link add br0 type bridge
 ip -n "$NS" addr add "$srv/24" dev br0
@@ -237,10 +173,10 @@ ip netns exec "$NS" python3 -m http.server 8080 --bind "$srv" --directory "$www"
 http_pid=$!
 for _ in $(seq 100); do
   ip netns exec "$NS" curl -sf -o /dev/null "http://$srv:8080/boot.ipxe" && break
-  kill -0 "$http_pid" 2>/dev/null || die "http.server exited: $(cat "$work/http.log")"
+  kill -0 "$http_pid" 2>/dev/null || gw_die "http.server exited: $(cat "$work/http.log")"
   sleep 0.1
 done
-kill -0 "$dnsmasq_pid" 2>/dev/null || die "dnsmasq exited: $(cat "$work/dnsmasq.out")"
+kill -0 "$dnsmasq_pid" 2>/dev/null || gw_die "dnsmasq exited: $(cat "$work/dnsmasq.out")"
 
 # --- one VM's cycle ---------------------------------------------------------------------------
 # Writes $work/vmI.result: t0 t_netboot t_off t_disk t_up (host EPOCHREALTIME) and dd_s.
@@ -248,10 +184,10 @@ cycle() {
   local i="$1" pid t0 t_netboot t_off t_disk t_up deadline
   local disk="$work/vm$i.disk" pidf="$work/vm$i.pid"
   local isl="$work/vm$i.install.serial" dsl="$work/vm$i.disk.serial"
-  local vm=("$repo/hack/boot/vm.sh" --name "bare$i" --mac "52:54:00:71:00:0$i" --tap "tap$i"
+  local vm=("$GW_ROOT/hack/boot/vm.sh" --name "bare$i" --mac "52:54:00:71:00:0$i" --tap "tap$i"
     --firmware "$fw" --disk "$disk" --pidfile "$pidf" --netns "$NS" --state-dir "$work/vm$i")
   alive() { kill -0 "$pid" 2>/dev/null; }
-  fail() { note "vm$i: $*"; exit 1; }
+  fail() { gw_log "vm$i: $*"; exit 1; }
   t0=$EPOCHREALTIME
   "${vm[@]}" --boot net --serial "$isl" >/dev/null 2>>"$work/vm$i.qemu.log" || fail "vm.sh failed"
   pid="$(cat "$pidf")"
@@ -275,7 +211,7 @@ cycle() {
     sleep 0.1
   done
   t_up=$EPOCHREALTIME
-  "$repo/hack/boot/vm.sh" --stop "$pidf"
+  "$GW_ROOT/hack/boot/vm.sh" --stop "$pidf"
   # The guest's own dd time, from the uptimes on its "writing"/"written" lines.
   dd_s="$(tr -d '\r' <"$isl" | awk '/^bare-installer: writing/ { a = $NF } /^bare-installer: written/ { b = $NF }
     END { gsub(/\)/, "", a); gsub(/\)/, "", b); if (a != "" && b != "") printf "%.2f", b - a; else print "?" }')"
@@ -283,8 +219,8 @@ cycle() {
 }
 
 for i in $(seq "$vms"); do truncate -s 256M "$work/vm$i.disk"; done
-note "host load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-note "fw=$fw vms=$vms: power-on -> netboot -> wget|dd -> off -> disk boot -> OS up (work dir $work)"
+gw_log "host load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+gw_log "fw=$fw vms=$vms: power-on -> netboot -> wget|dd -> off -> disk boot -> OS up (work dir $work)"
 for i in $(seq "$vms"); do
   cycle "$i" &
   cycle_pids+=($!)
@@ -292,11 +228,11 @@ done
 failed=0
 for p in "${cycle_pids[@]}"; do wait "$p" || failed=1; done
 cycle_pids=()
-((failed == 0)) || { keep=1; die "a cycle failed"; }
+((failed == 0)) || { keep=1; gw_die "a cycle failed"; }
 
 # The disks hold the image (checked after the clock stopped).
 for i in $(seq "$vms"); do
-  cmp -s -n "$(stat -c %s "$www/os.raw")" "$www/os.raw" "$work/vm$i.disk" || { keep=1; die "vm$i's disk differs from os.raw"; }
+  cmp -s -n "$(stat -c %s "$www/os.raw")" "$www/os.raw" "$work/vm$i.disk" || { keep=1; gw_die "vm$i's disk differs from os.raw"; }
 done
 
 for i in $(seq "$vms"); do cat "$work/vm$i.result"; done | awk -v n="$vms" -v fw="$fw" '

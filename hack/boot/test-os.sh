@@ -12,82 +12,46 @@
 # initramfs whose /init is hack/boot/test-os-init.sh (config drive -> network -> check-in).
 # Nothing is mounted (LABS.md section 9): mkfs.vfat -C, mcopy, sfdisk, dd conv=notrunc.
 # Cached under ${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/test-os/<key>/, keyed by both
-# scripts, the kernel, busybox, the EFI stub and syslinux; flock serialises builders.
+# scripts, hack/lib.sh, the kernel, busybox, the EFI stub and syslinux; flock serialises builders.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-[[ $# -eq 1 ]] || { echo "usage: $0 OUTFILE" >&2; exit 2; }
+[[ $# -eq 1 ]] || gw_usage
 out="$1"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+here="$GW_ROOT/hack/boot"
 
-# insmod order: dependencies first (no depmod/modprobe). virtio as in ramdisk.sh, then vfat for
-# the config drive: Debian's vfat needs fat, and the default codepage (437) and iocharset
-# (ascii; utf8 for the utf8 option) are separate NLS modules.
-modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
-  failover net_failover virtio_net virtio_blk
-  fat vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8)
+# insmod order: dependencies first (no depmod/modprobe). virtio, then vfat for the config drive:
+# Debian's vfat needs fat, and the default codepage (437) and iocharset (ascii; utf8 for the
+# utf8 option) are separate NLS modules.
+modules=("${GW_VIRTIO_MODULES[@]}" fat vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8)
 cmdline="console=ttyS0,115200 groundwork.os=test"
 size_mib=48
 stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 gptmbr=/usr/lib/SYSLINUX/gptmbr.bin
 
-kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-[[ -n "$kernel" ]] || { echo "test-os: no /boot/vmlinuz-* (run hack/deps/boot.sh)" >&2; exit 1; }
-kver="${kernel#/boot/vmlinuz-}"
-busybox=/bin/busybox
-if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
-  echo "test-os: no static $busybox (run hack/deps/boot.sh)" >&2
-  exit 1
-fi
+gw_guest_inputs
 for f in "$stub" "$gptmbr"; do
-  [[ -f "$f" ]] || { echo "test-os: no $f (run hack/deps/boot.sh)" >&2; exit 1; }
+  [[ -f "$f" ]] || gw_die "no $f (run hack/deps/boot.sh)"
 done
 for c in syslinux mcopy mmd mkfs.vfat sfdisk objcopy objdump zstd cpio; do
-  command -v "$c" >/dev/null 2>&1 || [[ -x "/usr/sbin/$c" ]] ||
-    { echo "test-os: no $c (run hack/deps/boot.sh)" >&2; exit 1; }
+  gw_have "$c" || gw_die "no $c (run hack/deps/boot.sh)"
 done
 export PATH="$PATH:/usr/sbin:/sbin"
-bbver="$("$busybox" 2>&1 | head -n 1 || true)"
 
 key="$({
-  cat "$here/test-os.sh" "$here/test-os-init.sh"
-  echo "$kver"
-  sha256sum <"$kernel"
-  echo "$bbver"
+  cat "$here/test-os.sh" "$here/test-os-init.sh" "$GW_ROOT/hack/lib.sh"
+  echo "$GW_KVER"
+  sha256sum <"$GW_KERNEL"
+  echo "$GW_BBVER"
   sha256sum <"$stub"
   sha256sum <"$gptmbr"
   syslinux --version 2>&1 | head -n 1
 } | sha256sum | cut -c1-64)"
-cache="${GROUNDWORK_CACHE:-$HOME/.cache/groundwork}/test-os"
-dir="$cache/$key"
-mkdir -p "$cache"
-
-tmp=""
-trap 'rm -rf "$tmp"' EXIT
 
 initramfs() { # DIR -> DIR/initrd.img
-  local root="$1/root" m src
-  mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,cidata,lib/modules}
-  cp "$busybox" "$root/bin/busybox"
-  "$busybox" --list | while read -r a; do
-    [[ "$a" == busybox ]] || ln -sf busybox "$root/bin/$a"
-  done
-  ln -sf busybox "$root/bin/sh"
-  for m in "${modules[@]}"; do
-    src="$(find "/lib/modules/$kver/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)"
-    [[ -n "$src" ]] || { echo "test-os: module $m not found for $kver" >&2; return 1; }
-    case "$src" in
-      *.xz) xz -dc "$src" ;;
-      *.zst) zstd -qdc "$src" ;;
-      *.gz) gzip -dc "$src" ;;
-      *) cat "$src" ;;
-    esac >"$root/lib/modules/$m.ko"
-    echo "$m" >>"$root/etc/modules"
-  done
-  install -m 0755 "$here/test-os-init.sh" "$root/init"
-  find "$root" -mindepth 1 -exec touch -h -d @0 {} +
-  (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-    cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$1/initrd.img"
-  rm -rf "$root"
+  gw_busybox_root "$1/root" "$here/test-os-init.sh" "${modules[@]}"
+  mkdir -p "$1/root/cidata"
+  gw_cpio "$1/root" "$1/initrd.img"
 }
 
 uki() { # DIR (with vmlinuz, initrd.img) -> DIR/BOOTX64.EFI
@@ -107,10 +71,9 @@ uki() { # DIR (with vmlinuz, initrd.img) -> DIR/BOOTX64.EFI
   rm -f "$d/os-release" "$d/cmdline"
 }
 
-build() {
-  local img fat start=2048 fat_sectors total
-  tmp="$(mktemp -d "$cache/.build.XXXXXX")"
-  cp "$kernel" "$tmp/vmlinuz"
+build() { # DIR
+  local tmp="$1" img fat start=2048 fat_sectors total
+  cp "$GW_KERNEL" "$tmp/vmlinuz"
   initramfs "$tmp"
   uki "$tmp"
 
@@ -147,25 +110,15 @@ EOT
   chmod 0444 "$tmp/disk.img.zst"
   (cd "$tmp" && sha256sum disk.img | cut -c1-64 >disk.img.sha256 &&
     sha256sum disk.img.zst | cut -c1-64 >disk.img.zst.sha256)
-  chmod 0755 "$tmp"
-  mv -T "$tmp" "$dir"
-  tmp=""
 }
-
-exec 9>"$cache/.lock"
-flock 9
-if [[ ! -f "$dir/disk.img.zst.sha256" ]]; then build; fi
-flock -u 9
-exec 9>&-
+gw_cached test-os "$key" disk.img.zst.sha256 build
+dir="$GW_CACHED"
 
 mkdir -p "$(dirname "$out")"
 name="$(basename "$out")"
 for suffix in "" .zst; do
   f="$out$suffix"
-  if [[ ! "$f" -ef "$dir/disk.img$suffix" ]]; then
-    ln -f "$dir/disk.img$suffix" "$f.$$" 2>/dev/null || cp "$dir/disk.img$suffix" "$f.$$"
-    mv -f "$f.$$" "$f"
-  fi
+  gw_place "$dir/disk.img$suffix" "$f"
   # "<hex>  <file name>" (sha256sum -c in OUTFILE's directory checks it).
   printf '%s  %s\n' "$(cat "$dir/disk.img$suffix.sha256")" "$name$suffix" >"$f.sha256.$$"
   mv -f "$f.sha256.$$" "$f.sha256"

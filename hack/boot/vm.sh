@@ -16,24 +16,21 @@
 # DIR/OVMF_VARS.fd (kept across starts; delete it for a factory reset). The guest powers off to end the run (-no-reboot); QEMU then deletes the
 # pidfile itself, so "pidfile gone" means "VM off".
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-die() { echo "vm.sh: $*" >&2; exit 2; }
-
-stop() { # SIGTERM, up to 5 s, then SIGKILL; only if the PID still is a QEMU (no PID reuse).
+stop() { # PIDFILE: stops the VM only if the PID still is a QEMU (no PID reuse)
   local f="$1" pid
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
   if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu* ]]; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    gw_stop_pid "$pid"
   fi
   rm -f "$f"
 }
 
 name="" mac="" tap="" fw="" serial="" pidfile="" netns="" disk="" state="" mem=512 boot=default
 while [[ $# -gt 0 ]]; do
-  [[ $# -ge 2 ]] || die "$1 needs a value"
+  [[ $# -ge 2 ]] || gw_usage 2 "$1 needs a value"
   case "$1" in
     --stop) stop "$2"; exit 0 ;;
     --name) name="$2" ;;
@@ -47,15 +44,15 @@ while [[ $# -gt 0 ]]; do
     --state-dir) state="$2" ;;
     --memory) mem="$2" ;;
     --boot) boot="$2" ;;
-    *) die "unknown option $1" ;;
+    *) gw_usage 2 "unknown option $1" ;;
   esac
   shift 2
 done
-for v in name mac tap fw serial pidfile; do [[ -n "${!v}" ]] || die "missing --${v/fw/firmware}"; done
-[[ "$fw" == bios || "$fw" == uefi ]] || die "--firmware must be bios or uefi"
+for v in name mac tap fw serial pidfile; do [[ -n "${!v}" ]] || gw_usage 2 "missing --${v/fw/firmware}"; done
+[[ "$fw" == bios || "$fw" == uefi ]] || gw_usage 2 "--firmware must be bios or uefi"
 [[ "$boot" == pxe ]] && boot=net # the BMC's name for it
-[[ "$boot" == net || "$boot" == disk || "$boot" == default ]] || die "--boot must be net, disk or default"
-[[ "$boot" != disk || -n "$disk" ]] || die "--boot disk needs --disk"
+[[ "$boot" == net || "$boot" == disk || "$boot" == default ]] || gw_usage 2 "--boot must be net, disk or default"
+[[ "$boot" != disk || -n "$disk" ]] || gw_usage 2 "--boot disk needs --disk"
 
 # QEMU -daemonize does chdir /: every path must be absolute.
 state="$(realpath -m "${state:-$(dirname "$pidfile")/$name}")"
@@ -91,7 +88,7 @@ case "$fw" in
     ;;
   uefi)
     code=/usr/share/OVMF/OVMF_CODE_4M.fd
-    [[ -f "$code" ]] || die "no $code (run hack/deps/boot.sh)"
+    [[ -f "$code" ]] || gw_die "no $code (run hack/deps/boot.sh)"
     [[ -f "$state/OVMF_VARS.fd" ]] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$state/OVMF_VARS.fd"
     # romfile= (empty): no iPXE option ROM, OVMF's own network stack boots; PXE off so it goes
     # straight to HTTP boot.

@@ -4,7 +4,7 @@
 # environment), rustup with rustfmt and clippy, and Go >= 1.26 (hack/lib.sh fetches it from the
 # Go module proxy when the machine's is missing or older).
 set -euo pipefail
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3)
@@ -16,11 +16,7 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   need_apt+=(python3-venv)
 fi
-if ((${#need_apt[@]})); then
-  echo "base.sh: installing ${need_apt[*]}" >&2
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_apt[@]}"
-fi
+((${#need_apt[@]} == 0)) || gw_apt_install "${need_apt[@]}"
 gw_python
 python3 -m pip --version >/dev/null
 if ! command -v cargo >/dev/null && [[ ! -x "$HOME/.cargo/bin/cargo" ]]; then

@@ -6,26 +6,17 @@
 # The Python packages go into the virtual environment of hack/lib.sh (gw_python).
 # Safe to run repeatedly; it only installs what is missing.
 set -euo pipefail
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 gw_python  # pip installs go into the project's virtual environment
 
 SUSHY_TOOLS_VERSION="${SUSHY_TOOLS_VERSION:-2.2.0}"
 PYGHMI_VERSION="${PYGHMI_VERSION:-1.6.19}"
 PYTHON="${PYTHON:-python3}"
 
-if ! command -v ipmitool >/dev/null 2>&1; then
-  echo "bmc.sh: installing ipmitool" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq ipmitool
-fi
-
-if ! command -v openssl >/dev/null 2>&1; then
-  echo "bmc.sh: installing openssl" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq openssl
-fi
+need=()
+command -v ipmitool >/dev/null 2>&1 || need+=(ipmitool)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+((${#need[@]} == 0)) || gw_apt_install "${need[@]}"
 
 py_has() {
   "$PYTHON" - "$1" "$2" <<'PY' >/dev/null 2>&1

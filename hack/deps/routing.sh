@@ -3,9 +3,10 @@
 # integration tests and benchmark start in network namespaces.
 # Idempotent: only calls apt-get when a binary is missing.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 need=()
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/lib/frr/$1" ]; }
+have() { gw_have "$1" || [ -x "/usr/lib/frr/$1" ]; }
 have bird    || need+=(bird2)
 have birdc   || need+=(bird2)
 have gobgpd  || need+=(gobgpd)
@@ -21,21 +22,7 @@ if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
 
-# Unique list.
-mapfile -t pkgs < <(printf '%s\n' "${need[@]}" | sort -u)
-echo "routing deps: installing ${pkgs[*]}"
-export DEBIAN_FRONTEND=noninteractive
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
-# --no-install-recommends keeps it small; policy-rc.d-less containers may try to start
-# the daemons: we stop them below, the tests start their own instances.
-$SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
-
-# The packages' system services are not used by the tests.
-for svc in bird frr gobgpd; do
-  if command -v systemctl >/dev/null 2>&1; then
-    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
-  fi
-done
+# policy-rc.d-less containers may start the daemons: the tests start their own instances.
+gw_apt_install "${need[@]}"
+gw_disable_services bird frr gobgpd
 echo "routing deps: done"

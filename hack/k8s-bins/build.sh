@@ -2,8 +2,8 @@
 # Builds kube-apiserver, etcd, kubectl (and helm) from Go modules into a cache keyed by go.sum.
 # Prints the directory holding the binaries on stdout. Second runs cost nothing.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-source "$here/../lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+here="$GW_ROOT/hack/k8s-bins"
 gw_go  # Go >= 1.26: the machine's, or fetched once from the Go module proxy
 export CGO_ENABLED=0
 key="$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go | sha256sum | cut -c1-16)"

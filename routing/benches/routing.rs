@@ -21,7 +21,8 @@ use routing::{
     AddressPair, AdminState, Applier, Blackhole, ExportPolicy, Failover, ImportMode, ImportPolicy,
     Link, LinkRole, RenderOptions, RouterConfig,
 };
-use support::{Bird, Gobgp, GobgpNeighbor, Lab, wait_for};
+use support::wait::eventually_every;
+use support::{Bird, Gobgp, GobgpNeighbor, Lab, POLL};
 
 const RUNS: usize = 3;
 
@@ -105,23 +106,11 @@ fn birdc_configure(bird: &Bird, file: &std::path::Path) {
 }
 
 async fn seen(isp: &Gobgp, prefix: &str) {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(prefix, Duration::from_secs(10), || {
-        let r = isp.route(&p);
-        async move { r.map(|_| ()) }
-    })
-    .await;
+    isp.wait_route(prefix, Duration::from_secs(10)).await;
 }
 
 async fn gone(isp: &Gobgp, prefix: &str) {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(prefix, Duration::from_secs(10), || {
-        let r = isp.route(&p);
-        async move { r.is_none().then_some(()) }
-    })
-    .await;
+    isp.wait_gone(prefix, Duration::from_secs(10)).await;
 }
 
 fn ms(d: Duration) -> String {
@@ -266,7 +255,7 @@ async fn failover(bfd: bool) -> Duration {
         .await;
     if bfd {
         let b = bird.clone();
-        wait_for("BFD up", Duration::from_secs(10), || {
+        eventually_every(POLL, Duration::from_secs(10), "BFD up", || {
             let b = b.clone();
             async move {
                 (b.status("gw_isp1_v4").await.bfd == Some(routing::status::BfdState::Up))
@@ -278,7 +267,7 @@ async fn failover(bfd: bool) -> Duration {
     let t = Instant::now();
     lab.nft_drop_all(&isp1);
     let b = bird.clone();
-    wait_for("leaves Established", Duration::from_secs(10), || {
+    eventually_every(POLL, Duration::from_secs(10), "leaves Established", || {
         let b = b.clone();
         async move { (!b.status("gw_isp1_v4").await.is_established()).then_some(()) }
     })

@@ -16,7 +16,8 @@ use routing::{
     ExportPolicy, Failover, ImportMode, ImportPolicy, Link, LinkRole, MaxPrefix, MaxPrefixAction,
     Password, RenderOptions, RouterConfig, diagnose, render_with,
 };
-use support::{Bird, Gobgp, GobgpNeighbor, Lab, serial, wait_for};
+use support::wait::eventually_every;
+use support::{Bird, Gobgp, GobgpNeighbor, Lab, POLL, serial};
 
 const OWN: &str = "203.0.113.0/24";
 const OWN6: &str = "2001:db8:100::/48";
@@ -105,26 +106,6 @@ async fn gobgp_isp1(lab: &mut Lab, ns: &str, v6: bool) -> Gobgp {
     lab.start_gobgp(ns, ISP_AS, "192.0.2.2", &neighbors).await
 }
 
-async fn wait_route(isp: &Gobgp, prefix: &str, timeout: Duration) -> support::RibRoute {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(&format!("{prefix} at the ISP"), timeout, || {
-        let r = isp.route(&p);
-        async move { r }
-    })
-    .await
-}
-
-async fn wait_gone(isp: &Gobgp, prefix: &str, timeout: Duration) {
-    let isp = isp.clone();
-    let p = prefix.to_string();
-    wait_for(&format!("{prefix} gone at the ISP"), timeout, || {
-        let gone = isp.route(&p).is_none();
-        async move { gone.then_some(()) }
-    })
-    .await
-}
-
 /// Session comes up (IPv4 and IPv6) and the ISP sees our prefixes with our
 /// ASN; the ISP's extra routes are filtered (default-only import); a second
 /// apply of the same input is skipped by hash.
@@ -159,19 +140,24 @@ async fn session_established_and_prefix_at_isp() {
     eprintln!("apply -> Established in {:?}", started.elapsed());
     assert!(s4.since.is_some(), "since parsed: {s4:?}");
 
-    let r = wait_route(&isp, OWN, Duration::from_secs(5)).await;
+    let r = isp.wait_route(OWN, Duration::from_secs(5)).await;
     assert_eq!(r.as_path, vec![65000]);
-    let r6 = wait_route(&isp, OWN6, Duration::from_secs(5)).await;
+    let r6 = isp.wait_route(OWN6, Duration::from_secs(5)).await;
     assert_eq!(r6.as_path, vec![65000]);
 
     // Default-only import: the default is imported, 11.0.0.0/24 is not.
-    let status = wait_for("default route imported", Duration::from_secs(5), || {
-        let bird = bird.clone();
-        async move {
-            let s = bird.status(P1_V4).await;
-            (s.channels.first().map(|c| c.imported) == Some(1)).then_some(s)
-        }
-    })
+    let status = eventually_every(
+        POLL,
+        Duration::from_secs(5),
+        "default route imported",
+        || {
+            let bird = bird.clone();
+            async move {
+                let s = bird.status(P1_V4).await;
+                (s.channels.first().map(|c| c.imported) == Some(1)).then_some(s)
+            }
+        },
+    )
     .await;
     assert_eq!(status.channels[0].exported, 1);
 
@@ -193,7 +179,7 @@ async fn filter_change_without_session_reset() {
     let mut applier = applier(&lab, &bird);
     applier.apply(&cfg).await.unwrap();
     let before = bird.wait_established(P1_V4, Duration::from_secs(10)).await;
-    wait_route(&isp, OWN, Duration::from_secs(5)).await;
+    isp.wait_route(OWN, Duration::from_secs(5)).await;
     assert!(isp.route("203.0.113.128/25").is_none());
 
     // Only the prefix set changes (BIRD 2.0.12 misses such a change unless
@@ -204,7 +190,8 @@ async fn filter_change_without_session_reset() {
         .push("203.0.113.128/25".parse().unwrap());
     let t = Instant::now();
     applier.apply(&cfg).await.unwrap();
-    wait_route(&isp, "203.0.113.128/25", Duration::from_secs(5)).await;
+    isp.wait_route("203.0.113.128/25", Duration::from_secs(5))
+        .await;
     eprintln!("filter change -> seen at ISP in {:?}", t.elapsed());
 
     // A community change is re-announced too.
@@ -214,7 +201,7 @@ async fn filter_change_without_session_reset() {
         .push("65000:42".parse().unwrap());
     applier.apply(&cfg).await.unwrap();
     let isp2 = isp.clone();
-    wait_for("community at the ISP", Duration::from_secs(5), || {
+    eventually_every(POLL, Duration::from_secs(5), "community at the ISP", || {
         let r = isp2
             .route("203.0.113.128/25")
             .filter(|r| r.communities.contains(&(65000, 42)));
@@ -256,9 +243,10 @@ async fn max_prefix_exceeded_disables_session() {
     for i in 0..8 {
         isp.announce(&format!("11.0.{i}.0/24"));
     }
-    let s = wait_for(
-        "session disabled by the limit",
+    let s = eventually_every(
+        POLL,
         Duration::from_secs(5),
+        "session disabled by the limit",
         || {
             let bird = bird.clone();
             async move {
@@ -290,7 +278,7 @@ async fn rtbh_announced_and_withdrawn() {
     let mut applier = applier(&lab, &bird);
     applier.apply(&cfg).await.unwrap();
     let before = bird.wait_established(P1_V4, Duration::from_secs(10)).await;
-    wait_route(&isp, OWN, Duration::from_secs(5)).await;
+    isp.wait_route(OWN, Duration::from_secs(5)).await;
 
     cfg.blackholes.push(Blackhole {
         prefix: "203.0.113.66/32".parse().unwrap(),
@@ -299,7 +287,9 @@ async fn rtbh_announced_and_withdrawn() {
     });
     let t = Instant::now();
     applier.apply(&cfg).await.unwrap();
-    let r = wait_route(&isp, "203.0.113.66/32", Duration::from_secs(5)).await;
+    let r = isp
+        .wait_route("203.0.113.66/32", Duration::from_secs(5))
+        .await;
     eprintln!("RTBH add -> seen at ISP in {:?}", t.elapsed());
     for c in [(65535, 666), (65535, 65281), (64500, 666)] {
         assert!(r.communities.contains(&c), "missing {c:?} in {r:?}");
@@ -307,7 +297,8 @@ async fn rtbh_announced_and_withdrawn() {
 
     cfg.blackholes.clear();
     applier.apply(&cfg).await.unwrap();
-    wait_gone(&isp, "203.0.113.66/32", Duration::from_secs(5)).await;
+    isp.wait_gone("203.0.113.66/32", Duration::from_secs(5))
+        .await;
     assert!(isp.route(OWN).is_some());
     assert_eq!(bird.status(P1_V4).await.since, before.since);
 }
@@ -326,7 +317,7 @@ async fn broken_config_rejected_old_config_keeps_running() {
     let mut applier = applier(&lab, &bird).with_confirm_timeout(30);
     applier.apply(&cfg).await.unwrap();
     let before = bird.wait_established(P1_V4, Duration::from_secs(10)).await;
-    wait_route(&isp, OWN, Duration::from_secs(5)).await;
+    isp.wait_route(OWN, Duration::from_secs(5)).await;
     let good_on_disk = std::fs::read_to_string(applier.main_path()).unwrap();
 
     // 1. Syntax error.
@@ -357,7 +348,8 @@ async fn broken_config_rejected_old_config_keeps_running() {
         good_on_disk
     );
     // After the undo the new prefix is (again) not exported.
-    wait_gone(&isp, "203.0.113.128/25", Duration::from_secs(5)).await;
+    isp.wait_gone("203.0.113.128/25", Duration::from_secs(5))
+        .await;
 
     let mut c = bird.client().await;
     c.show_status().await.unwrap();
@@ -368,7 +360,8 @@ async fn broken_config_rejected_old_config_keeps_running() {
 
     // And a good config still applies afterwards.
     applier.apply(&changed).await.unwrap();
-    wait_route(&isp, "203.0.113.128/25", Duration::from_secs(5)).await;
+    isp.wait_route("203.0.113.128/25", Duration::from_secs(5))
+        .await;
 }
 
 /// The ISP process is killed: BIRD's status leaves Established within the hold time.
@@ -385,7 +378,7 @@ async fn isp_killed_detected_within_hold_time() {
 
     let t = Instant::now();
     lab.kill(&isp.name);
-    let s = wait_for("leaves Established", Duration::from_secs(4), || {
+    let s = eventually_every(POLL, Duration::from_secs(4), "leaves Established", || {
         let bird = bird.clone();
         async move {
             let s = bird.status(P1_V4).await;
@@ -439,8 +432,8 @@ async fn backup_link_export_is_prepended() {
     bird.wait_established("gw_isp2_v4", Duration::from_secs(10))
         .await;
 
-    let primary = wait_route(&g1, OWN, Duration::from_secs(5)).await;
-    let secondary = wait_route(&g2, OWN, Duration::from_secs(5)).await;
+    let primary = g1.wait_route(OWN, Duration::from_secs(5)).await;
+    let secondary = g2.wait_route(OWN, Duration::from_secs(5)).await;
     assert_eq!(primary.as_path, vec![65000]);
     assert_eq!(secondary.as_path, vec![65000, 65000, 65000, 65000]);
 }
@@ -497,14 +490,19 @@ async fn wrong_md5_password_suspected() {
     cfg.links[0].password = Some(Password::new("wrong-pass"));
     applier.apply(&cfg).await.unwrap();
     let grace = Duration::from_secs(4);
-    let s = wait_for("wrong password suspected", Duration::from_secs(20), || {
-        let bird = bird.clone();
-        async move {
-            let s = bird.status(P1_V4).await;
-            let d = diagnose(&s, true, Timestamp::now(), grace);
-            (d.reason == "WrongPasswordSuspected").then_some(s)
-        }
-    })
+    let s = eventually_every(
+        POLL,
+        Duration::from_secs(20),
+        "wrong password suspected",
+        || {
+            let bird = bird.clone();
+            async move {
+                let s = bird.status(P1_V4).await;
+                let d = diagnose(&s, true, Timestamp::now(), grace);
+                (d.reason == "WrongPasswordSuspected").then_some(s)
+            }
+        },
+    )
     .await;
     assert!(
         matches!(s.state, BgpState::Connect | BgpState::Active),
@@ -529,7 +527,7 @@ async fn bfd_detects_silent_cut_under_one_second() {
     let mut applier = applier(&lab, &bird);
     applier.apply(&config(vec![l])).await.unwrap();
     bird.wait_established(P1_V4, Duration::from_secs(15)).await;
-    wait_for("BFD up", Duration::from_secs(10), || {
+    eventually_every(POLL, Duration::from_secs(10), "BFD up", || {
         let bird = bird.clone();
         async move {
             (bird.status(P1_V4).await.bfd == Some(routing::status::BfdState::Up)).then_some(())
@@ -539,7 +537,7 @@ async fn bfd_detects_silent_cut_under_one_second() {
 
     let t = Instant::now();
     lab.nft_drop_all(&isp1);
-    let s = wait_for("leaves Established", Duration::from_secs(12), || {
+    let s = eventually_every(POLL, Duration::from_secs(12), "leaves Established", || {
         let bird = bird.clone();
         async move {
             let s = bird.status(P1_V4).await;

@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 pub mod netlab;
 pub mod process;
 pub mod provisioning;
+mod wait;
+
+pub use wait::{eventually, eventually_every};
 
 /// The control plane directory written by `hack/controlplane.sh up` (kubeconfig, audit log,
 /// etcd URL). Panics when the variable or the directory is missing.
@@ -121,25 +124,6 @@ pub async fn apply_doc(
 pub async fn apply_examples(client: &Client, namespace: &str) {
     for doc in example_documents() {
         apply_doc(client, namespace, doc).await.unwrap();
-    }
-}
-
-/// Polls `check` every 100 ms until it returns Some, or panics after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -331,17 +315,13 @@ impl AuditWindow {
             .await
             .unwrap_or_else(|e| panic!("audit marker write on {marker}: {e}"));
         let needle = format!("fieldManager={manager}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(writes) = self.writes_before(&needle) {
-                return writes;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the audit log does not show the marker write on {marker} ({needle}) after 10 s: the reader sees nothing"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!(
+            "the marker write on {marker} ({needle}) in the audit log (if it never shows: the reader sees nothing)"
+        );
+        eventually(Duration::from_secs(10), &what, || async {
+            self.writes_before(&needle)
+        })
+        .await
     }
 
     /// The namespace's groundwork.dev writes from the window's start up to the event whose

@@ -105,7 +105,7 @@ pub async fn enroll(
         .await?;
     if created.is_some() {
         info!(%name, %namespace, %mac, "unknown machine enrolled");
-        crate::events::publish(
+        kube_kit::events::publish(
             recorder,
             &server,
             EventType::Normal,

@@ -337,7 +337,7 @@ impl Agent for AgentApi {
                 outcome.message.clone().unwrap_or_default(),
             ),
         };
-        crate::events::publish(&self.recorder, &server, type_, &reason, "Agent", note).await;
+        kube_kit::events::publish(&self.recorder, &server, type_, &reason, "Agent", note).await;
         Ok(Response::new(Ack {}))
     }
 

@@ -338,7 +338,7 @@ async fn checkin(
         );
     }
     info!(server = %server.name_any(), %note, "first boot check-in");
-    crate::events::publish(
+    kube_kit::events::publish(
         &st.recorder,
         &server,
         kube::runtime::events::EventType::Normal,

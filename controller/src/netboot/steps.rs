@@ -154,7 +154,7 @@ pub async fn record(
         return false;
     }
     info!(server = %server.name_any(), attempt = %attempt.id, step = step.reason(), note = %details.note, "boot step");
-    crate::events::publish(
+    kube_kit::events::publish(
         recorder,
         server,
         EventType::Normal,

@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::read::Member;
 use super::validate::{Overlap, SpecProblem};
-use crate::conditions::{Blocker, Desired, kstatus, merge};
 use crate::ipam::Pool;
+use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
 
 /// What is wrong with where the servers sit.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::lifecycle::{self, Lifecycle, Step};
 use super::validate::Unresolved;
-use crate::conditions::{Blocker, Desired, kstatus, merge};
+use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
 
 /// A state change the apply stage logs.
 #[derive(Debug, PartialEq, Eq)]

@@ -116,7 +116,7 @@ pub async fn reconcile(
     }
     for (reason, note) in &decision.refused {
         warn!(server = %server.name_any(), reason, note, "request refused");
-        crate::events::publish(
+        kube_kit::events::publish(
             &ctx.recorder,
             server,
             EventType::Warning,
@@ -148,7 +148,8 @@ pub async fn reconcile(
             ),
         };
         info!(server = %server.name_any(), action = action.reason(), ok = outcome.is_ok(), "power action");
-        crate::events::publish(&ctx.recorder, server, type_, action.reason(), "Power", note).await;
+        kube_kit::events::publish(&ctx.recorder, server, type_, action.reason(), "Power", note)
+            .await;
         if let Err(e) = outcome {
             ctx.metrics.failed(KIND, e.reason());
             requeue = decide::backoff(decision.status.error_count.saturating_add(1));

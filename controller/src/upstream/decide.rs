@@ -10,7 +10,7 @@ use crds::upstream::UpstreamLinkStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::Problem;
-use crate::conditions::{Blocker, Desired, kstatus, merge};
+use kube_kit::conditions::{self, Blocker, Desired, kstatus, merge};
 
 /// The desired status.
 pub fn decide(
@@ -66,12 +66,7 @@ pub fn decide(
 pub fn owned(status: &UpstreamLinkStatus) -> UpstreamLinkStatus {
     UpstreamLinkStatus {
         observed_generation: status.observed_generation,
-        conditions: status
-            .conditions
-            .iter()
-            .filter(|c| CONTROLLER_CONDITIONS.contains(&c.type_.as_str()))
-            .cloned()
-            .collect(),
+        conditions: conditions::owned(&status.conditions, &CONTROLLER_CONDITIONS),
         ..Default::default()
     }
 }

@@ -10,9 +10,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use routing::{BirdClient, SessionStatus};
+
+#[path = "../../../tests/src/wait.rs"]
+pub mod wait;
+
+use wait::eventually_every;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -75,24 +80,8 @@ fn ip(args: &[&str]) {
     run(Command::new(binary("ip")).args(args));
 }
 
-/// Polls `f` every 10 ms until it returns `Some` or `timeout` passes.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How often the lab polls its peers: convergence is timed to the millisecond here.
+pub const POLL: Duration = Duration::from_millis(10);
 
 /// One lab: namespaces, processes and a scratch directory, all removed on drop.
 pub struct Lab {
@@ -223,7 +212,7 @@ impl Lab {
         ];
         self.spawn(&name, ns, &binary("bird"), &args);
         let s = socket.clone();
-        wait_for("BIRD control socket", Duration::from_secs(10), || {
+        eventually_every(POLL, Duration::from_secs(10), "BIRD control socket", || {
             let s = s.clone();
             async move { BirdClient::connect(&s).await.ok().map(|_| ()) }
         })
@@ -273,7 +262,7 @@ impl Lab {
             name,
         };
         let g2 = g.clone();
-        wait_for("GoBGP API", Duration::from_secs(10), || {
+        eventually_every(POLL, Duration::from_secs(10), "GoBGP API", || {
             let g = g2.clone();
             async move { g.try_cli(&["global"]).map(|_| ()) }
         })
@@ -312,10 +301,15 @@ impl Lab {
             self.spawn(&name, ns, &binary(daemon), &args);
             names.push(name);
             let vty = dir.join(format!("{daemon}.vty"));
-            wait_for(&format!("{daemon} vty"), Duration::from_secs(10), || {
-                let vty = vty.clone();
-                async move { vty.exists().then_some(()) }
-            })
+            eventually_every(
+                POLL,
+                Duration::from_secs(10),
+                &format!("{daemon} vty"),
+                || {
+                    let vty = vty.clone();
+                    async move { vty.exists().then_some(()) }
+                },
+            )
             .await;
         }
         let frr = Frr {
@@ -409,6 +403,26 @@ impl Gobgp {
     pub fn route(&self, prefix: &str) -> Option<RibRoute> {
         let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         self.rib(family).into_iter().find(|r| r.prefix == prefix)
+    }
+
+    /// Waits until the ISP has `prefix` (polling every [`POLL`]), or panics after `timeout`.
+    pub async fn wait_route(&self, prefix: &str, timeout: Duration) -> RibRoute {
+        let what = format!("{prefix} at the ISP");
+        eventually_every(POLL, timeout, &what, || {
+            let r = self.route(prefix);
+            async move { r }
+        })
+        .await
+    }
+
+    /// Waits until the ISP no longer has `prefix`, or panics after `timeout`.
+    pub async fn wait_gone(&self, prefix: &str, timeout: Duration) {
+        let what = format!("{prefix} gone at the ISP");
+        eventually_every(POLL, timeout, &what, || {
+            let gone = self.route(prefix).is_none();
+            async move { gone.then_some(()) }
+        })
+        .await
     }
 
     /// Announces a prefix from the ISP.
@@ -511,7 +525,7 @@ impl Bird {
     pub async fn wait_established(&self, protocol: &str, timeout: Duration) -> SessionStatus {
         let this = self.clone();
         let p = protocol.to_string();
-        wait_for(&format!("{protocol} Established"), timeout, || {
+        eventually_every(POLL, timeout, &format!("{protocol} Established"), || {
             let this = this.clone();
             let p = p.clone();
             async move {

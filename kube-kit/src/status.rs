@@ -1,15 +1,17 @@
-//! Writing status with server-side apply, only when it changed.
+//! Writing a status with server-side apply, only when it changed.
 
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Applies `status` to the object's status subresource under the controller's field manager.
-/// Returns whether a request was sent: none when `current == desired`.
-pub async fn apply_status<K, S>(
+/// Applies `desired` to the status subresource of `name` under the field manager `manager`
+/// (forced: each manager owns its own status fields). Returns whether a request was sent: none
+/// when `current == desired`, so an idle object costs no write.
+pub async fn apply_if_changed<K, S>(
     api: &Api<K>,
-    obj: &K,
+    manager: &str,
+    name: &str,
     current: Option<&S>,
     desired: &S,
 ) -> Result<bool, kube::Error>
@@ -26,8 +28,8 @@ where
         "status": desired,
     });
     api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(crds::field_managers::CONTROLLER).force(),
+        name,
+        &PatchParams::apply(manager).force(),
         &Patch::Apply(&body),
     )
     .await?;

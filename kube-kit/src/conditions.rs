@@ -13,7 +13,7 @@ pub struct Desired {
     pub status: ConditionStatus,
     /// CamelCase reason.
     pub reason: &'static str,
-    /// Human message.
+    /// Human message (never contains secrets).
     pub message: String,
 }
 
@@ -59,6 +59,18 @@ pub fn merge(
                 last_transition_time,
             }
         })
+        .collect();
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out
+}
+
+/// The conditions of `all` whose type is one of `owned` (what one field manager writes),
+/// sorted by type like [`merge`]'s output, so the two compare equal when nothing changed.
+pub fn owned(all: &[Condition], owned: &[&str]) -> Vec<Condition> {
+    let mut out: Vec<Condition> = all
+        .iter()
+        .filter(|c| owned.contains(&c.type_.as_str()))
+        .cloned()
         .collect();
     out.sort_by(|a, b| a.type_.cmp(&b.type_));
     out
@@ -164,6 +176,29 @@ mod tests {
             ["Ready", "Stalled"]
         );
         assert_eq!(merge(&a, &d, None, &t("2026-02-01T00:00:00Z")), a);
+    }
+
+    #[test]
+    fn owned_keeps_only_the_managers_types_sorted() {
+        let now = t("2026-01-01T00:00:00Z");
+        let mine = merge(
+            &[],
+            &[
+                Desired::new("Ready", ConditionStatus::True, "R", ""),
+                Desired::new("Announced", ConditionStatus::True, "R", ""),
+            ],
+            None,
+            &now,
+        );
+        let theirs = merge(
+            &[],
+            &[Desired::new("Stalled", ConditionStatus::False, "R", "")],
+            None,
+            &now,
+        );
+        // As the API server may store them: another manager's condition in between, unsorted.
+        let stored = [mine[1].clone(), theirs[0].clone(), mine[0].clone()];
+        assert_eq!(owned(&stored, &["Announced", "Ready"]), mine);
     }
 
     #[test]
