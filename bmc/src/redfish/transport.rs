@@ -2,7 +2,10 @@
 //! redirects that keep credentials on the same origin only, per-request
 //! timeouts, and bounded retries with exponential backoff.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderMap, IF_MATCH, LOCATION};
 use reqwest::{Client, Method, StatusCode, Url};
@@ -124,9 +127,62 @@ enum SendError {
     Fatal(BmcError),
 }
 
+/// What makes the HTTP clients of two drivers interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    tls: TlsOptions,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+type Clients = std::sync::Mutex<HashMap<ClientKey, Weak<Client>>>;
+
+static CLIENTS: LazyLock<Clients> = LazyLock::new(Default::default);
+
+/// How long a connection to a BMC stays open unused. A conversation's requests
+/// follow each other within milliseconds; a longer wait only keeps a socket
+/// and its buffers per BMC alive between reconciles.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
+/// The HTTP client for drivers with these TLS options and timeouts, shared by
+/// every driver of the process that has the same ones: one rustls
+/// configuration (the system root store is parsed once, not once per BMC,
+/// which cost ~100 KiB per driver) and one connection pool (connections stay
+/// per BMC origin). Freed with the last driver that uses it.
+fn shared_client(tls_opts: &TlsOptions, config: &DriverConfig) -> Result<Arc<Client>, BmcError> {
+    let key = ClientKey {
+        tls: tls_opts.clone(),
+        request_timeout: config.request_timeout,
+        connect_timeout: config.connect_timeout,
+    };
+    // A poisoned registry only means another thread panicked while holding it.
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(client) = clients.get(&key).and_then(Weak::upgrade) {
+        return Ok(client);
+    }
+    clients.retain(|_, c| c.strong_count() > 0);
+    let builder = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("groundwork-bmc/", env!("CARGO_PKG_VERSION")));
+    // Always hand reqwest our own rustls configuration (ring provider): it
+    // has no built-in crypto provider in this build, and plain-HTTP
+    // clients would otherwise panic while building.
+    let client = builder
+        .tls_backend_preconfigured(tls::client_config(tls_opts)?)
+        .build()
+        .map_err(|e| BmcError::Protocol(format!("HTTP client setup: {}", chain(&e))))?;
+    let client = Arc::new(client);
+    clients.insert(key, Arc::downgrade(&client));
+    Ok(client)
+}
+
 /// The HTTP side of a Redfish driver.
 pub(crate) struct Transport {
-    client: Client,
+    client: Arc<Client>,
     base: Url,
     creds: Credentials,
     config: DriverConfig,
@@ -164,7 +220,7 @@ impl Drop for Transport {
             );
             return;
         };
-        let client = self.client.clone();
+        let client = Arc::clone(&self.client);
         runtime.spawn(async move {
             let path = location.path().to_string();
             match client
@@ -191,20 +247,7 @@ impl Transport {
     ) -> Result<Self, BmcError> {
         let base = Url::parse(base)
             .map_err(|e| BmcError::Protocol(format!("invalid Redfish base URL: {e}")))?;
-        let builder = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .user_agent(concat!("groundwork-bmc/", env!("CARGO_PKG_VERSION")));
-        // Always hand reqwest our own rustls configuration (ring provider): it
-        // has no built-in crypto provider in this build, and plain-HTTP
-        // clients would otherwise panic while building.
-        let builder = builder.tls_backend_preconfigured(tls::client_config(tls_opts)?);
-        let client = builder
-            .build()
-            .map_err(|e| BmcError::Protocol(format!("HTTP client setup: {}", chain(&e))))?;
+        let client = shared_client(tls_opts, &config)?;
         Ok(Self {
             client,
             base,
@@ -773,5 +816,25 @@ mod tests {
             after_login(Err(refused(400))),
             Err(BmcError::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn drivers_with_the_same_options_share_one_client() {
+        let cfg = DriverConfig::default();
+        let plain = TlsOptions::default();
+        let a = shared_client(&plain, &cfg).unwrap();
+        let b = shared_client(&plain, &cfg).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let insecure = TlsOptions {
+            insecure: true,
+            ..TlsOptions::default()
+        };
+        let c = shared_client(&insecure, &cfg).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        let quick = DriverConfig {
+            request_timeout: Duration::from_secs(1),
+            ..DriverConfig::default()
+        };
+        assert!(!Arc::ptr_eq(&a, &shared_client(&plain, &quick).unwrap()));
     }
 }
