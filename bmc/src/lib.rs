@@ -27,6 +27,7 @@
 
 mod address;
 mod error;
+mod ids;
 pub mod ipmi;
 pub mod redfish;
 pub mod serialize;
@@ -66,13 +67,28 @@ pub trait Bmc: Send + Sync + std::fmt::Debug {
     /// state may change later (poll [`Bmc::power_state`]).
     async fn power(&self, action: PowerAction) -> Result<(), BmcError>;
 
-    /// Set the boot override: device, next boot only or persistent, firmware mode.
+    /// Set the boot override: device, next boot only or persistent, firmware
+    /// mode. Never changes UEFI Secure Boot (`UefiSecureBoot` selects the UEFI
+    /// override mode; Secure Boot itself is [`Bmc::set_secure_boot`]). Fails
+    /// with [`BmcError::NotSupported`] when the machine has no such override.
     async fn set_boot(
         &self,
         device: BootDevice,
         persistence: BootPersistence,
         mode: BootMode,
     ) -> Result<(), BmcError>;
+
+    /// Turn UEFI Secure Boot on or off: an explicit request of its own, never
+    /// a side effect of a boot override. Returns whether it changed (it takes
+    /// effect at the next boot). [`BmcError::NotSupported`] when the BMC offers
+    /// no Secure Boot control (IPMI, Redfish systems without a `SecureBoot`
+    /// resource).
+    async fn set_secure_boot(&self, enabled: bool) -> Result<bool, BmcError> {
+        let _ = enabled;
+        Err(BmcError::NotSupported(
+            "this BMC offers no UEFI Secure Boot control".to_string(),
+        ))
+    }
 
     /// Insert a CD/DVD image (by URL) as virtual media. Redfish only.
     async fn insert_virtual_media(&self, url: &str) -> Result<(), BmcError>;

@@ -119,7 +119,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// TLS verification options for Redfish over HTTPS.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TlsOptions {
     /// PEM bundle of CA certificates to trust instead of the system roots.
     pub ca_bundle_pem: Option<Vec<u8>>,

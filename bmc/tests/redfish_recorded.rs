@@ -8,7 +8,8 @@
 //!   list (no GracefulShutdown, no ForceRestart);
 //! - Once vs Continuous overrides (sushy-tools always reads Continuous) and
 //!   AllowableValues validation by the server;
-//! - Secure Boot toggling and CD virtual media hosted on the Manager;
+//! - Secure Boot as its own request (never a side effect of a boot override)
+//!   and CD virtual media hosted on the Manager;
 //! - tolerance of OEM sections, nulls and unknown properties.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -135,6 +136,8 @@ async fn boot_override_once_vs_continuous_and_secure_boot() {
     assert_eq!(boot["BootSourceOverrideTarget"], "Pxe");
     assert_eq!(boot["BootSourceOverrideEnabled"], "Once");
     assert_eq!(boot["BootSourceOverrideMode"], "UEFI");
+    // A boot in UEFISecureBoot mode selects the UEFI override and never
+    // touches Secure Boot: that is its own request.
     bmc.set_boot(
         BootDevice::VirtualCd,
         BootPersistence::Persistent,
@@ -142,6 +145,13 @@ async fn boot_override_once_vs_continuous_and_secure_boot() {
     )
     .await
     .unwrap();
+    let sb_patches = |rec: &Recorded| {
+        rec.log()
+            .iter()
+            .filter(|l| l.method == "PATCH" && l.path.ends_with("/SecureBoot"))
+            .count()
+    };
+    assert_eq!(sb_patches(&rec), 0);
     {
         let st = rec.state.lock().unwrap();
         assert_eq!(st.doc(SYSTEM)["Boot"]["BootSourceOverrideTarget"], "Cd");
@@ -151,14 +161,26 @@ async fn boot_override_once_vs_continuous_and_secure_boot() {
         );
         assert_eq!(
             st.doc(&format!("{SYSTEM}/SecureBoot"))["SecureBootEnable"],
-            json!(true)
+            json!(false)
         );
     }
+    assert!(bmc.set_secure_boot(true).await.unwrap());
+    assert!(!bmc.set_secure_boot(true).await.unwrap());
+    assert_eq!(sb_patches(&rec), 1);
+    // A legacy one-time boot does not silently turn Secure Boot off either.
     bmc.set_boot(BootDevice::Disk, BootPersistence::Once, BootMode::Legacy)
         .await
         .unwrap();
+    {
+        let st = rec.state.lock().unwrap();
+        assert_eq!(st.doc(SYSTEM)["Boot"]["BootSourceOverrideMode"], "Legacy");
+        assert_eq!(
+            st.doc(&format!("{SYSTEM}/SecureBoot"))["SecureBootEnable"],
+            json!(true)
+        );
+    }
+    assert!(bmc.set_secure_boot(false).await.unwrap());
     let st = rec.state.lock().unwrap();
-    assert_eq!(st.doc(SYSTEM)["Boot"]["BootSourceOverrideMode"], "Legacy");
     assert_eq!(
         st.doc(&format!("{SYSTEM}/SecureBoot"))["SecureBootEnable"],
         json!(false)

@@ -136,7 +136,8 @@ async fn boot_override_is_stored_by_the_emulator() {
         "pxe, disk, mode switch, target:\n{}",
         sushy.log()
     );
-    // Secure Boot goes through the system's SecureBoot resource.
+    // A boot in UEFISecureBoot mode leaves Secure Boot alone; turning it on
+    // is its own request, through the system's SecureBoot resource.
     bmc.set_boot(
         BootDevice::Pxe,
         BootPersistence::Once,
@@ -144,6 +145,9 @@ async fn boot_override_is_stored_by_the_emulator() {
     )
     .await
     .unwrap();
+    let sb = raw_get(&format!("{url}/SecureBoot")).await;
+    assert_eq!(sb["SecureBootEnable"], false, "{sb}");
+    assert!(bmc.set_secure_boot(true).await.unwrap());
     let sb = raw_get(&format!("{url}/SecureBoot")).await;
     assert_eq!(sb["SecureBootEnable"], true, "{sb}");
 }

@@ -133,14 +133,16 @@ pub struct BmcSpec {
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
 )]
 pub enum BootMode {
-    /// UEFI without Secure Boot.
+    /// UEFI. Secure Boot is left as the firmware has it: a boot never turns it off.
     #[default]
     #[serde(rename = "UEFI")]
     Uefi,
-    /// UEFI with Secure Boot.
+    /// UEFI with Secure Boot: the controller turns Secure Boot on through the BMC before a
+    /// boot when it is off (and says so in an Event).
     #[serde(rename = "UEFISecureBoot")]
     UefiSecureBoot,
-    /// Legacy BIOS.
+    /// Legacy BIOS: the controller turns Secure Boot off through the BMC before a boot when
+    /// it is on (and says so in an Event).
     Legacy,
 }
 

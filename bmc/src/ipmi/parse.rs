@@ -60,13 +60,11 @@ pub(crate) fn mc_info(stdout: &str) -> McInfo {
     }
 }
 
-/// Parse `mc guid` ("System GUID : 5a5a0000-..."), lower case; all-zero GUIDs
-/// mean "not set".
+/// Parse `mc guid` ("System GUID : 5a5a0000-..."), lower case; all-zero and
+/// all-FF GUIDs mean "not set" (see [`crate::ids::uuid`]).
 pub(crate) fn guid(stdout: &str) -> Option<String> {
     let kv = key_values(stdout);
-    let g = value(&kv, "System GUID")?.to_ascii_lowercase();
-    let hex: String = g.chars().filter(char::is_ascii_hexdigit).collect();
-    (hex.len() == 32 && hex.chars().any(|c| c != '0')).then_some(g)
+    crate::ids::uuid(value(&kv, "System GUID")?)
 }
 
 /// Identity fields from `fru print 0`.

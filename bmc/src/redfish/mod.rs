@@ -13,12 +13,16 @@
 //!   [`select`]).
 //! - Each trait call holds the endpoint's lock (see [`crate::serialize`]).
 
+mod boot;
 mod model;
+mod power;
+mod precondition;
 mod select;
 mod tls;
 mod transport;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
@@ -39,6 +43,9 @@ pub struct RedfishBmc {
     lock: EndpointLock,
     /// The system resource URL, once known (after discovery and redirects).
     system: Mutex<Option<Url>>,
+    /// The BMC answered 428 (or 412) to a PATCH without `If-Match`: send it
+    /// on every PATCH from now on (see [`precondition`]).
+    needs_if_match: AtomicBool,
 }
 
 impl RedfishBmc {
@@ -60,6 +67,7 @@ impl RedfishBmc {
             transport,
             lock,
             system: Mutex::new(None),
+            needs_if_match: AtomicBool::new(false),
         })
     }
 
@@ -86,10 +94,18 @@ impl RedfishBmc {
             reply = self.transport.get(&root_url).await?;
         }
         let root = success_json("read service root", &reply)?;
-        match model::sessions_link(&root) {
+        let sessions = match model::sessions_at(&root) {
+            model::SessionsAt::Collection(link) => Some(link),
+            // DSP0266's fixed login URI below the SessionService.
+            model::SessionsAt::Service(service) => {
+                Some(format!("{}/Sessions", service.trim_end_matches('/')))
+            }
+            model::SessionsAt::Nowhere => None,
+        };
+        match sessions {
             Some(link) => {
                 let sessions = self.transport.url(&link)?;
-                tracing::debug!(bmc = %self.address, "Redfish sessions advertised, using session auth");
+                tracing::debug!(bmc = %self.address, sessions = sessions.path(), "Redfish sessions advertised, using session auth");
                 self.transport.use_sessions(sessions).await;
             }
             None => {
@@ -125,6 +141,11 @@ impl RedfishBmc {
 
     /// GET the ComputerSystem, remembering where redirects led.
     async fn get_system(&self) -> Result<(Url, Value), BmcError> {
+        self.read_system().await.map(|s| (s.url, s.doc))
+    }
+
+    /// GET the ComputerSystem with its ETag.
+    async fn read_system(&self) -> Result<Resource, BmcError> {
         let url = self.discover().await?;
         let reply = self.transport.get(&url).await?;
         if reply.status == StatusCode::NOT_FOUND {
@@ -142,7 +163,65 @@ impl RedfishBmc {
             );
             self.remember_system(reply.url.clone());
         }
-        Ok((reply.url, system))
+        Ok(Resource::new(reply.url.clone(), system, &reply))
+    }
+
+    /// GET a resource with its ETag.
+    async fn read_resource(&self, url: &Url) -> Result<Resource, BmcError> {
+        let reply = self.transport.get(url).await?;
+        let doc = success_json("read", &reply)?;
+        Ok(Resource::new(reply.url.clone(), doc, &reply))
+    }
+
+    /// PATCH a resource read before. `If-Match` is sent once the BMC has
+    /// asked for it (see [`precondition`]); the resource's ETag is refreshed
+    /// from the answer, or read again when a PATCH needs one and none is known.
+    async fn patch_resource(&self, res: &mut Resource, body: &Value) -> Result<Reply, BmcError> {
+        let mut retried = false;
+        loop {
+            let if_match = if self.needs_if_match.load(Ordering::Relaxed) {
+                if res.etag.is_none() {
+                    res.etag = self.read_resource(&res.url).await?.etag;
+                }
+                if res.etag.is_none() {
+                    return Err(BmcError::Protocol(format!(
+                        "{}: the BMC requires If-Match but publishes no ETag",
+                        res.url.path()
+                    )));
+                }
+                res.etag.clone()
+            } else {
+                None
+            };
+            let reply = self
+                .transport
+                .patch(&res.url, body, if_match.as_deref())
+                .await?;
+            match precondition::after_patch(reply.status.as_u16(), if_match.is_some(), retried) {
+                precondition::Step::Done => {
+                    // The resource changed: its next PATCH needs the new ETag.
+                    res.etag = model::etag(header(&reply, "etag"), &Value::Null);
+                    return Ok(reply);
+                }
+                precondition::Step::RequireIfMatch => {
+                    tracing::info!(bmc = %self.address, status = reply.status.as_u16(), "BMC requires If-Match on PATCH");
+                    self.needs_if_match.store(true, Ordering::Relaxed);
+                }
+                precondition::Step::Refresh => res.etag = None,
+            }
+            retried = true;
+        }
+    }
+
+    /// PATCH the system's boot settings; `Err(refusal)` keeps the BMC's
+    /// answer for the fallback decision.
+    async fn patch_boot(
+        &self,
+        sys: &mut Resource,
+        body: &Value,
+    ) -> Result<Result<(), Refusal>, BmcError> {
+        let reply = self.patch_resource(sys, body).await?;
+        Ok(refusal("set boot override", &reply).map_or(Ok(()), Err))
     }
 
     /// GET an optional linked resource: `None` on 404 and other 4xx (except
@@ -195,14 +274,65 @@ impl RedfishBmc {
         Ok(macs)
     }
 
+    /// The second PATCH after a separate mode switch: target and persistence.
+    /// When the BMC refuses it, the mode is switched back, so a refused boot
+    /// request leaves the boot mode as it found it.
+    async fn finish_after_switch(
+        &self,
+        sys: &mut Resource,
+        plan: &boot::BootPlan,
+        from: Option<&str>,
+    ) -> Result<(), BmcError> {
+        match self.patch_boot(sys, &plan.body()).await? {
+            Ok(()) => Ok(()),
+            Err(r) => Err(self.restore_mode(sys, from, r.error).await),
+        }
+    }
+
+    /// Switch the boot mode back to `from` after `err`; returns `err`, with a
+    /// note when the mode could not be restored.
+    async fn restore_mode(
+        &self,
+        sys: &mut Resource,
+        from: Option<&str>,
+        err: BmcError,
+    ) -> BmcError {
+        let Some(from) = from else {
+            return with_note(
+                err,
+                "the boot mode was changed and its previous value is unknown",
+            );
+        };
+        match self.patch_boot(sys, &boot::mode_body(from)).await {
+            Ok(Ok(())) => {
+                tracing::info!(bmc = %self.address, mode = from, "boot request refused: boot mode restored");
+                err
+            }
+            Ok(Err(r)) => with_note(
+                err,
+                &format!("restoring {} = {from} failed: {}", boot::MODE, r.error),
+            ),
+            Err(e) => with_note(
+                err,
+                &format!("restoring {} = {from} failed: {e}", boot::MODE),
+            ),
+        }
+    }
+
     /// The reset action's target and the allowed reset types (inline or via
-    /// ActionInfo).
+    /// ActionInfo). A system that advertises no reset action (GPU baseboards,
+    /// some DPUs) cannot be reset: `NotSupported`, not a 404 from a guessed URL.
     async fn reset_action(
         &self,
         url: &Url,
         system: &Value,
     ) -> Result<(Url, Option<Vec<String>>), BmcError> {
-        let a = model::action(system, "ComputerSystem.Reset", "ResetType");
+        let a = model::action(system, "ComputerSystem.Reset", "ResetType").ok_or_else(|| {
+            BmcError::NotSupported(format!(
+                "{} advertises no ComputerSystem.Reset action",
+                url.path()
+            ))
+        })?;
         let target = match &a.target {
             Some(t) => self.transport.url(t)?,
             None => url
@@ -257,20 +387,97 @@ impl RedfishBmc {
         if media.get("Inserted").and_then(Value::as_bool) == Some(false) {
             return Ok(());
         }
-        let a = model::action(media, "VirtualMedia.EjectMedia", "");
-        let reply = match a.target {
+        let target = model::action(media, "VirtualMedia.EjectMedia", "").and_then(|a| a.target);
+        let reply = match target {
             Some(t) => {
                 self.transport
                     .post(&self.transport.url(&t)?, &json!({}))
                     .await?
             }
             None => {
-                self.transport
-                    .patch(url, &json!({"Image": null, "Inserted": false}))
+                let mut res = Resource::unread(url.clone());
+                self.patch_resource(&mut res, &json!({"Image": null, "Inserted": false}))
                     .await?
             }
         };
         expect_success("eject virtual media", &reply)
+    }
+}
+
+/// A resource as read, with where it lives and its ETag.
+#[derive(Debug)]
+struct Resource {
+    url: Url,
+    doc: Value,
+    etag: Option<String>,
+}
+
+impl Resource {
+    fn new(url: Url, doc: Value, reply: &Reply) -> Self {
+        let etag = model::etag(header(reply, "etag"), &doc);
+        Self { url, doc, etag }
+    }
+
+    /// A resource known only by URL (its ETag is read when a PATCH needs one).
+    fn unread(url: Url) -> Self {
+        Self {
+            url,
+            doc: Value::Null,
+            etag: None,
+        }
+    }
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A refused request: the typed error and the BMC's error body.
+#[derive(Debug)]
+struct Refusal {
+    error: BmcError,
+    body: Value,
+}
+
+/// The refusal in an answer, if any: a non-2xx status, or a 2xx whose body
+/// is an error (iDRAC 8, see [`model::error_in_success`]).
+fn refusal(what: &str, reply: &Reply) -> Option<Refusal> {
+    let body = reply.json().unwrap_or(Value::Null);
+    if reply.status.is_success() && !model::error_in_success(&body) {
+        return None;
+    }
+    let error = if reply.status.is_success() {
+        BmcError::Protocol(format!(
+            "{what} ({}): HTTP {} with an error body: {}",
+            reply.url.path(),
+            reply.status.as_u16(),
+            transport::redfish_error_message(&body).unwrap_or_default()
+        ))
+    } else {
+        status_error(what, reply)
+    };
+    Some(Refusal { error, body })
+}
+
+/// The BMC refuses to change the boot mode: the request cannot be done here.
+fn mode_refused(from: Option<&str>, to: &str, r: Refusal) -> BmcError {
+    BmcError::NotSupported(format!(
+        "the BMC refuses to change {} from {} to {to}: {}",
+        boot::MODE,
+        from.unwrap_or("(unpublished)"),
+        r.error.message()
+    ))
+}
+
+/// `err` with `note` appended to its message, same variant.
+fn with_note(err: BmcError, note: &str) -> BmcError {
+    let msg = format!("{}; {note}", err.message());
+    match err {
+        BmcError::Unreachable(_) => BmcError::Unreachable(msg),
+        BmcError::AuthenticationFailed(_) => BmcError::AuthenticationFailed(msg),
+        BmcError::NotSupported(_) => BmcError::NotSupported(msg),
+        BmcError::Protocol(_) => BmcError::Protocol(msg),
+        BmcError::Timeout(_) => BmcError::Timeout(msg),
     }
 }
 
@@ -282,11 +489,7 @@ fn success_json(what: &str, reply: &Reply) -> Result<Value, BmcError> {
 }
 
 fn expect_success(what: &str, reply: &Reply) -> Result<(), BmcError> {
-    if reply.status.is_success() {
-        Ok(())
-    } else {
-        Err(status_error(what, reply))
-    }
+    refusal(what, reply).map_or(Ok(()), |r| Err(r.error))
 }
 
 #[async_trait]
@@ -325,13 +528,41 @@ impl Bmc for RedfishBmc {
             (a, _) => a,
         };
         let (target, allowed) = self.reset_action(&url, &system).await?;
-        let reset_type = select::reset_type(action, allowed.as_deref())?;
-        tracing::info!(bmc = %self.address, ?action, reset_type, "Redfish reset");
-        let reply = self
-            .transport
-            .post(&target, &json!({ "ResetType": reset_type }))
-            .await?;
-        expect_success(&format!("reset {reset_type}"), &reply)
+        let order = select::reset_order(action, allowed.as_deref())?;
+        let mut refused: Vec<String> = Vec::new();
+        for reset_type in order {
+            tracing::info!(bmc = %self.address, ?action, reset_type, "Redfish reset");
+            let reply = self
+                .transport
+                .post(&target, &json!({ "ResetType": reset_type }))
+                .await?;
+            let body = reply.json().unwrap_or(Value::Null);
+            match power::classify(reply.status.as_u16(), &body) {
+                power::ResetAnswer::Accepted => return Ok(()),
+                power::ResetAnswer::TypeRefused => {
+                    tracing::debug!(bmc = %self.address, reset_type, "ResetType refused, trying the next one");
+                    refused.push(reset_type.to_string());
+                }
+                power::ResetAnswer::StateConflict => {
+                    let err = refusal(&format!("reset {reset_type}"), &reply)
+                        .map_or_else(|| status_error("reset", &reply), |r| r.error);
+                    let (_, now) = self.get_system().await?;
+                    let state = model::power_state(&now);
+                    if power::settled(action, state) {
+                        tracing::info!(bmc = %self.address, ?action, ?state, "reset refused because the machine already is in that state");
+                        return Ok(());
+                    }
+                    return Err(err);
+                }
+                power::ResetAnswer::Failed => {
+                    return Err(refusal(&format!("reset {reset_type}"), &reply)
+                        .map_or_else(|| status_error("reset", &reply), |r| r.error));
+                }
+            }
+        }
+        Err(BmcError::NotSupported(format!(
+            "power {action:?}: the BMC refused every ResetType tried ({refused:?})"
+        )))
     }
 
     async fn set_boot(
@@ -341,85 +572,71 @@ impl Bmc for RedfishBmc {
         mode: BootMode,
     ) -> Result<(), BmcError> {
         let _guard = self.lock.acquire().await;
-        let (mut url, mut system) = self.get_system().await?;
-        let mut boot = system.get("Boot").cloned().unwrap_or(Value::Null);
-        // The allowed targets can depend on the current mode (sushy-tools
-        // offers UefiHttp only in UEFI mode): switch the mode first, re-read.
-        if select::boot_target(
-            device,
-            model::allowable(&boot, "BootSourceOverrideTarget").as_deref(),
-        )
-        .is_err()
-            && let Some(current) = model::string(&boot, "BootSourceOverrideMode")
-            && let Ok(wanted) = select::boot_mode(
-                mode,
-                model::allowable(&boot, "BootSourceOverrideMode").as_deref(),
-            )
-            && current != wanted
-        {
-            tracing::debug!(bmc = %self.address, from = %current, to = wanted, "switching boot mode before the target");
-            let reply = self
-                .transport
-                .patch(&url, &json!({"Boot": {"BootSourceOverrideMode": wanted}}))
-                .await?;
-            expect_success("set boot mode", &reply)?;
-            (url, system) = self.get_system().await?;
-            boot = system.get("Boot").cloned().unwrap_or(Value::Null);
-        }
-        let target = select::boot_target(
-            device,
-            model::allowable(&boot, "BootSourceOverrideTarget").as_deref(),
-        )?;
-        let enabled = select::override_enabled(
-            persistence,
-            model::allowable(&boot, "BootSourceOverrideEnabled").as_deref(),
-        )?;
-        let mode_allowed = model::allowable(&boot, "BootSourceOverrideMode");
-        let secure_boot = model::link(&system, "SecureBoot");
-        if mode == BootMode::UefiSecureBoot && secure_boot.is_none() {
-            return Err(BmcError::NotSupported(
-                "UEFI Secure Boot requested but the system has no SecureBoot resource".into(),
-            ));
-        }
-        let mut patch = json!({
-            "BootSourceOverrideTarget": target,
-            "BootSourceOverrideEnabled": enabled,
-        });
-        if boot.get("BootSourceOverrideMode").is_some() || mode_allowed.is_some() {
-            patch["BootSourceOverrideMode"] =
-                json!(select::boot_mode(mode, mode_allowed.as_deref())?);
-        } else {
-            tracing::debug!(bmc = %self.address, "system has no BootSourceOverrideMode; mode left as is");
-        }
-        tracing::info!(bmc = %self.address, target, enabled, ?mode, "Redfish boot override");
-        let reply = self
-            .transport
-            .patch(&url, &json!({ "Boot": patch }))
-            .await?;
-        expect_success("set boot override", &reply)?;
-        if let Some(sb) = secure_boot {
-            let want = mode == BootMode::UefiSecureBoot;
-            let Some(doc) = self.get_optional(&sb).await? else {
-                if want {
-                    return Err(BmcError::NotSupported(
-                        "SecureBoot resource unreadable".into(),
-                    ));
+        let mut sys = self.read_system().await?;
+        let plan = match boot::plan(&sys.doc, device, persistence, mode)? {
+            boot::Plan::Patch(p) => p,
+            boot::Plan::SwitchModeFirst { from, to } => {
+                tracing::debug!(bmc = %self.address, ?from, to, "target offered only in the other mode: switching the mode first");
+                if let Err(r) = self.patch_boot(&mut sys, &boot::mode_body(to)).await? {
+                    return Err(mode_refused(from.as_deref(), to, r));
                 }
-                return Ok(());
-            };
-            let current = doc.get("SecureBootEnable").and_then(Value::as_bool);
-            if current != Some(want) && (want || current == Some(true)) {
-                let reply = self
-                    .transport
-                    .patch(
-                        &self.transport.url(&sb)?,
-                        &json!({ "SecureBootEnable": want }),
-                    )
-                    .await?;
-                expect_success("set Secure Boot", &reply)?;
+                sys = self.read_system().await?;
+                let err = match boot::plan(&sys.doc, device, persistence, mode) {
+                    Ok(boot::Plan::Patch(p)) => {
+                        return self
+                            .finish_after_switch(&mut sys, &p, from.as_deref())
+                            .await;
+                    }
+                    Ok(boot::Plan::SwitchModeFirst { .. }) => BmcError::Protocol(format!(
+                        "the BMC accepted {} = {to} but still reports the old mode",
+                        boot::MODE
+                    )),
+                    Err(e) => e,
+                };
+                return Err(self.restore_mode(&mut sys, from.as_deref(), err).await);
+            }
+        };
+        tracing::info!(bmc = %self.address, target = plan.target, enabled = plan.enabled, mode = ?plan.mode, "Redfish boot override");
+        let Err(refused) = self.patch_boot(&mut sys, &plan.body()).await? else {
+            return Ok(());
+        };
+        let names_mode = model::names_property(&refused.body, boot::MODE);
+        match boot::after_refusal(&plan.mode, names_mode) {
+            boot::Fallback::Fail => Err(refused.error),
+            boot::Fallback::RetryWithoutMode => {
+                tracing::info!(bmc = %self.address, "BMC refuses BootSourceOverrideMode in the boot PATCH; sending it without");
+                self.patch_boot(&mut sys, &plan.without_mode().body())
+                    .await?
+                    .map_err(|r| r.error)
+            }
+            boot::Fallback::ModeAlone { from, to } => {
+                tracing::info!(bmc = %self.address, ?from, to, "BMC refuses the boot mode with the target; switching it alone first");
+                if let Err(r) = self.patch_boot(&mut sys, &boot::mode_body(to)).await? {
+                    return Err(mode_refused(from.as_deref(), to, r));
+                }
+                self.finish_after_switch(&mut sys, &plan.without_mode(), from.as_deref())
+                    .await
             }
         }
-        Ok(())
+    }
+
+    async fn set_secure_boot(&self, enabled: bool) -> Result<bool, BmcError> {
+        let _guard = self.lock.acquire().await;
+        let (_, system) = self.get_system().await?;
+        let link = model::link(&system, "SecureBoot").ok_or_else(|| {
+            BmcError::NotSupported("the system has no SecureBoot resource".into())
+        })?;
+        let mut sb = self.read_resource(&self.transport.url(&link)?).await?;
+        let current = sb.doc.get("SecureBootEnable").and_then(Value::as_bool);
+        if current == Some(enabled) {
+            return Ok(false);
+        }
+        tracing::info!(bmc = %self.address, from = ?current, to = enabled, "changing UEFI Secure Boot");
+        let reply = self
+            .patch_resource(&mut sb, &json!({ "SecureBootEnable": enabled }))
+            .await?;
+        expect_success("set Secure Boot", &reply)?;
+        Ok(true)
     }
 
     async fn insert_virtual_media(&self, image_url: &str) -> Result<(), BmcError> {
@@ -433,11 +650,14 @@ impl Bmc for RedfishBmc {
         if inserted {
             self.eject_media(&url, &media).await?;
         }
-        let a = model::action(&media, "VirtualMedia.InsertMedia", "");
+        let target = model::action(&media, "VirtualMedia.InsertMedia", "").and_then(|a| a.target);
         let body = json!({"Image": image_url, "Inserted": true, "WriteProtected": true});
-        let reply = match a.target {
+        let reply = match target {
             Some(t) => self.transport.post(&self.transport.url(&t)?, &body).await?,
-            None => self.transport.patch(&url, &body).await?,
+            None => {
+                let mut res = Resource::unread(url.clone());
+                self.patch_resource(&mut res, &body).await?
+            }
         };
         expect_success("insert virtual media", &reply)
     }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::{PowerState, SystemIdentity};
+use crate::{PowerState, SystemIdentity, ids};
 
 /// A non-empty string property.
 pub(crate) fn string(v: &Value, key: &str) -> Option<String> {
@@ -79,19 +79,17 @@ pub(crate) struct ActionRef {
     pub action_info: Option<String>,
 }
 
-/// Read `Actions["#<name>"]`.
-pub(crate) fn action(resource: &Value, name: &str, parameter: &str) -> ActionRef {
-    let Some(a) = resource
+/// Read `Actions["#<name>"]`; `None` when the resource does not advertise it.
+pub(crate) fn action(resource: &Value, name: &str, parameter: &str) -> Option<ActionRef> {
+    let a = resource
         .get("Actions")
         .and_then(|x| x.get(format!("#{name}")))
-    else {
-        return ActionRef::default();
-    };
-    ActionRef {
+        .filter(|a| a.is_object())?;
+    Some(ActionRef {
         target: string(a, "target"),
         allowed: allowable(a, parameter),
         action_info: string(a, "@Redfish.ActionInfo"),
-    }
+    })
 }
 
 /// `PowerState` of a ComputerSystem. Transitional states count as the state
@@ -110,7 +108,7 @@ pub(crate) fn identity(system: &Value) -> SystemIdentity {
         manufacturer: string(system, "Manufacturer"),
         model: string(system, "Model"),
         serial_number: string(system, "SerialNumber"),
-        uuid: string(system, "UUID").map(|u| u.to_ascii_lowercase()),
+        uuid: string(system, "UUID").and_then(|u| ids::uuid(&u)),
         bios_version: string(system, "BiosVersion"),
         bmc_firmware_version: None,
         mac_addresses: Vec::new(),
@@ -118,12 +116,11 @@ pub(crate) fn identity(system: &Value) -> SystemIdentity {
 }
 
 /// The MAC of an EthernetInterface (`MACAddress`, else `PermanentMACAddress`),
-/// lower case; all-zero and empty values are skipped.
+/// lower case; placeholders (empty, all-zero, all-FF) are skipped.
 pub(crate) fn mac(interface: &Value) -> Option<String> {
-    string(interface, "MACAddress")
-        .or_else(|| string(interface, "PermanentMACAddress"))
-        .map(|m| m.to_ascii_lowercase())
-        .filter(|m| m.chars().any(|c| c.is_ascii_hexdigit() && c != '0'))
+    ["MACAddress", "PermanentMACAddress"]
+        .iter()
+        .find_map(|k| string(interface, k).and_then(|m| ids::mac(&m)))
 }
 
 /// The first `Links.ManagedBy` manager.
@@ -133,14 +130,125 @@ pub(crate) fn managed_by(system: &Value) -> Option<String> {
         .next()
 }
 
-/// The sessions collection advertised by a service root: `Links.Sessions`,
-/// else `SessionService` + `/Sessions`.
-pub(crate) fn sessions_link(root: &Value) -> Option<String> {
-    root.get("Links")
-        .and_then(|l| link(l, "Sessions"))
-        .or_else(|| {
-            link(root, "SessionService").map(|s| format!("{}/Sessions", s.trim_end_matches('/')))
+/// Where a service keeps its sessions collection, as far as the service root
+/// tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SessionsAt {
+    /// `Links.Sessions` of the service root (DSP0266 requires it; some
+    /// services keep the collection outside the SessionService, e.g. at
+    /// `/redfish/v1/Sessions`, and say so only there).
+    Collection(String),
+    /// Only a `SessionService` is linked: its `Sessions` property names the
+    /// collection (read it; do not guess `<service>/Sessions`).
+    Service(String),
+    /// No sessions: HTTP basic authentication (sushy-tools).
+    Nowhere,
+}
+
+/// Where the service root says the sessions collection is.
+pub(crate) fn sessions_at(root: &Value) -> SessionsAt {
+    if let Some(l) = root.get("Links").and_then(|l| link(l, "Sessions")) {
+        return SessionsAt::Collection(l);
+    }
+    match link(root, "SessionService") {
+        Some(s) => SessionsAt::Service(s),
+        None => SessionsAt::Nowhere,
+    }
+}
+
+/// The ETag of a resource: the `ETag` response header, else the body's
+/// `@odata.etag` (AMI-based BMCs publish it in the body).
+pub(crate) fn etag(header: Option<&str>, doc: &Value) -> Option<String> {
+    header
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .or_else(|| string(doc, "@odata.etag"))
+}
+
+/// The vendors whose documented behaviour the driver adapts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vendor {
+    /// Supermicro: resets `BootSourceOverrideMode` to its default unless every
+    /// boot PATCH carries it (DMTF Redfishtool#106, metal-operator#607), and
+    /// presents virtual media as `UsbCd` (sushy `set_system_boot_options`).
+    Supermicro,
+    /// Anyone else: the standard behaviour.
+    Other,
+}
+
+/// The vendor of a ComputerSystem, from its `Manufacturer`.
+pub(crate) fn vendor(system: &Value) -> Vendor {
+    match string(system, "Manufacturer") {
+        Some(m) if m.to_ascii_lowercase().contains("supermicro") => Vendor::Supermicro,
+        _ => Vendor::Other,
+    }
+}
+
+/// The `@Message.ExtendedInfo` entries of an error body: under `error`, at
+/// the top level, and per property (`<Prop>@Message.ExtendedInfo`, as
+/// OpenBMC's bmcweb answers).
+fn extended_info(body: &Value) -> Vec<&Value> {
+    let scopes = [Some(body), body.get("error"), body.get("Boot")];
+    scopes
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|obj| obj.iter())
+        .filter(|(k, _)| k.ends_with("@Message.ExtendedInfo"))
+        .filter_map(|(_, infos)| infos.as_array())
+        .flatten()
+        .collect()
+}
+
+/// Whether an error body names `property` (in `RelatedProperties`,
+/// `MessageArgs`, a message text, or as a `<property>@Message.ExtendedInfo`
+/// key): how iLO 5 (`PropertyNotWritable`) and iDRAC 8 (`SYS410`, "read-only
+/// and depends on other attributes") say which part of a PATCH they refuse.
+pub(crate) fn names_property(body: &Value, property: &str) -> bool {
+    let mentions = |v: &Value| match v {
+        Value::String(s) => s.contains(property),
+        Value::Array(a) => a
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| s.contains(property))),
+        _ => false,
+    };
+    let keyed = |v: &Value| {
+        v.as_object().is_some_and(|o| {
+            o.keys()
+                .any(|k| k.starts_with(property) && k.ends_with("@Message.ExtendedInfo"))
         })
+    };
+    keyed(body)
+        || body.get("Boot").is_some_and(keyed)
+        || body
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .is_some_and(mentions)
+        || extended_info(body).iter().any(|info| {
+            ["RelatedProperties", "MessageArgs", "Message"]
+                .iter()
+                .any(|k| info.get(*k).is_some_and(mentions))
+        })
+}
+
+/// The `MessageId`s of an error body (e.g. `Base.1.8.ActionParameterValueNotInList`).
+pub(crate) fn message_ids(body: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = extended_info(body)
+        .iter()
+        .filter_map(|i| string(i, "MessageId"))
+        .collect();
+    if let Some(code) = body.get("error").and_then(|e| string(e, "code")) {
+        ids.push(code);
+    }
+    ids
+}
+
+/// Whether a 2xx answer still carries an error: some iDRAC 8 firmware answers
+/// a refused boot PATCH with 200 and the error in the body
+/// (community.general#5091), which would otherwise read as success.
+pub(crate) fn error_in_success(body: &Value) -> bool {
+    body.get("error").is_some_and(Value::is_object)
 }
 
 /// Whether a VirtualMedia resource can hold a CD/DVD image.
@@ -182,7 +290,7 @@ mod tests {
             managed_by(&sys).as_deref(),
             Some("/redfish/v1/Managers/BMC")
         );
-        let a = action(&sys, "ComputerSystem.Reset", "ResetType");
+        let a = action(&sys, "ComputerSystem.Reset", "ResetType").unwrap();
         assert_eq!(a.allowed, None);
         assert_eq!(
             a.action_info.as_deref(),
@@ -197,6 +305,7 @@ mod tests {
         assert_eq!(id, SystemIdentity::default());
         assert_eq!(power_state(&sys), PowerState::Unknown);
         assert_eq!(managed_by(&sys), None);
+        assert_eq!(action(&sys, "ComputerSystem.Reset", "ResetType"), None);
     }
 
     #[test]
@@ -232,21 +341,96 @@ mod tests {
             Some("52:54:00:aa:bb:cd")
         );
         assert_eq!(mac(&json!({"MACAddress": "00:00:00:00:00:00"})), None);
+        // A placeholder MACAddress falls back to the burnt-in PermanentMACAddress.
         assert_eq!(
-            sessions_link(&json!({"Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}})).as_deref(),
-            Some("/redfish/v1/SessionService/Sessions")
-        );
-        assert_eq!(
-            sessions_link(&json!({"SessionService": {"@odata.id": "/redfish/v1/SessionService/"}}))
+            mac(&json!({"MACAddress": "00:00:00:00:00:00", "PermanentMACAddress": "B8:3F:D2:D7:F7:4A"}))
                 .as_deref(),
-            Some("/redfish/v1/SessionService/Sessions")
+            Some("b8:3f:d2:d7:f7:4a")
         );
         assert_eq!(
-            sessions_link(&json!({"Systems": {"@odata.id": "/redfish/v1/Systems"}})),
-            None
+            sessions_at(
+                &json!({"Links": {"Sessions": {"@odata.id": "/redfish/v1/Sessions"}},
+                "SessionService": {"@odata.id": "/redfish/v1/SessionService"}})
+            ),
+            SessionsAt::Collection("/redfish/v1/Sessions".into())
+        );
+        assert_eq!(
+            sessions_at(&json!({"SessionService": {"@odata.id": "/redfish/v1/SessionService/"}})),
+            SessionsAt::Service("/redfish/v1/SessionService/".into())
+        );
+        assert_eq!(
+            sessions_at(&json!({"Systems": {"@odata.id": "/redfish/v1/Systems"}})),
+            SessionsAt::Nowhere
         );
         assert!(is_cd(&json!({"MediaTypes": ["CD", "DVD"]})));
         assert!(!is_cd(&json!({"MediaTypes": ["Floppy", "USBStick"]})));
         assert!(is_cd(&json!({"Id": "Cd"})));
+    }
+
+    #[test]
+    fn placeholder_identity_reads_as_absent() {
+        let sys = json!({"UUID": "00000000-0000-0000-0000-000000000000", "Manufacturer": "NVIDIA"});
+        assert_eq!(identity(&sys).uuid, None);
+        let sys = json!({"UUID": "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"});
+        assert_eq!(identity(&sys).uuid, None);
+    }
+
+    #[test]
+    fn etag_from_header_else_body() {
+        let doc = json!({"@odata.etag": "W/\"1682532272\""});
+        assert_eq!(etag(Some("\"abc\""), &doc).as_deref(), Some("\"abc\""));
+        assert_eq!(etag(None, &doc).as_deref(), Some("W/\"1682532272\""));
+        assert_eq!(etag(Some(" "), &json!({})), None);
+    }
+
+    #[test]
+    fn vendors() {
+        assert_eq!(
+            vendor(&json!({"Manufacturer": "Supermicro"})),
+            Vendor::Supermicro
+        );
+        assert_eq!(
+            vendor(&json!({"Manufacturer": "SUPERMICRO Computer"})),
+            Vendor::Supermicro
+        );
+        assert_eq!(vendor(&json!({"Manufacturer": "HPE"})), Vendor::Other);
+        assert_eq!(vendor(&json!({})), Vendor::Other);
+    }
+
+    #[test]
+    fn refusals_that_name_the_boot_mode() {
+        // iLO 5: PropertyNotWritable with the property in MessageArgs.
+        let ilo = json!({"error": {"code": "iLO.0.10.ExtendedInfo", "message": "See @Message.ExtendedInfo for more information.",
+            "@Message.ExtendedInfo": [{"MessageId": "Base.1.4.PropertyNotWritable", "MessageArgs": ["BootSourceOverrideMode"]}]}});
+        assert!(names_property(&ilo, "BootSourceOverrideMode"));
+        assert!(!names_property(&ilo, "BootSourceOverrideTarget"));
+        // iDRAC 8 (13G): SYS410 with RelatedProperties.
+        let idrac = json!({"error": {"@Message.ExtendedInfo": [
+            {"Message": "Unable to set the attribute value because it depends on other attribute(s).",
+             "MessageId": "IDRAC.1.6.SYS444", "RelatedProperties": ["BootSourceOverrideEnabled"]},
+            {"Message": "Unable to modify the attribute because the attribute is read-only and depends on other attributes.",
+             "MessageId": "IDRAC.1.6.SYS410", "RelatedProperties": ["#/Boot/BootSourceOverrideMode"]}],
+            "code": "Base.1.2.GeneralError", "message": "A general error has occurred."}});
+        assert!(names_property(&idrac, "BootSourceOverrideMode"));
+        assert_eq!(message_ids(&idrac)[1], "IDRAC.1.6.SYS410");
+        // bmcweb: per-property annotation.
+        let bmcweb = json!({"BootSourceOverrideMode@Message.ExtendedInfo": [
+            {"MessageId": "Base.1.8.1.PropertyNotWritable", "Message": "The property is read only."}]});
+        assert!(names_property(&bmcweb, "BootSourceOverrideMode"));
+        assert!(!names_property(
+            &json!({"error": {"message": "general"}}),
+            "BootSourceOverrideMode"
+        ));
+    }
+
+    #[test]
+    fn error_bodies_in_2xx_answers() {
+        assert!(error_in_success(
+            &json!({"error": {"code": "Base.1.2.GeneralError"}})
+        ));
+        assert!(!error_in_success(
+            &json!({"@Message.ExtendedInfo": [{"MessageId": "Base.1.8.Success"}]})
+        ));
+        assert!(!error_in_success(&Value::Null));
     }
 }

@@ -5,6 +5,7 @@
 //! Without a published list the first (standard) candidate is used and the
 //! BMC gets the final word.
 
+use super::model::Vendor;
 use crate::{BmcError, BootDevice, BootMode, BootPersistence, PowerAction};
 
 /// Pick the first candidate the BMC allows; with no list, the first candidate.
@@ -61,18 +62,53 @@ pub(crate) fn reset_type(
     )
 }
 
-/// The `BootSourceOverrideTarget` for a device.
+/// The `ResetType`s to try for `action`, in order. With a published list,
+/// only the first allowed one (the BMC said what it takes). Without one, every
+/// candidate, so a BMC that refuses `ForceRestart` as "not in the list" is
+/// asked for `PowerCycle` next instead of failing the request.
+pub(crate) fn reset_order(
+    action: PowerAction,
+    allowed: Option<&[String]>,
+) -> Result<Vec<&'static str>, BmcError> {
+    match allowed {
+        Some(_) => reset_type(action, allowed).map(|t| vec![t]),
+        None => Ok(reset_candidates(action).to_vec()),
+    }
+}
+
+/// `BootSourceOverrideTarget` candidates for a device, in order of
+/// preference: the standard value first, then the vendor variants some BMCs
+/// list instead (`UefiPxe`, `UefiHdd`, `UsbCd`). Supermicro X11/X12 list both
+/// `Cd` and `UsbCd` but boot virtual media only from `UsbCd` (sushy's
+/// `set_system_boot_options`), so there `UsbCd` comes first.
+pub(crate) fn target_candidates(device: BootDevice, vendor: Vendor) -> &'static [&'static str] {
+    match (device, vendor) {
+        (BootDevice::Pxe, _) => &["Pxe", "UefiPxe"],
+        (BootDevice::UefiHttp, _) => &["UefiHttp"],
+        (BootDevice::Disk, _) => &["Hdd", "UefiHdd"],
+        (BootDevice::VirtualCd, Vendor::Supermicro) => &["UsbCd", "Cd"],
+        (BootDevice::VirtualCd, Vendor::Other) => &["Cd", "UsbCd"],
+    }
+}
+
+/// The `BootSourceOverrideTarget` for a device, chosen from what the system
+/// lists; the standard value when it lists nothing (a vendor variant is only
+/// ever sent when the system offers it).
 pub(crate) fn boot_target(
     device: BootDevice,
+    vendor: Vendor,
     allowed: Option<&[String]>,
 ) -> Result<&'static str, BmcError> {
-    let candidates: &[&'static str] = match device {
-        BootDevice::Pxe => &["Pxe"],
-        BootDevice::UefiHttp => &["UefiHttp"],
-        BootDevice::Disk => &["Hdd"],
-        BootDevice::VirtualCd => &["Cd"],
+    let vendor = if allowed.is_some() {
+        vendor
+    } else {
+        Vendor::Other
     };
-    pick(&format!("boot device {device:?}"), candidates, allowed)
+    pick(
+        &format!("boot device {device:?}"),
+        target_candidates(device, vendor),
+        allowed,
+    )
 }
 
 /// The `BootSourceOverrideEnabled` value for a persistence.
@@ -128,7 +164,10 @@ mod tests {
             reset_type(PowerAction::Cycle, None).ok(),
             Some("PowerCycle")
         );
-        assert_eq!(boot_target(BootDevice::Disk, None).ok(), Some("Hdd"));
+        assert_eq!(
+            boot_target(BootDevice::Disk, Vendor::Other, None).ok(),
+            Some("Hdd")
+        );
         assert_eq!(
             override_enabled(BootPersistence::Once, None).ok(),
             Some("Once")
@@ -177,11 +216,11 @@ mod tests {
         assert!(matches!(err, Err(BmcError::NotSupported(_))), "{err:?}");
         let targets = list(&["None", "Pxe", "Hdd"]);
         assert!(matches!(
-            boot_target(BootDevice::UefiHttp, Some(&targets)),
+            boot_target(BootDevice::UefiHttp, Vendor::Other, Some(&targets)),
             Err(BmcError::NotSupported(_))
         ));
         assert_eq!(
-            boot_target(BootDevice::Pxe, Some(&targets)).ok(),
+            boot_target(BootDevice::Pxe, Vendor::Other, Some(&targets)).ok(),
             Some("Pxe")
         );
         let continuous_only = list(&["Disabled", "Continuous"]);
@@ -192,6 +231,67 @@ mod tests {
         let uefi_only = list(&["UEFI"]);
         assert!(matches!(
             boot_mode(BootMode::Legacy, Some(&uefi_only)),
+            Err(BmcError::NotSupported(_))
+        ));
+    }
+
+    #[test]
+    fn vendor_targets_from_the_published_list() {
+        // Supermicro SYS-821GE-TNHR (libredfish mockup): both Cd and UsbCd listed.
+        let smc = list(&[
+            "None",
+            "Pxe",
+            "Floppy",
+            "Cd",
+            "Usb",
+            "Hdd",
+            "BiosSetup",
+            "UsbCd",
+            "UefiBootNext",
+            "UefiHttp",
+        ]);
+        assert_eq!(
+            boot_target(BootDevice::VirtualCd, Vendor::Supermicro, Some(&smc)).ok(),
+            Some("UsbCd")
+        );
+        assert_eq!(
+            boot_target(BootDevice::VirtualCd, Vendor::Other, Some(&smc)).ok(),
+            Some("Cd")
+        );
+        // A BMC that lists only the UEFI-prefixed variants.
+        let uefi_only = list(&["None", "UefiPxe", "UefiHdd", "UsbCd"]);
+        assert_eq!(
+            boot_target(BootDevice::Pxe, Vendor::Other, Some(&uefi_only)).ok(),
+            Some("UefiPxe")
+        );
+        assert_eq!(
+            boot_target(BootDevice::Disk, Vendor::Other, Some(&uefi_only)).ok(),
+            Some("UefiHdd")
+        );
+        assert_eq!(
+            boot_target(BootDevice::VirtualCd, Vendor::Other, Some(&uefi_only)).ok(),
+            Some("UsbCd")
+        );
+        // Nothing listed: the standard value.
+        assert_eq!(
+            boot_target(BootDevice::VirtualCd, Vendor::Supermicro, None).ok(),
+            Some("Cd")
+        );
+    }
+
+    #[test]
+    fn reset_order_tries_every_candidate_only_without_a_list() {
+        assert_eq!(
+            reset_order(PowerAction::Reset, None).ok(),
+            Some(vec!["ForceRestart", "PowerCycle"])
+        );
+        let l = list(&["On", "ForceOff", "PowerCycle"]);
+        assert_eq!(
+            reset_order(PowerAction::Reset, Some(&l)).ok(),
+            Some(vec!["PowerCycle"])
+        );
+        assert!(matches!(
+            reset_order(PowerAction::GracefulOff, Some(&l)),
             Err(BmcError::NotSupported(_))
         ));
     }

@@ -2,9 +2,12 @@
 //! redirects that keep credentials on the same origin only, per-request
 //! timeouts, and bounded retries with exponential backoff.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
 
-use reqwest::header::{ACCEPT, HeaderMap, LOCATION};
+use reqwest::header::{ACCEPT, HeaderMap, IF_MATCH, LOCATION};
 use reqwest::{Client, Method, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -56,6 +59,57 @@ enum Auth {
     },
 }
 
+/// What a session login returned.
+#[derive(Debug)]
+struct Login {
+    token: Option<String>,
+    location: Option<Url>,
+}
+
+/// How to authenticate after a login attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum AuthStep {
+    /// Use the session token (and delete the session at `Url` when done).
+    UseToken(String, Option<Url>),
+    /// The BMC created a session but sent no `X-Auth-Token`: delete that
+    /// session (it would otherwise count against the BMC's session limit
+    /// until it expires) and use basic auth.
+    DeleteThenBasic(Url),
+    /// Sessions are unusable here (no token and no session URL, the
+    /// SessionService refused the POST with 404/405/501, or the session limit
+    /// is reached with a 503): use basic auth, as sushy's `auto` mode does.
+    Basic(String),
+}
+
+/// The authentication step after a login. Wrong credentials and transport
+/// failures stay errors: only a service that cannot give us a session falls
+/// back to basic auth.
+fn after_login(outcome: Result<Login, BmcError>) -> Result<AuthStep, BmcError> {
+    match outcome {
+        Ok(Login {
+            token: Some(t),
+            location,
+        }) => Ok(AuthStep::UseToken(t, location)),
+        Ok(Login {
+            token: None,
+            location: Some(l),
+        }) => Ok(AuthStep::DeleteThenBasic(l)),
+        Ok(Login {
+            token: None,
+            location: None,
+        }) => Ok(AuthStep::Basic("session created without token".into())),
+        Err(BmcError::NotSupported(m)) => Ok(AuthStep::Basic(m)),
+        Err(BmcError::Protocol(m))
+            if ["HTTP 404", "HTTP 405", "HTTP 503"]
+                .iter()
+                .any(|code| m.contains(code)) =>
+        {
+            Ok(AuthStep::Basic(m))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Which credentials one request carries.
 #[derive(Debug, Clone, Copy)]
 enum Cred<'a> {
@@ -73,9 +127,62 @@ enum SendError {
     Fatal(BmcError),
 }
 
+/// What makes the HTTP clients of two drivers interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    tls: TlsOptions,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+type Clients = std::sync::Mutex<HashMap<ClientKey, Weak<Client>>>;
+
+static CLIENTS: LazyLock<Clients> = LazyLock::new(Default::default);
+
+/// How long a connection to a BMC stays open unused. A conversation's requests
+/// follow each other within milliseconds; a longer wait only keeps a socket
+/// and its buffers per BMC alive between reconciles.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
+/// The HTTP client for drivers with these TLS options and timeouts, shared by
+/// every driver of the process that has the same ones: one rustls
+/// configuration (the system root store is parsed once, not once per BMC,
+/// which cost ~100 KiB per driver) and one connection pool (connections stay
+/// per BMC origin). Freed with the last driver that uses it.
+fn shared_client(tls_opts: &TlsOptions, config: &DriverConfig) -> Result<Arc<Client>, BmcError> {
+    let key = ClientKey {
+        tls: tls_opts.clone(),
+        request_timeout: config.request_timeout,
+        connect_timeout: config.connect_timeout,
+    };
+    // A poisoned registry only means another thread panicked while holding it.
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(client) = clients.get(&key).and_then(Weak::upgrade) {
+        return Ok(client);
+    }
+    clients.retain(|_, c| c.strong_count() > 0);
+    let builder = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("groundwork-bmc/", env!("CARGO_PKG_VERSION")));
+    // Always hand reqwest our own rustls configuration (ring provider): it
+    // has no built-in crypto provider in this build, and plain-HTTP
+    // clients would otherwise panic while building.
+    let client = builder
+        .tls_backend_preconfigured(tls::client_config(tls_opts)?)
+        .build()
+        .map_err(|e| BmcError::Protocol(format!("HTTP client setup: {}", chain(&e))))?;
+    let client = Arc::new(client);
+    clients.insert(key, Arc::downgrade(&client));
+    Ok(client)
+}
+
 /// The HTTP side of a Redfish driver.
 pub(crate) struct Transport {
-    client: Client,
+    client: Arc<Client>,
     base: Url,
     creds: Credentials,
     config: DriverConfig,
@@ -91,6 +198,45 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+impl Drop for Transport {
+    /// Close the session on the BMC when the driver goes away (a new Secret
+    /// version replaces the driver; BMCs allow few sessions, e.g. iDRAC
+    /// answers 503 RAC0218 "maximum number of user sessions" once they leak).
+    /// The DELETE is sent from a task on the current Tokio runtime; without
+    /// one the session is left to expire.
+    fn drop(&mut self) {
+        let Auth::Session {
+            token: Some(token),
+            location: Some(location),
+            ..
+        } = std::mem::replace(self.auth.get_mut(), Auth::Basic)
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(
+                session = location.path(),
+                "no runtime to close the Redfish session; it will expire"
+            );
+            return;
+        };
+        let client = Arc::clone(&self.client);
+        runtime.spawn(async move {
+            let path = location.path().to_string();
+            match client
+                .delete(location)
+                .header(X_AUTH_TOKEN, token)
+                .header("OData-Version", "4.0")
+                .send()
+                .await
+            {
+                Ok(r) => tracing::debug!(session = %path, status = r.status().as_u16(), "Redfish session closed on drop"),
+                Err(e) => tracing::debug!(session = %path, error = %e, "could not close the Redfish session on drop"),
+            }
+        });
+    }
+}
+
 impl Transport {
     /// A transport for the service at `base` (scheme, host and port).
     pub fn new(
@@ -101,20 +247,7 @@ impl Transport {
     ) -> Result<Self, BmcError> {
         let base = Url::parse(base)
             .map_err(|e| BmcError::Protocol(format!("invalid Redfish base URL: {e}")))?;
-        let builder = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .user_agent(concat!("groundwork-bmc/", env!("CARGO_PKG_VERSION")));
-        // Always hand reqwest our own rustls configuration (ring provider): it
-        // has no built-in crypto provider in this build, and plain-HTTP
-        // clients would otherwise panic while building.
-        let builder = builder.tls_backend_preconfigured(tls::client_config(tls_opts)?);
-        let client = builder
-            .build()
-            .map_err(|e| BmcError::Protocol(format!("HTTP client setup: {}", chain(&e))))?;
+        let client = shared_client(tls_opts, &config)?;
         Ok(Self {
             client,
             base,
@@ -150,22 +283,29 @@ impl Transport {
 
     /// GET without any credentials (the service root is public).
     pub async fn get_anonymous(&self, url: &Url) -> Result<Reply, BmcError> {
-        self.execute(Method::GET, url, None, false).await
+        self.execute(Method::GET, url, None, false, None).await
     }
 
     /// GET with credentials.
     pub async fn get(&self, url: &Url) -> Result<Reply, BmcError> {
-        self.execute(Method::GET, url, None, true).await
+        self.execute(Method::GET, url, None, true, None).await
     }
 
     /// POST a JSON body with credentials.
     pub async fn post(&self, url: &Url, body: &Value) -> Result<Reply, BmcError> {
-        self.execute(Method::POST, url, Some(body), true).await
+        self.execute(Method::POST, url, Some(body), true, None)
+            .await
     }
 
-    /// PATCH a JSON body with credentials.
-    pub async fn patch(&self, url: &Url, body: &Value) -> Result<Reply, BmcError> {
-        self.execute(Method::PATCH, url, Some(body), true).await
+    /// PATCH a JSON body with credentials, conditional on `if_match` when given.
+    pub async fn patch(
+        &self,
+        url: &Url,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Reply, BmcError> {
+        self.execute(Method::PATCH, url, Some(body), true, if_match)
+            .await
     }
 
     /// Close the Redfish session, if one is open. Basic auth: nothing to do.
@@ -179,7 +319,7 @@ impl Transport {
                 return Ok(());
             };
             let reply = self
-                .send_with_retries(Method::DELETE, &loc, None, Cred::Token(&tok))
+                .send_with_retries(Method::DELETE, &loc, None, Cred::Token(&tok), None)
                 .await?;
             if !reply.status.is_success() && reply.status != StatusCode::NOT_FOUND {
                 return Err(status_error("DELETE session", &reply));
@@ -195,10 +335,11 @@ impl Transport {
         url: &Url,
         body: Option<&Value>,
         authenticated: bool,
+        if_match: Option<&str>,
     ) -> Result<Reply, BmcError> {
         if !authenticated {
             return self
-                .send_with_retries(method, url, body, Cred::Anonymous)
+                .send_with_retries(method, url, body, Cred::Anonymous, if_match)
                 .await;
         }
         let mut auth = self.auth.lock().await;
@@ -212,12 +353,27 @@ impl Transport {
                     location,
                 } => {
                     if token.is_none() {
-                        let (t, l) = self.login(sessions_url).await?;
-                        *token = Some(t);
-                        *location = l;
-                        relogged = true;
+                        let outcome = self.login(sessions_url).await;
+                        match after_login(outcome)? {
+                            AuthStep::UseToken(t, l) => {
+                                *token = Some(t);
+                                *location = l;
+                                relogged = true;
+                            }
+                            AuthStep::DeleteThenBasic(l) => {
+                                self.delete_tokenless_session(&l).await;
+                                *auth = Auth::Basic;
+                            }
+                            AuthStep::Basic(why) => {
+                                tracing::info!(reason = %why, "Redfish session login unusable, using basic auth");
+                                *auth = Auth::Basic;
+                            }
+                        }
                     }
-                    token.clone()
+                    match &*auth {
+                        Auth::Session { token, .. } => token.clone(),
+                        Auth::Basic => None,
+                    }
                 }
             };
             let basic = token.is_none();
@@ -226,7 +382,7 @@ impl Transport {
                 None => Cred::Basic,
             };
             let reply = self
-                .send_with_retries(method.clone(), url, body, cred)
+                .send_with_retries(method.clone(), url, body, cred, if_match)
                 .await?;
             if reply.status == StatusCode::UNAUTHORIZED && !basic && !relogged {
                 // The session expired or was deleted on the BMC: log in again once.
@@ -244,14 +400,20 @@ impl Transport {
         }
     }
 
-    /// POST the credentials to the SessionService; returns token and session URL.
-    async fn login(&self, sessions_url: &Url) -> Result<(String, Option<Url>), BmcError> {
+    /// POST the credentials to the SessionService.
+    async fn login(&self, sessions_url: &Url) -> Result<Login, BmcError> {
         let body = serde_json::json!({
             "UserName": self.creds.username,
             "Password": self.creds.password,
         });
         let reply = self
-            .send_with_retries(Method::POST, sessions_url, Some(&body), Cred::Anonymous)
+            .send_with_retries(
+                Method::POST,
+                sessions_url,
+                Some(&body),
+                Cred::Anonymous,
+                None,
+            )
             .await?;
         if !reply.status.is_success() {
             return Err(status_error("create session", &reply));
@@ -260,10 +422,9 @@ impl Transport {
             .headers
             .get(X_AUTH_TOKEN)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                BmcError::Protocol("session created without an X-Auth-Token header".into())
-            })?;
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         let location = reply
             .headers
             .get(LOCATION)
@@ -277,8 +438,35 @@ impl Transport {
                 })
             })
             .and_then(|l| reply.url.join(&l).ok());
-        tracing::debug!(session = ?location.as_ref().map(Url::path), "Redfish session created");
-        Ok((token, location))
+        tracing::debug!(session = ?location.as_ref().map(Url::path), token = token.is_some(), "Redfish session created");
+        Ok(Login { token, location })
+    }
+
+    /// Delete a session created without a token (it cannot authenticate its
+    /// own DELETE), with basic auth; best effort: a BMC that refuses leaves it
+    /// to expire, and the driver goes on with basic auth either way.
+    async fn delete_tokenless_session(&self, location: &Url) {
+        match self
+            .send_with_retries(Method::DELETE, location, None, Cred::Basic, None)
+            .await
+        {
+            Ok(r) if r.status.is_success() || r.status == StatusCode::NOT_FOUND => {
+                tracing::info!(
+                    session = location.path(),
+                    "session without token deleted; using basic auth"
+                );
+            }
+            Ok(r) => tracing::warn!(
+                session = location.path(),
+                status = r.status.as_u16(),
+                "could not delete a session created without token; it will expire on the BMC"
+            ),
+            Err(e) => tracing::warn!(
+                session = location.path(),
+                error = %e,
+                "could not delete a session created without token; it will expire on the BMC"
+            ),
+        }
     }
 
     /// Send with bounded retries on connection errors and 5xx answers. A 5xx
@@ -289,11 +477,12 @@ impl Transport {
         url: &Url,
         body: Option<&Value>,
         cred: Cred<'_>,
+        if_match: Option<&str>,
     ) -> Result<Reply, BmcError> {
         let mut attempt = 0u32;
         loop {
             let outcome = self
-                .send_following_redirects(&method, url, body, cred)
+                .send_following_redirects(&method, url, body, cred, if_match)
                 .await;
             let retry_reason = match &outcome {
                 Ok(reply) if reply.status.is_server_error() => {
@@ -324,6 +513,7 @@ impl Transport {
         url: &Url,
         body: Option<&Value>,
         cred: Cred<'_>,
+        if_match: Option<&str>,
     ) -> Result<Reply, SendError> {
         let mut method = method.clone();
         let mut body = body;
@@ -350,6 +540,9 @@ impl Transport {
             };
             if let Some(b) = body {
                 req = req.json(b);
+            }
+            if let Some(tag) = if_match {
+                req = req.header(IF_MATCH, tag);
             }
             tracing::trace!(%method, path = current.path(), "Redfish request");
             let resp = req
@@ -574,5 +767,74 @@ mod tests {
         assert!(same_origin(&a, &b));
         assert!(!same_origin(&a, &c));
         assert!(!same_origin(&a, &d));
+    }
+
+    #[test]
+    fn login_outcomes() {
+        let loc = Url::parse("http://bmc/redfish/v1/SessionService/Sessions/7").unwrap();
+        assert_eq!(
+            after_login(Ok(Login {
+                token: Some("t".into()),
+                location: Some(loc.clone())
+            }))
+            .unwrap(),
+            AuthStep::UseToken("t".into(), Some(loc.clone()))
+        );
+        assert_eq!(
+            after_login(Ok(Login {
+                token: None,
+                location: Some(loc.clone())
+            }))
+            .unwrap(),
+            AuthStep::DeleteThenBasic(loc)
+        );
+        assert!(matches!(
+            after_login(Ok(Login {
+                token: None,
+                location: None
+            })),
+            Ok(AuthStep::Basic(_))
+        ));
+        let refused = |code: u16| status_error("create session", &reply(code, ""));
+        // No SessionService behind the link, login not allowed, session limit.
+        for code in [404, 405, 501, 503] {
+            assert!(
+                matches!(after_login(Err(refused(code))), Ok(AuthStep::Basic(_))),
+                "{code}"
+            );
+        }
+        // Wrong credentials and transport failures stay errors.
+        assert!(matches!(
+            after_login(Err(refused(401))),
+            Err(BmcError::AuthenticationFailed(_))
+        ));
+        assert!(matches!(
+            after_login(Err(BmcError::Unreachable("x".into()))),
+            Err(BmcError::Unreachable(_))
+        ));
+        assert!(matches!(
+            after_login(Err(refused(400))),
+            Err(BmcError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn drivers_with_the_same_options_share_one_client() {
+        let cfg = DriverConfig::default();
+        let plain = TlsOptions::default();
+        let a = shared_client(&plain, &cfg).unwrap();
+        let b = shared_client(&plain, &cfg).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let insecure = TlsOptions {
+            insecure: true,
+            ..TlsOptions::default()
+        };
+        let c = shared_client(&insecure, &cfg).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        let quick = DriverConfig {
+            request_timeout: Duration::from_secs(1),
+            ..DriverConfig::default()
+        };
+        assert!(!Arc::ptr_eq(&a, &shared_client(&plain, &quick).unwrap()));
     }
 }

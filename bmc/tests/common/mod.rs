@@ -3,6 +3,7 @@
 //! binary) fails the test with a message pointing at `hack/deps/bmc.sh`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod emulator;
 pub mod proxy;
 pub mod recorded;
 #[path = "../../../tests/src/wait.rs"]

@@ -187,13 +187,29 @@ async fn boot_once(
         crds::server::BootMode::UefiSecureBoot => bmc::BootMode::UefiSecureBoot,
         crds::server::BootMode::Legacy => bmc::BootMode::Legacy,
     };
+    // Secure Boot changes only as the spec's own intent: on for UEFISecureBoot, off for Legacy
+    // (which cannot boot with it); UEFI leaves it as the firmware has it.
+    let secure_boot = match server.spec.boot_mode {
+        crds::server::BootMode::UefiSecureBoot => Some(true),
+        crds::server::BootMode::Legacy => Some(false),
+        crds::server::BootMode::Uefi => None,
+    };
     let on = power == crds::server::PowerState::On;
     let _permit = ctx.bmcs.permit().await;
-    tokio::time::timeout(CONVERSATION_DEADLINE, async {
+    let secure_boot_changed = tokio::time::timeout(CONVERSATION_DEADLINE, async {
         match device {
             bmc::BootDevice::Disk if on => driver.power(bmc::PowerAction::Off).await?,
             _ => {}
         }
+        let changed = match secure_boot {
+            Some(enable) => match driver.set_secure_boot(enable).await {
+                Ok(changed) => changed,
+                // Nothing to turn off on a BMC without Secure Boot control.
+                Err(BmcError::NotSupported(_)) if !enable => false,
+                Err(e) => return Err(e),
+            },
+            None => false,
+        };
         driver
             .set_boot(device, bmc::BootPersistence::Once, mode)
             .await?;
@@ -202,9 +218,29 @@ async fn boot_once(
         } else {
             bmc::PowerAction::On
         };
-        driver.power(action).await
+        driver.power(action).await?;
+        Ok(changed)
     })
     .await
     .map_err(|_| deadline_passed())??;
+    if let (true, Some(enabled)) = (secure_boot_changed, secure_boot) {
+        let (reason, state) = if enabled {
+            ("SecureBootEnabled", "on")
+        } else {
+            ("SecureBootDisabled", "off")
+        };
+        crate::events::publish(
+            &ctx.recorder,
+            server,
+            kube::runtime::events::EventType::Normal,
+            reason,
+            "Boot",
+            format!(
+                "UEFI Secure Boot turned {state} through the BMC, as spec.bootMode {:?} asks",
+                server.spec.boot_mode
+            ),
+        )
+        .await;
+    }
     Ok(())
 }
