@@ -20,7 +20,8 @@ use bmc::{
     TlsOptions,
 };
 use common::emulator::{PASSWORD, Setup, StrictBmc, USER};
-use common::{poll_until, test_config};
+use common::test_config;
+use common::wait::eventually;
 use serde_json::{Value, json};
 
 fn driver(emu: &StrictBmc) -> Arc<dyn Bmc> {
@@ -439,9 +440,9 @@ async fn sessions_found_only_through_links_and_closed_when_the_driver_is_dropped
     let state = emu.state().await;
     assert_eq!(state["sessions"], json!(["/redfish/v1/Sessions/1"]));
     drop(bmc);
-    poll_until(
-        "session deleted on drop",
+    eventually(
         Duration::from_secs(5),
+        "session deleted on drop",
         || async { (emu.state().await["sessions"] == json!([])).then_some(()) },
     )
     .await;

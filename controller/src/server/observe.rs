@@ -229,7 +229,7 @@ async fn boot_once(
         } else {
             ("SecureBootDisabled", "off")
         };
-        crate::events::publish(
+        kube_kit::events::publish(
             &ctx.recorder,
             server,
             kube::runtime::events::EventType::Normal,
