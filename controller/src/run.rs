@@ -118,10 +118,12 @@ pub async fn run(
     let (s1, s2, s3, s4) = (synced.clone(), synced.clone(), synced.clone(), synced);
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, ns), wc.clone())
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect_shared(rack_writer)
         .for_each(move |r| s1.observe("Rack", r));
     let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, ns), wc.clone())
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect_shared(server_writer)
         .for_each(move |r| s2.observe("Server", r));
     let link_watch = watcher(
@@ -129,10 +131,12 @@ pub async fn run(
         wc.clone(),
     )
     .default_backoff()
+    .modify(crate::context::without_managed_fields)
     .reflect_shared(link_writer)
     .for_each(move |r| s3.observe("UpstreamLink", r));
     let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc)
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect_shared(secret_writer)
         .for_each(move |r| s4.observe("Secret", r));
     let watches = tokio::spawn(async move {
