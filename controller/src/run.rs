@@ -123,6 +123,7 @@ pub async fn run(
     let racks_after_delete = racks.clone();
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, ns), wc.clone())
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect_shared(rack_writer)
         .inspect(move |event| {
             if let Ok(watcher::Event::Delete(DeserializeGuard(Ok(rack)))) = event {
@@ -134,6 +135,7 @@ pub async fn run(
         .for_each(move |r| s1.observe("Rack", r));
     let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, ns), wc.clone())
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect_shared(server_writer)
         .for_each(move |r| s2.observe("Server", r));
     let link_watch = watcher(
@@ -141,10 +143,12 @@ pub async fn run(
         wc.clone(),
     )
     .default_backoff()
+    .modify(crate::context::without_managed_fields)
     .reflect_shared(link_writer)
     .for_each(move |r| s3.observe("UpstreamLink", r));
     let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc)
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect_shared(secret_writer)
         .for_each(move |r| s4.observe("Secret", r));
     let watches = tokio::spawn(async move {

@@ -131,6 +131,7 @@ class Emulator:
             self.index = {self.template: None}
         self.overlay = {}   # (system, path) -> doc written by a PATCH or a reset
         self.versions = {}  # (system, path) -> int
+        self.served = {}    # (system, path) -> (version, JSON bytes) of the last GET
         self.tokens = {}    # token -> session path
         self.session_docs = {}
         self.next_session = 0
@@ -271,14 +272,22 @@ class Emulator:
         return error(405, "Base.1.8.OperationNotAllowed", f"{method} not allowed")
 
     def get(self, system, tpath):
+        key = (system, tpath)
+        version = self.versions.get(key, 1)
+        etag = self.etag(system, tpath)
+        headers = {} if "etag_in_body_only" in self.quirks else {"ETag": etag}
+        cached = self.served.get(key)
+        if cached is not None and cached[0] == version:
+            return 200, headers, cached[1]
         doc = self.render(system, tpath)
         if doc is None:
             return error(404, "Base.1.8.ResourceMissingAtURI", f"The resource at the URI {tpath} was not found.")
-        etag = self.etag(system, tpath)
         doc = dict(doc)
         doc["@odata.etag"] = etag
-        headers = {} if "etag_in_body_only" in self.quirks else {"ETag": etag}
-        return 200, headers, doc
+        body = json.dumps(doc).encode()
+        if system is not None:
+            self.served[key] = (version, body)
+        return 200, headers, body
 
     def login(self, body):
         if not isinstance(body, dict) or body.get("UserName") != self.user or body.get("Password") != self.password:
@@ -408,7 +417,7 @@ class Emulator:
             return error(405, "Base.1.8.OperationNotAllowed", f"POST not allowed on {path}")
         sysdoc = self.render(system, self.template)
         action = (sysdoc.get("Actions") or {}).get("#ComputerSystem.Reset")
-        if action is None or norm(action.get("target", "")) != tpath:
+        if action is None or norm(action.get("target", "")) != path:
             return error(404, "Base.1.8.ResourceMissingAtURI", f"The resource at the URI {path} was not found.")
         rt = body.get("ResetType") if isinstance(body, dict) else None
         allowed = action.get("ResetType@Redfish.AllowableValues")
@@ -498,7 +507,7 @@ async def serve_connection(emu, reader, writer):
                 status, extra, doc = error(500, "Base.1.8.InternalError", repr(e))
             finally:
                 emu.in_flight -= 1
-            payload = b"" if doc is None else json.dumps(doc).encode()
+            payload = b"" if doc is None else doc if isinstance(doc, bytes) else json.dumps(doc).encode()
             out = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}", "OData-Version: 4.0",
                    f"Content-Length: {len(payload)}"]
             if doc is not None:

@@ -1,8 +1,12 @@
-//! BMC fleet benchmark: N Servers whose Redfish systems are spread over K sushy-tools processes.
+//! BMC fleet benchmark: N Servers whose Redfish systems are spread over K sushy-tools processes
+//! (`--emulator sushy`, the default), or served by the strict emulator in fleet mode
+//! (`--emulator strict`: hack/bmc/redfish_emulator.py, one process, N systems over `--ports`
+//! ports, so BMCs are distinct origins as in a real fleet).
 //!
 //! Prints, beside each other: the time from the last create to every Server being Available with
 //! PowerMatchesSpec=True, the peak number of BMC requests in flight (counted by a proxy in this
-//! process in front of each emulator), the controller's peak RSS, and the baseline — a plain
+//! process in front of each emulator port), the controller's peak RSS
+//! beside its RSS before the first Server (baseline, same run), and the baseline — a plain
 //! load client against the same emulators (their own request ceiling) — beside the controller's
 //! achieved BMC request rate, with the ratio. Run through `hack/bench-bmc-fleet.sh`; never a
 //! timed test. Every process it starts is killed by PID when its guard drops, also on panic.
@@ -81,8 +85,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn arg_str(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| default.to_string(), Clone::clone)
+}
+
+/// System i's UUID, as both emulators are told (hack/bmc/redfish_emulator.py `fleet_uuid`).
 fn uuid(i: u32) -> String {
-    format!("b0000000-0000-4000-8000-{i:012x}")
+    format!("f1ee7000-0000-4000-8000-{i:012x}")
 }
 
 fn mac(i: u32) -> String {
@@ -362,19 +375,54 @@ async fn warm_up(urls: &[String], auth: bool) {
     }
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
-fn server_doc(i: u32, proxy_port: u16) -> serde_json::Value {
+/// The strict emulator in fleet mode: `servers` clones of the DMTF rack server over `ports`
+/// ports of one process; returns the ports. Basic auth and sessions both work.
+fn start_strict(servers: u32, ports: u32) -> (ChildGuard, Vec<u16>) {
+    let mut child = Command::new("python3")
+        .arg(e2e::repo_root().join("hack/bmc/redfish_emulator.py"))
+        .arg("--tree")
+        .arg(e2e::repo_root().join("bmc/tests/corpus/dmtf-public-rackmount1.json"))
+        .args(["--user", USER, "--password", PASSWORD])
+        .args([
+            "--fleet",
+            &servers.to_string(),
+            "--ports",
+            &ports.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start hack/bmc/redfish_emulator.py");
+    let stdout = child.stdout.take().unwrap();
+    let mut guard = ChildGuard {
+        name: "redfish_emulator.py".into(),
+        child,
+    };
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    guard.assert_alive();
+    let ports = line
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("redfish_emulator.py: {line:?}"))
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (guard, ports)
+}
+
+fn server_doc(i: u32, port: u16) -> serde_json::Value {
     json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server", "metadata": {"name": format!("s{i:04}")},
-           "spec": {"bmc": {"address": format!("redfish+http://127.0.0.1:{proxy_port}/redfish/v1/Systems/{}", uuid(i)),
+           "spec": {"bmc": {"address": format!("redfish+http://127.0.0.1:{port}/redfish/v1/Systems/{}", uuid(i)),
                             "credentialsSecretRef": {"name": "bmc-bench"}},
                     "bootMACAddress": mac(i), "online": i.is_multiple_of(2), "maxPowerWatts": 400}})
 }
@@ -394,17 +442,30 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let servers = arg("--servers", 1000);
     let emulators = arg("--emulators", 4).max(1);
+    let strict = match arg_str("--emulator", "sushy").as_str() {
+        "strict" => true,
+        "sushy" => false,
+        other => panic!("--emulator {other}: sushy or strict"),
+    };
+    let strict_ports = arg("--ports", servers.min(1000)).clamp(1, servers.max(1));
     let auth = arg("--auth", 1) != 0;
     let delay = arg("--power-delay", 0);
     let baseline_secs = arg("--baseline-seconds", 10);
     let timeout = Duration::from_secs(u64::from(arg("--timeout-seconds", 900)));
     let bin = std::env::var("GROUNDWORK_CONTROLLER_BIN")
         .expect("GROUNDWORK_CONTROLLER_BIN: path of the controller binary");
-    println!(
-        "BMC fleet benchmark: {servers} Servers over {emulators} sushy-tools emulators \
-         (basic auth {}, power delay {delay} s, half online)",
-        if auth { "on, bcrypt rounds 4" } else { "off" }
-    );
+    if strict {
+        println!(
+            "BMC fleet benchmark: {servers} Servers on the strict Redfish emulator \
+             (one process, {strict_ports} ports, DMTF rack server tree, half online)"
+        );
+    } else {
+        println!(
+            "BMC fleet benchmark: {servers} Servers over {emulators} sushy-tools emulators \
+             (basic auth {}, power delay {delay} s, half online)",
+            if auth { "on, bcrypt rounds 4" } else { "off" }
+        );
+    }
 
     // Emulators: system i lives on emulator i % K.
     let dir =
@@ -416,34 +477,44 @@ async fn main() {
         std::fs::write(&p, format!("{USER}:{}\n", bcrypt_hash(PASSWORD))).unwrap();
         p
     });
-    let mut emus: Vec<Emulator> = (0..emulators)
-        .map(|k| {
-            let systems: Vec<u32> = (0..servers).filter(|i| i % emulators == k).collect();
-            start_emulator(&dir.0, k, &systems, htpasswd.as_deref(), delay)
-        })
-        .collect();
-    for e in &mut emus {
-        wait_listening(e);
-    }
+    let mut emus: Vec<Emulator> = Vec::new();
+    let mut guards: Vec<ChildGuard> = Vec::new();
+    let emu_ports: Vec<u16> = if strict {
+        let (guard, ports) = start_strict(servers, strict_ports);
+        guards.push(guard);
+        ports
+    } else {
+        emus = (0..emulators)
+            .map(|k| {
+                let systems: Vec<u32> = (0..servers).filter(|i| i % emulators == k).collect();
+                start_emulator(&dir.0, k, &systems, htpasswd.as_deref(), delay)
+            })
+            .collect();
+        for e in &mut emus {
+            wait_listening(e);
+        }
+        emus.iter().map(|e| e.port).collect()
+    };
+    let auth = auth || strict;
 
     let base = Instant::now();
     let counters = Arc::new(Counters::default());
     let mut proxies = Vec::new();
-    for e in &emus {
-        proxies.push(start_proxy(e.port, counters.clone(), base).await);
+    for port in &emu_ports {
+        proxies.push(start_proxy(*port, counters.clone(), base).await);
     }
 
     // Baseline: the emulators' own ceiling, straight to them (no proxy), same auth.
     let urls: Vec<String> = (0..servers)
         .map(|i| {
-            let port = emus[(i % emulators) as usize].port;
+            let port = emu_ports[i as usize % emu_ports.len()];
             format!("http://127.0.0.1:{port}/redfish/v1/Systems/{}", uuid(i))
         })
         .collect();
     // Warm-up: sushy-tools builds its fake-driver state (one sqlite row per system) on the
     // first request; one request per emulator, waited for, keeps that out of both figures.
     let warm = Instant::now();
-    warm_up(&urls[..urls.len().min(emulators as usize)], auth).await;
+    warm_up(&urls[..urls.len().min(emu_ports.len())], auth).await;
     println!(
         "emulators warmed up in {:.1} s",
         warm.elapsed().as_secs_f64()
@@ -484,10 +555,12 @@ async fn main() {
     let pid = controller.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     controller.assert_alive();
+    // Baseline for the memory figures: the controller's RSS before the first Server.
+    let idle_rss_mib = status_kib(pid, "VmRSS:") as f64 / 1024.0;
 
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
     let docs: Vec<serde_json::Value> = (0..servers)
-        .map(|i| server_doc(i, proxies[(i % emulators) as usize].port))
+        .map(|i| server_doc(i, proxies[i as usize % proxies.len()].port))
         .collect();
     stream::iter(docs)
         .for_each_concurrent(IN_FLIGHT, |doc| {
@@ -509,6 +582,9 @@ async fn main() {
         for e in &mut emus {
             e.guard.assert_alive();
         }
+        for g in &mut guards {
+            g.assert_alive();
+        }
         assert!(
             last_create.elapsed() < timeout,
             "not converged after {timeout:?} ({done}/{servers} Available with PowerMatchesSpec=True)"
@@ -523,10 +599,12 @@ async fn main() {
     let first = Duration::from_micros(counters.first_us.load(Ordering::SeqCst));
     let window = at_converge.saturating_sub(first).as_secs_f64().max(1e-3);
     let rate = requests as f64 / window;
-    let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
+    let rss_mib = status_kib(pid, "VmHWM:") as f64 / 1024.0;
+    let end_rss_mib = status_kib(pid, "VmRSS:") as f64 / 1024.0;
     drop(controller);
     drop(proxies);
     drop(emus);
+    drop(guards);
 
     println!("{:<56} {:>14} {:>16}", "figure", "measured", "target");
     println!(
@@ -544,6 +622,20 @@ async fn main() {
     println!(
         "{:<56} {:>10.1} MiB {:>16}",
         "controller peak RSS (VmHWM)", rss_mib, "<= 256 MiB"
+    );
+    println!(
+        "{:<56} {:>10.1} MiB {:>16}",
+        "controller RSS once converged (VmRSS)", end_rss_mib, "-"
+    );
+    println!(
+        "{:<56} {:>10.1} MiB {:>16}",
+        "baseline: controller RSS before the first Server", idle_rss_mib, "-"
+    );
+    println!(
+        "{:<56} {:>10.1} KiB {:>16}",
+        "controller peak RSS growth per Server",
+        (rss_mib - idle_rss_mib) * 1024.0 / f64::from(servers),
+        "-"
     );
     println!(
         "{:<56} {:>10.0} r/s {:>16}",

@@ -259,6 +259,7 @@ where
         wc.clone(),
     )
     .default_backoff()
+    .modify(crate::context::without_managed_fields)
     .reflect(server_writer)
     .for_each(move |_| {
         c1.notify_one();
@@ -266,6 +267,7 @@ where
     });
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, namespace), wc)
         .default_backoff()
+        .modify(crate::context::without_managed_fields)
         .reflect(rack_writer)
         .for_each(move |_| {
             c2.notify_one();
