@@ -57,5 +57,6 @@ export GROUNDWORK_TEST_CONTROLPLANE="$cp_dir"
 stage tests cargo test --workspace --locked --no-fail-fast -- --test-threads 2
 stage bench-smoke hack/bench-scale.sh --racks 2 --servers 10 --controlplane "$cp_dir"
 stage bench-bmc-smoke hack/bench-bmc-fleet.sh --servers 20 --emulators 2 --controlplane "$cp_dir"
+stage bench-bmc-strict-smoke hack/bench-bmc-fleet.sh --servers 20 --emulator strict --controlplane "$cp_dir"
 stage bench-dhcp-smoke hack/bench-dhcp.sh --smoke --controlplane "$cp_dir"
 stage fuzz-dhcp hack/fuzz.sh 30

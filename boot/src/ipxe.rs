@@ -28,7 +28,13 @@ pub struct Ramdisk<'a> {
     pub kernel_args: &'a str,
 }
 
-/// The script that boots the ramdisk.
+/// Seconds between two fetches of the ramdisk when one fails.
+pub const RETRY_SECONDS: u32 = 3;
+
+/// The script that boots the ramdisk. A failed fetch (a boot service restarting, a dropped
+/// connection) is retried in place: falling through to the next firmware boot device would
+/// cost the whole attempt's timeout and a power cycle. The controller's attempt timeout still
+/// bounds the loop.
 pub fn ramdisk(r: &Ramdisk<'_>) -> String {
     let Ramdisk {
         base,
@@ -53,9 +59,15 @@ pub fn ramdisk(r: &Ramdisk<'_>) -> String {
     format!(
         "#!ipxe\n\
          echo Groundwork: {mode} ramdisk for {server}\n\
-         kernel {base}/boot/{mac}/{KERNEL} {args}\n\
-         initrd {base}/boot/{mac}/{INITRD}\n\
-         boot\n"
+         :fetch\n\
+         kernel {base}/boot/{mac}/{KERNEL} {args} || goto retry\n\
+         initrd {base}/boot/{mac}/{INITRD} || goto retry\n\
+         boot || goto retry\n\
+         :retry\n\
+         echo Groundwork: fetching the ramdisk failed; retrying in {RETRY_SECONDS} s\n\
+         imgfree ||\n\
+         sleep {RETRY_SECONDS} ||\n\
+         goto fetch\n"
     )
 }
 
@@ -95,9 +107,10 @@ mod tests {
             kernel_args: "console=ttyS0",
         });
         assert!(s.starts_with("#!ipxe\n"));
-        assert!(s.contains("kernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.agent=https://10.0.0.1:9443 groundwork.ca=sha256:00ff groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0\n"));
-        assert!(s.contains("initrd http://10.0.0.1:8081/boot/52:54:00:00:00:01/initrd.img\n"));
-        assert!(s.ends_with("boot\n"));
+        assert!(s.contains("\n:fetch\nkernel http://10.0.0.1:8081/boot/52:54:00:00:00:01/vmlinuz initrd=initrd.img groundwork.url=http://10.0.0.1:8081 groundwork.agent=https://10.0.0.1:9443 groundwork.ca=sha256:00ff groundwork.server=fra1/a01-u01 groundwork.mode=inspect groundwork.token=abc console=ttyS0 || goto retry\n"));
+        assert!(s.contains("\ninitrd http://10.0.0.1:8081/boot/52:54:00:00:00:01/initrd.img || goto retry\nboot || goto retry\n"));
+        // A failed fetch waits and tries again instead of falling through to the disk.
+        assert!(s.ends_with("imgfree ||\nsleep 3 ||\ngoto fetch\n"), "{s}");
     }
 
     #[test]

@@ -390,6 +390,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     let log = lab.dir().join("controller-process.log");
     let start = || ControllerProcess::start(&ns, &flags, LEASE_SECONDS, &log);
     let mut process = start().await;
+    let before = status_of(&api, "s1").await.boot_attempt;
     api.patch(
         "s1",
         &PatchParams::default(),
@@ -397,8 +398,10 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     )
     .await
     .unwrap();
-    let clean = moment(&api, "s1", "cleaning", None, |s, p| {
-        s.state == Some(ServerState::Deprovisioning) && p.dhcp_at.is_some()
+    // Once its ramdisk has called back: killed earlier, the machine's network boot meets a
+    // restarting boot service, which the iPXE script rides out by retrying its fetch.
+    let clean = moment(&api, "s1", "cleaning", before, |_, p| {
+        p.called_back_at.is_some()
     })
     .await;
     process.kill();
@@ -411,9 +414,28 @@ async fn a_rack_provisions_itself_and_survives_faults() {
     );
     assert!(unbootable(&disks[0]), "cleaning left a partition table");
 
+    // The initrd missing for a moment (a boot service restarting, a file being replaced): the
+    // iPXE script retries its fetch instead of falling through to the disk.
+    let initrd = lab.dir().join("artifacts").join(boot::ipxe::INITRD);
+    let aside = initrd.with_extension("aside");
+    std::fs::rename(&initrd, &aside).unwrap();
+    let serial_log = lab.dir().join("s1.serial");
+    let serial_len = std::fs::metadata(&serial_log).unwrap().len() as usize;
     throttle.store(2 << 20, Ordering::Relaxed);
     let before = status_of(&api, "s1").await.boot_attempt;
     set_image(&api, "s1", good.clone()).await;
+    eventually(
+        Duration::from_secs(120),
+        "s1's iPXE to retry the missing initrd",
+        || async {
+            let serial = std::fs::read(&serial_log).unwrap();
+            String::from_utf8_lossy(&serial[serial_len.min(serial.len())..])
+                .contains("Groundwork: fetching the ramdisk failed")
+                .then_some(())
+        },
+    )
+    .await;
+    std::fs::rename(&aside, &initrd).unwrap();
     let attempt = moment(&api, "s1", "ramdisk fetched", before.clone(), |_, p| {
         p.initrd_at.is_some()
     })

@@ -81,6 +81,12 @@ async fn file(
     let Some(mac) = file.strip_suffix(".ipxe").and_then(Mac::parse) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
+    if !st.shared.synced() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the boot services are still reading the site; try again",
+        );
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

@@ -14,6 +14,7 @@ pub mod target;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -69,6 +70,9 @@ pub struct Shared {
     racks: Store<DeserializeGuard<Rack>>,
     index: RwLock<Arc<site::Index>>,
     dhcp_site: SiteHandle,
+    /// Whether the index was built from complete caches: before that, a declared machine
+    /// would look unknown.
+    synced: AtomicBool,
     /// The agents' recent log lines.
     pub logs: Arc<logs::Logs>,
 }
@@ -110,6 +114,11 @@ impl Shared {
                 .map(|(m, _)| *m)?;
             self.server_by_mac(mac)
         })
+    }
+
+    /// Whether the caches were complete once: until then no machine is answered as unknown.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
     }
 
     /// The Server that declared this boot MAC.
@@ -250,6 +259,7 @@ where
         logs,
         index: RwLock::default(),
         dhcp_site: Arc::new(RwLock::new(Arc::new(Site::default()))),
+        synced: AtomicBool::new(false),
     });
     let changed = Arc::new(Notify::new());
     let wc = watcher::Config::default().any_semantic();
@@ -351,7 +361,8 @@ where
     }
 }
 
-/// Rebuilds the index after changes, at most every 100 ms (bursts coalesce).
+/// Builds the index once both caches are complete, then rebuilds it after changes, at most
+/// every 100 ms (bursts coalesce).
 async fn reindex(
     shared: Arc<Shared>,
     racks: Store<DeserializeGuard<Rack>>,
@@ -360,9 +371,9 @@ async fn reindex(
 ) {
     let mut last_conflicts = Vec::new();
     let mut last_overlapping = Vec::new();
+    // An error means the watch ended; the index then stays empty, as before.
+    let _ = futures::future::try_join(racks.wait_until_ready(), servers.wait_until_ready()).await;
     loop {
-        changed.notified().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
         let rack_objs = racks.state();
         let server_objs = servers.state();
         let idx = site::index(
@@ -388,6 +399,9 @@ async fn reindex(
         if let Ok(mut i) = shared.index.write() {
             *i = Arc::new(idx);
         }
+        shared.synced.store(true, Ordering::Release);
+        changed.notified().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
