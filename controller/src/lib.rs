@@ -1,23 +1,27 @@
-//! The Groundwork controller: reconcilers for Rack, Server and UpstreamLink, and the plumbing
-//! they share. `main.rs` wires these together.
+//! The Groundwork controller: one process, two wings over a shared floor.
+//!
+//! - The floor: [`config`], [`metrics`], [`health`] (the endpoints), [`agent_logs`],
+//!   [`ipam`], [`leader`], [`admission`], [`view`]. They import nothing else of this crate
+//!   ([`health`] only the floor: metrics, agent logs, the view).
+//! - The [`reconcilers`] wing: the caches and the Rack, Server and UpstreamLink controllers,
+//!   run by the leader. The [`boot_services`] wing: DHCP, TFTP, HTTP boot, metadata and the
+//!   agent API, run by every replica from their own caches. They talk only through the API
+//!   objects (a Server's `status.bootProgress` and the contracts in `crds` and `proto`):
+//!   **neither wing imports the other**, and inside a wing a folder's children import
+//!   siblings, never their parent.
+//! - [`app`] wires the floor and both wings, for `main.rs` (which adds leader election and
+//!   signals) and the end-to-end harness alike.
 
 pub mod admission;
-pub mod agent_api;
-pub mod apply;
-pub mod bmc_pool;
+pub mod agent_logs;
+pub mod app;
+pub mod boot_services;
 pub mod config;
-pub mod context;
-pub mod http;
-pub mod invalid;
+pub mod health;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
-pub mod netboot;
-pub mod rack;
-pub mod reconcile;
-pub mod run;
-pub mod server;
-pub mod upstream;
+pub mod reconcilers;
 pub mod view;
 
 /// Whether the object carries the `groundwork.dev/paused` annotation (hands off).

@@ -2,24 +2,20 @@
 //! HTTP endpoints and the controllers together.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
+use controller::app::{self, App};
 use controller::config::Config;
-use controller::http::{self, Health};
 use controller::leader::Elector;
-use controller::metrics::Metrics;
-use controller::run;
 use futures::FutureExt;
-use kube::client::ClientBuilder;
 use tracing::{error, info};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let mut config = Config::parse();
+    let config = Config::parse();
     logging::init(config.log.log_format, "info,kube=warn");
-    match serve(&mut config).await {
+    match serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %e, "controller stopped");
@@ -28,7 +24,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let kube_config = kube::Config::infer().await?;
     let lease_namespace = config
         .lease_namespace
@@ -38,35 +34,16 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
         .identity
         .get_or_insert_with(|| format!("{}-{}", hostname(), std::process::id()))
         .clone();
-    let builder = ClientBuilder::try_from(kube_config)?;
-    let client = if config.kube_qps == 0 {
-        builder.build()
-    } else {
-        builder
-            .with_layer(&tower::limit::RateLimitLayer::new(
-                config.kube_qps,
-                Duration::from_secs(1),
-            ))
-            .build()
-    };
-
-    let metrics = Arc::new(Metrics::default());
-    let health = Arc::new(Health {
-        metrics: metrics.clone(),
-        ready: AtomicBool::new(false),
-        logs: Arc::default(),
-    });
+    let client = app::client(kube_config, config.kube_qps)?;
+    let app = Arc::new(App::new(client.clone(), config));
+    let config = &app.config;
     let listener = tokio::net::TcpListener::bind(config.metrics_addr).await?;
     info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz, /racks");
-    let site = http::SiteSource {
-        client: client.clone(),
-        namespace: config.namespace.clone(),
-    };
     let shutdown = shutdown_signal().shared();
     let http_shutdown = shutdown.clone();
-    let served_health = health.clone();
+    let router = app.router();
     tokio::spawn(async move {
-        let served = axum::serve(listener, http::router(served_health, site))
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(http_shutdown)
             .await;
         if let Err(e) = served {
@@ -81,32 +58,14 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    if config.boot.boot_services {
-        // Boot services run on every replica, leader or not: losing the leader loses no boot.
-        let boot_shutdown = shutdown.clone();
-        let (boot_client, boot_health) = (client.clone(), health.clone());
-        let (boot_config, boot_ns, boot_id) = (
-            config.boot.clone(),
-            config.namespace.clone(),
-            identity.clone(),
-        );
-        tokio::spawn(async move {
-            let served = controller::netboot::serve(
-                boot_client,
-                boot_ns.as_deref(),
-                &boot_id,
-                &boot_config,
-                boot_health,
-                boot_shutdown,
-                controller::agent_api::serve,
-            )
-            .await;
-            if let Err(e) = served {
-                error!(error = %e, "boot services failed to start");
-                std::process::exit(1);
-            }
-        });
-    }
+    // Boot services run on every replica, leader or not: losing the leader loses no boot.
+    let (boot_app, boot_shutdown, boot_id) = (app.clone(), shutdown.clone(), identity.clone());
+    tokio::spawn(async move {
+        if let Err(e) = boot_app.boot_services(&boot_id, boot_shutdown).await {
+            error!(error = %e, "boot services failed to start");
+            std::process::exit(1);
+        }
+    });
 
     let elector = Elector::new(
         client.clone(),
@@ -122,7 +81,7 @@ async fn serve(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     info!(%identity, "leading");
     let outcome = tokio::select! {
-        () = run::run(client, config, metrics, health, shutdown.clone()) => Ok(()),
+        () = app.reconcilers(shutdown.clone()) => Ok(()),
         () = elector.hold() => Err("lost the leader lease".into()),
     };
     elector.release().await;

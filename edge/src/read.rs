@@ -58,7 +58,10 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&()).to_string();
-    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(kube_kit::store::without_managed_fields)
+        .reflect(writer);
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {

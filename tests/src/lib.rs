@@ -6,11 +6,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap_free::parse_config;
-use controller::http::Health;
+use controller::app::App;
+use controller::health::Health;
 use controller::metrics::Metrics;
 use futures::FutureExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -155,6 +156,8 @@ pub struct RunningController {
     pub metrics: Arc<Metrics>,
     /// Its readiness.
     pub health: Arc<Health>,
+    /// Its parts, as the binary wires them.
+    pub app: Arc<App>,
 }
 
 impl RunningController {
@@ -177,41 +180,24 @@ impl RunningController {
         let mut args = vec!["--namespace", namespace, "--resync-seconds", "3600"];
         args.extend(extra.iter().map(String::as_str));
         let config = parse_config(&args);
-        let metrics = Arc::new(Metrics::default());
-        let health = Arc::new(Health {
-            metrics: metrics.clone(),
-            ready: AtomicBool::new(false),
-            logs: Arc::default(),
-        });
+        let app = Arc::new(App::new(client, config));
+        let (metrics, health, parts) = (app.metrics.clone(), app.health.clone(), app.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = stopped.map(|_| ()).shared();
-        let (m, h, boot_health) = (metrics.clone(), health.clone(), health.clone());
         let task = tokio::spawn(async move {
             let boot = async {
-                if config.boot.boot_services {
-                    controller::netboot::serve(
-                        client.clone(),
-                        config.namespace.as_deref(),
-                        "test",
-                        &config.boot,
-                        boot_health,
-                        shutdown.clone(),
-                        controller::agent_api::serve,
-                    )
+                app.boot_services("test", shutdown.clone())
                     .await
                     .expect("boot services failed to start");
-                }
             };
-            tokio::join!(
-                boot,
-                controller::run::run(client.clone(), &config, m.clone(), h, shutdown.clone())
-            );
+            tokio::join!(boot, app.reconcilers(shutdown.clone()));
         });
         let running = Self {
             stop: Some(stop),
             task,
             metrics,
             health,
+            app: parts,
         };
         let h = running.health.clone();
         eventually(Duration::from_secs(30), "controller caches to sync", || {

@@ -212,7 +212,7 @@ async fn a_rack_provisions_itself_and_survives_faults() {
         assert!(!installed.contains("iPXE"), "{installed}");
     }
     let logs = controller
-        .health
+        .app
         .logs
         .tail(&format!("{ns}/s1"), 1000)
         .join("\n");

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use controller::http::{SiteSource, router};
 use crds::{Rack, Server};
 use e2e::{RunningController, admin_client, apply_doc, eventually, namespace, repo_root};
 use kube::api::{Api, ListParams};
@@ -156,13 +155,7 @@ async fn rack_view_draws_every_server_at_its_u_in_a_browser() {
     .await;
 
     // The HTTP server the binary runs, with the state it builds.
-    let app = router(
-        running.health.clone(),
-        SiteSource {
-            client: client.clone(),
-            namespace: Some(ns.clone()),
-        },
-    );
+    let app = running.app.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let http = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use controller::admission::Probe;
-use controller::agent_api::enroll;
-use controller::netboot::ca;
+use controller::boot_services::agent_api::enroll;
+use controller::boot_services::ca;
 use crds::{Rack, Server};
 use e2e::{
     RunningController, admin_client, apply_examples, controlplane_dir, eventually, namespace,

@@ -3,7 +3,7 @@
 use crds::UpstreamLink;
 use kube::ResourceExt;
 
-use crate::context::Context;
+use crate::reconcilers::context::Context;
 
 /// Facts about an UpstreamLink's surroundings.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use kube::runtime::events::Recorder;
 use tracing::warn;
 
-use super::Shared;
+use super::shared::Shared;
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
 

@@ -1,4 +1,14 @@
-//! Runs the caches and the three controllers until shutdown.
+//! The reconcilers wing: the caches and the three controllers (Rack, Server, UpstreamLink),
+//! run by the leader until shutdown. Nothing here imports the boot services wing.
+
+pub mod apply;
+pub mod bmc_pool;
+pub mod context;
+pub mod invalid;
+pub mod rack;
+pub mod reconcile;
+pub mod server;
+pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -17,10 +27,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::context::Context;
-use crate::http::Health;
+use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::{rack, server, upstream};
+use context::Context;
 
 const BUFFER: usize = 1024;
 
@@ -123,7 +132,7 @@ pub async fn run(
     let racks_after_delete = racks.clone();
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, ns), wc.clone())
         .default_backoff()
-        .modify(crate::context::without_managed_fields)
+        .modify(kube_kit::store::without_managed_fields)
         .reflect_shared(rack_writer)
         .inspect(move |event| {
             if let Ok(watcher::Event::Delete(DeserializeGuard(Ok(rack)))) = event {
@@ -135,7 +144,7 @@ pub async fn run(
         .for_each(move |r| s1.observe("Rack", r));
     let server_watch = watcher(api::<DeserializeGuard<Server>>(&client, ns), wc.clone())
         .default_backoff()
-        .modify(crate::context::without_managed_fields)
+        .modify(kube_kit::store::without_managed_fields)
         .reflect_shared(server_writer)
         .for_each(move |r| s2.observe("Server", r));
     let link_watch = watcher(
@@ -143,12 +152,12 @@ pub async fn run(
         wc.clone(),
     )
     .default_backoff()
-    .modify(crate::context::without_managed_fields)
+    .modify(kube_kit::store::without_managed_fields)
     .reflect_shared(link_writer)
     .for_each(move |r| s3.observe("UpstreamLink", r));
     let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc)
         .default_backoff()
-        .modify(crate::context::without_managed_fields)
+        .modify(kube_kit::store::without_managed_fields)
         .reflect_shared(secret_writer)
         .for_each(move |r| s4.observe("Secret", r));
     let watches = tokio::spawn(async move {
@@ -170,10 +179,7 @@ pub async fn run(
         resync: Duration::from_secs(config.resync_seconds),
         reported_invalid: Mutex::default(),
         health: health.clone(),
-        bmcs: crate::bmc_pool::BmcPool::new(
-            config.bmc_concurrency,
-            crate::bmc_pool::driver_config(),
-        ),
+        bmcs: bmc_pool::BmcPool::new(config.bmc_concurrency, bmc_pool::driver_config()),
         ipam: crate::ipam::Allocator::default(),
         ramdisk_timeout: Duration::from_secs(config.ramdisk_timeout_seconds),
     });
@@ -201,7 +207,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             rack::reconcile,
-            |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
+            |_, e: &reconcile::Error, ctx: Arc<Context>| {
                 backoff(&ctx, rack::KIND, e.metric_label(), e)
             },
             ctx.clone(),
@@ -233,7 +239,7 @@ pub async fn run(
     .graceful_shutdown_on(shutdown.clone())
     .run(
         server::reconcile,
-        |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
+        |_, e: &reconcile::Error, ctx: Arc<Context>| {
             backoff(&ctx, server::KIND, e.metric_label(), e)
         },
         ctx.clone(),
@@ -267,7 +273,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             upstream::reconcile,
-            |_, e: &crate::reconcile::Error, ctx: Arc<Context>| {
+            |_, e: &reconcile::Error, ctx: Arc<Context>| {
                 backoff(&ctx, upstream::KIND, e.metric_label(), e)
             },
             ctx.clone(),

@@ -3,36 +3,36 @@
 //! over the agent API).
 //! They watch Racks and Servers themselves, so a standby replica answers boots too.
 
+pub mod agent_api;
 pub mod ca;
 pub mod http;
-pub mod logs;
 pub mod nocloud;
 pub mod report;
+pub mod shared;
 pub mod site;
 pub mod steps;
 pub mod target;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use boot::dhcp::server::{Advertise, Seen, SiteHandle};
-use boot::dhcp::{Mac, Site};
+use boot::dhcp::server::{Advertise, Seen};
 use boot::token::TokenKey;
 use crds::{Rack, Server};
 use futures::StreamExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
+use crate::agent_logs::Logs;
 use crate::config::BootConfig;
-use crate::http::Health;
+use crate::metrics::Metrics;
+use shared::{AgentContext, Shared, reindex};
 
 /// Errors starting the boot services.
 #[derive(Debug, thiserror::Error)]
@@ -64,71 +64,6 @@ pub enum BootError {
     },
 }
 
-/// The caches and the index every boot service reads.
-pub struct Shared {
-    servers: Store<DeserializeGuard<Server>>,
-    racks: Store<DeserializeGuard<Rack>>,
-    index: RwLock<Arc<site::Index>>,
-    dhcp_site: SiteHandle,
-    /// Whether the index was built from complete caches: before that, a declared machine
-    /// would look unknown.
-    synced: AtomicBool,
-    /// The agents' recent log lines.
-    pub logs: Arc<logs::Logs>,
-}
-
-impl Shared {
-    fn server(&self, ns: &str, name: &str) -> Option<Server> {
-        let guard = self.servers.get(&ObjectRef::new(name).within(ns))?;
-        guard.0.as_ref().ok().cloned()
-    }
-
-    /// The Rack `name` in `ns`.
-    pub fn rack(&self, ns: &str, name: &str) -> Option<Rack> {
-        let guard = self.racks.get(&ObjectRef::new(name).within(ns))?;
-        guard.0.as_ref().ok().cloned()
-    }
-
-    /// The Server a request from `ip` comes from: the one holding `ip` as its node address,
-    /// or the one whose provisioning reservation it is.
-    pub fn server_by_address(&self, ip: std::net::IpAddr) -> Option<Server> {
-        let text = ip.to_string();
-        let by_node = self.servers.state().iter().find_map(|g| {
-            let s = g.0.as_ref().ok()?;
-            s.status
-                .as_ref()?
-                .addresses
-                .iter()
-                .any(|a| a.address == text)
-                .then(|| s.clone())
-        });
-        by_node.or_else(|| {
-            let std::net::IpAddr::V4(v4) = ip else {
-                return None;
-            };
-            let site = self.dhcp_site.read().ok()?.clone();
-            let mac = site
-                .reservations
-                .iter()
-                .find(|(_, r)| r.address == v4)
-                .map(|(m, _)| *m)?;
-            self.server_by_mac(mac)
-        })
-    }
-
-    /// Whether the caches were complete once: until then no machine is answered as unknown.
-    pub fn synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
-    }
-
-    /// The Server that declared this boot MAC.
-    pub fn server_by_mac(&self, mac: Mac) -> Option<Server> {
-        let index = self.index.read().ok()?.clone();
-        let (ns, name) = index.servers.get(&mac)?;
-        self.server(ns, name)
-    }
-}
-
 fn read_key(path: Option<&Path>) -> Result<TokenKey, BootError> {
     let path = path.ok_or_else(|| {
         BootError::Key("--boot-token-key-file is required with --boot-services".into())
@@ -149,42 +84,17 @@ fn netns_path(ns: Option<&str>) -> Option<PathBuf> {
     })
 }
 
-/// What the agent API (served beside the boot services, from the same caches) is given.
-pub struct AgentContext {
-    /// Caches and index.
-    pub shared: Arc<Shared>,
-    /// API client.
-    pub client: Client,
-    /// Events.
-    pub recorder: Recorder,
-    /// Token and credential key.
-    pub key: TokenKey,
-    /// The agent API's listener (opened in the boot namespace).
-    pub listener: tokio::net::TcpListener,
-    /// The agent API's server certificate and key.
-    pub identity: tonic::transport::Identity,
-    /// Port of the HTTP boot service (metadata and check-in for the installed OS).
-    pub http_port: u16,
-    /// Where unknown machines are enrolled (None: auto-enrolment off): the watched
-    /// namespace, else `default`.
-    pub enroll_namespace: Option<String>,
-}
-
-/// Starts the boot services, and the agent API that `agent` builds from their caches, and runs
-/// them until `shutdown` (metrics and agent logs go to `health`). Errors only at start.
-pub async fn serve<A>(
+/// Starts the boot services and the agent API beside them, from the same caches, and runs them
+/// until `shutdown`; the agents' log lines go to `logs`. Errors only at start.
+pub async fn serve(
     client: Client,
     namespace: Option<&str>,
     identity: &str,
     config: &BootConfig,
-    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    logs: Arc<Logs>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    agent: impl FnOnce(AgentContext) -> A,
-) -> Result<(), BootError>
-where
-    A: std::future::Future<Output = ()>,
-{
-    let (metrics, logs) = (health.metrics.clone(), health.logs.clone());
+) -> Result<(), BootError> {
     let key = read_key(config.boot_token_key_file.as_deref())?;
     let ca_namespace = config
         .agent_ca_namespace
@@ -253,14 +163,7 @@ where
 
     let (servers, server_writer) = reflector::store::<DeserializeGuard<Server>>();
     let (racks, rack_writer) = reflector::store::<DeserializeGuard<Rack>>();
-    let shared = Arc::new(Shared {
-        servers: servers.clone(),
-        racks: racks.clone(),
-        logs,
-        index: RwLock::default(),
-        dhcp_site: Arc::new(RwLock::new(Arc::new(Site::default()))),
-        synced: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new(servers.clone(), racks.clone(), logs));
     let changed = Arc::new(Notify::new());
     let wc = watcher::Config::default().any_semantic();
     let (c1, c2) = (changed.clone(), changed.clone());
@@ -269,7 +172,7 @@ where
         wc.clone(),
     )
     .default_backoff()
-    .modify(crate::context::without_managed_fields)
+    .modify(kube_kit::store::without_managed_fields)
     .reflect(server_writer)
     .for_each(move |_| {
         c1.notify_one();
@@ -277,7 +180,7 @@ where
     });
     let rack_watch = watcher(api::<DeserializeGuard<Rack>>(&client, namespace), wc)
         .default_backoff()
-        .modify(crate::context::without_managed_fields)
+        .modify(kube_kit::store::without_managed_fields)
         .reflect(rack_writer)
         .for_each(move |_| {
             c2.notify_one();
@@ -295,7 +198,7 @@ where
     let (seen_tx, seen_rx) = mpsc::channel::<Seen>(1024);
     let dhcp = boot::dhcp::server::serve(
         bound,
-        shared.dhcp_site.clone(),
+        shared.dhcp_site(),
         Advertise {
             http_port: config.boot_http_addr.port(),
             address: config.boot_advertise_address,
@@ -305,7 +208,7 @@ where
     );
     let dhcp_steps = report_dhcp(shared.clone(), client.clone(), recorder.clone(), seen_rx);
     let tftp = boot::tftp::serve(tftp_socket, tftp_root, metrics.boot.clone());
-    let agent = agent(AgentContext {
+    let agent = agent_api::serve(AgentContext {
         shared: shared.clone(),
         client: client.clone(),
         recorder: recorder.clone(),
@@ -358,50 +261,6 @@ where
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
-    }
-}
-
-/// Builds the index once both caches are complete, then rebuilds it after changes, at most
-/// every 100 ms (bursts coalesce).
-async fn reindex(
-    shared: Arc<Shared>,
-    racks: Store<DeserializeGuard<Rack>>,
-    servers: Store<DeserializeGuard<Server>>,
-    changed: Arc<Notify>,
-) {
-    let mut last_conflicts = Vec::new();
-    let mut last_overlapping = Vec::new();
-    // An error means the watch ended; the index then stays empty, as before.
-    let _ = futures::future::try_join(racks.wait_until_ready(), servers.wait_until_ready()).await;
-    loop {
-        let rack_objs = racks.state();
-        let server_objs = servers.state();
-        let idx = site::index(
-            rack_objs.iter().filter_map(|g| g.0.as_ref().ok()),
-            server_objs.iter().filter_map(|g| g.0.as_ref().ok()),
-        );
-        if idx.conflicts != last_conflicts {
-            for mac in &idx.conflicts {
-                warn!(%mac, "boot MAC declared by several Servers: not answering it");
-            }
-            last_conflicts = idx.conflicts.clone();
-        }
-        if idx.overlapping != last_overlapping {
-            for (a, b) in &idx.overlapping {
-                warn!(rack = %a, other = %b, "provisioning subnets overlap: DHCP requests matching both racks are not answered");
-            }
-            last_overlapping = idx.overlapping.clone();
-        }
-        let dhcp_site = Arc::new(idx.site.clone());
-        if let Ok(mut s) = shared.dhcp_site.write() {
-            *s = dhcp_site;
-        }
-        if let Ok(mut i) = shared.index.write() {
-            *i = Arc::new(idx);
-        }
-        shared.synced.store(true, Ordering::Release);
-        changed.notified().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

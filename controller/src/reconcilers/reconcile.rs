@@ -5,8 +5,9 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 
-use crate::context::Context;
-use crate::{invalid, paused};
+use super::invalid;
+use crate::paused;
+use crate::reconcilers::context::Context;
 
 /// Why a reconciliation failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use crds::rack::NodeNetwork;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
-use super::Shared;
+use super::shared::Shared;
 
 /// Why a document could not be built (the caller asks again later).
 #[derive(Debug, thiserror::Error)]

@@ -13,9 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 
-use crate::apply;
-use crate::context::Context;
-use crate::reconcile::{self, Admission, Error};
+use crate::reconcilers::apply;
+use crate::reconcilers::context::Context;
+use crate::reconcilers::reconcile::{self, Admission, Error};
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "UpstreamLink";

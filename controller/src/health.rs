@@ -14,6 +14,7 @@ use kube::api::ListParams;
 use kube::core::DeserializeGuard;
 use kube::{Api, Client, ResourceExt};
 
+use crate::agent_logs::Logs;
 use crate::metrics::Metrics;
 use crate::view;
 
@@ -23,8 +24,16 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Set once every cache has synced (and cleared on shutdown).
     pub ready: AtomicBool,
-    /// The host agents' recent log lines (this replica's boot services received them).
-    pub logs: Arc<crate::netboot::logs::Logs>,
+}
+
+impl Health {
+    /// Not ready yet.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            ready: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Where the rack view reads its objects: the API (read-only: list only), in the namespace the
@@ -37,18 +46,22 @@ pub struct SiteSource {
     pub namespace: Option<String>,
 }
 
-/// The router serving the health endpoints and the rack view.
-pub fn router(health: Arc<Health>, site: SiteSource) -> Router {
+/// The router serving the health endpoints, the agents' log lines this replica received and
+/// the rack view.
+pub fn router(health: Arc<Health>, logs: Arc<Logs>, site: SiteSource) -> Router {
     let view = Router::new()
         .route("/racks", get(racks))
         .route("/racks/{namespace}/{name}", get(rack))
         .with_state(site);
+    let logs = Router::new()
+        .route("/servers/{namespace}/{name}/logs", get(agent_logs))
+        .with_state(logs);
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/servers/{namespace}/{name}/logs", get(agent_logs))
         .with_state(health)
+        .merge(logs)
         .merge(view)
 }
 
@@ -61,12 +74,10 @@ async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {
 
 /// The agent's log lines of one Server as plain text, oldest first.
 async fn agent_logs(
-    State(h): State<Arc<Health>>,
+    State(logs): State<Arc<Logs>>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    let lines = h
-        .logs
-        .tail(&format!("{namespace}/{name}"), crate::netboot::logs::KEEP);
+    let lines = logs.tail(&format!("{namespace}/{name}"), crate::agent_logs::KEEP);
     if lines.is_empty() {
         return (
             StatusCode::NOT_FOUND,

@@ -28,10 +28,10 @@ use tracing::{info, warn};
 
 pub use proto::agent_v1::agent_server::AgentServer;
 
-use crate::netboot::nocloud::server_id;
-use crate::netboot::report::{ReportError, report_in};
-use crate::netboot::steps;
-use crate::netboot::{AgentContext, Shared};
+use crate::boot_services::nocloud::server_id;
+use crate::boot_services::report::{ReportError, report_in};
+use crate::boot_services::shared::{AgentContext, Shared};
+use crate::boot_services::steps;
 
 /// Progress is written to status at most this often per server (phase changes always are).
 const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(5);

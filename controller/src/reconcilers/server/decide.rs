@@ -12,6 +12,7 @@ use crds::server::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::action::PowerAction;
 use super::lifecycle::{self, Lifecycle, Step};
 use super::validate::Unresolved;
 use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
@@ -23,34 +24,6 @@ pub struct Transition {
     pub from: Option<ServerState>,
     /// State after.
     pub to: ServerState,
-}
-
-/// A power action the apply stage performs (after writing status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerAction {
-    /// Power on.
-    On,
-    /// Power off.
-    Off,
-    /// Power-cycle for a reboot request.
-    Reboot,
-    /// Boot from the network once (power on, or power-cycle when on): the ramdisk.
-    Netboot,
-    /// Boot the installed disk once (power off when on, disk override, power on).
-    DiskBoot,
-}
-
-impl PowerAction {
-    /// Event reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::On => "PowerOn",
-            Self::Off => "PowerOff",
-            Self::Reboot => "Reboot",
-            Self::Netboot => "Netboot",
-            Self::DiskBoot => "DiskBoot",
-        }
-    }
 }
 
 /// What the BMC observation came to.

@@ -5,8 +5,8 @@ use crds::server::{BootPurpose, CleaningMode, ImageFormat, ServerState};
 use kube::ResourceExt;
 use proto::agent_v1::{self as api, Clean, PowerOff, Provision, RootDeviceHints, task};
 
-use crate::netboot::Shared;
-use crate::netboot::nocloud::{self, SecretError};
+use crate::boot_services::nocloud::{self, SecretError};
+use crate::boot_services::shared::Shared;
 
 /// The task name in task ids.
 pub fn name(kind: &task::Kind) -> &'static str {

@@ -5,7 +5,7 @@ use crds::server::RackRef;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::context::Context;
+use crate::reconcilers::context::Context;
 
 /// Facts about the Server's references.
 #[derive(Debug, Default, PartialEq, Eq)]

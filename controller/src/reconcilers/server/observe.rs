@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::bmc_pool::{CONVERSATION_DEADLINE, DriverKey};
-use crate::context::Context;
+use crate::reconcilers::bmc_pool::{CONVERSATION_DEADLINE, DriverKey};
+use crate::reconcilers::context::Context;
 
 /// What the BMC reported.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,8 +21,8 @@ use kube::runtime::events::Recorder;
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use super::Shared;
 use super::nocloud;
+use super::shared::Shared;
 use super::steps::{self, Details, Step};
 use super::target::{Target, target};
 
@@ -201,19 +201,6 @@ async fn send_file(st: &BootHttp, path: &std::path::Path, name: &str) -> Respons
             warn!(path = %path.display(), error = %e, "boot artifact missing");
             text(StatusCode::NOT_FOUND, format!("{name} is not available"))
         }
-    }
-}
-
-/// The Server record a name like `namespace/name` refers to.
-pub fn split_name(id: &str) -> Option<(&str, &str)> {
-    id.split_once('/')
-}
-
-impl Shared {
-    /// The Server named `namespace/name`.
-    pub fn server_by_name(&self, id: &str) -> Option<Server> {
-        let (ns, name) = split_name(id)?;
-        self.server(ns, name)
     }
 }
 

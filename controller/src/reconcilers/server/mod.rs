@@ -1,6 +1,7 @@
 //! The Server reconciler: read → validate → decide → apply. This slice resolves
 //! references and keeps the state machine; BMC, boot and provisioning work plug into decide.
 
+mod action;
 mod decide;
 mod lifecycle;
 mod observe;
@@ -22,9 +23,9 @@ use tracing::{info, warn};
 
 pub use read::secret_refs;
 
-use crate::apply;
-use crate::context::Context;
-use crate::reconcile::{self, Admission, Error};
+use crate::reconcilers::apply;
+use crate::reconcilers::context::Context;
+use crate::reconcilers::reconcile::{self, Admission, Error};
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "Server";
@@ -129,13 +130,13 @@ pub async fn reconcile(
     let mut requeue = decision.requeue;
     if let Some(action) = decision.action {
         let outcome = match action {
-            decide::PowerAction::On => observe::power(&ctx, server, bmc::PowerAction::On).await,
-            decide::PowerAction::Off => observe::power(&ctx, server, bmc::PowerAction::Off).await,
-            decide::PowerAction::Reboot => {
+            action::PowerAction::On => observe::power(&ctx, server, bmc::PowerAction::On).await,
+            action::PowerAction::Off => observe::power(&ctx, server, bmc::PowerAction::Off).await,
+            action::PowerAction::Reboot => {
                 observe::power(&ctx, server, bmc::PowerAction::Cycle).await
             }
-            decide::PowerAction::Netboot => observe::netboot(&ctx, server, power_now).await,
-            decide::PowerAction::DiskBoot => observe::disk_boot(&ctx, server, power_now).await,
+            action::PowerAction::Netboot => observe::netboot(&ctx, server, power_now).await,
+            action::PowerAction::DiskBoot => observe::disk_boot(&ctx, server, power_now).await,
         };
         let (type_, note) = match &outcome {
             Ok(()) => (
@@ -240,14 +241,14 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
     let Some(node) = rack.spec.networks.node.clone() else {
         return Ok(None);
     };
-    let mut overlaps = crate::rack::overlaps(&ctx.racks, &rack);
+    let mut overlaps = crate::reconcilers::rack::overlaps(&ctx.racks, &rack);
     overlaps.retain(|o| o.network == "node");
     if !overlaps.is_empty() {
         return Err((
             crds::reasons::NETWORK_OVERLAP,
             format!(
                 "{}: no node address is granted until one of the networks changes",
-                crate::rack::describe(&overlaps)
+                crate::reconcilers::rack::describe(&overlaps)
             ),
         ));
     }

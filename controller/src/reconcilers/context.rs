@@ -11,17 +11,8 @@ use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
-use crate::http::Health;
+use crate::health::Health;
 use crate::metrics::Metrics;
-
-/// For the watch streams that fill the caches: cached objects keep no
-/// `metadata.managedFields`. Nothing reads them (status is written with server-side apply,
-/// which needs none locally), and on a Server they are half its size (the controller's status
-/// field set and the creator's spec field set): 35 MiB of 117 MiB at 3,000 Servers, measured
-/// with `hack/bench-bmc-fleet.sh --emulator strict`.
-pub fn without_managed_fields<K: kube::Resource>(obj: &mut K) {
-    kube::ResourceExt::managed_fields_mut(obj).clear();
-}
 
 /// Shared state handed to every reconciliation.
 pub struct Context {
@@ -44,7 +35,7 @@ pub struct Context {
     /// Unreadable objects already reported, by (uid, resourceVersion).
     pub reported_invalid: Mutex<HashSet<(String, String)>>,
     /// Shared BMC drivers and the global BMC concurrency limit.
-    pub bmcs: crate::bmc_pool::BmcPool,
+    pub bmcs: crate::reconcilers::bmc_pool::BmcPool,
     /// Readiness, set once every cache has synced.
     pub health: Arc<Health>,
     /// Node address grants.
@@ -70,29 +61,5 @@ impl Context {
         self.secrets
             .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
             .is_some()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::ResourceExt;
-    use kube::api::ObjectMeta;
-
-    #[test]
-    fn cached_objects_drop_managed_fields_only() {
-        let mut secret = Secret {
-            metadata: ObjectMeta {
-                name: Some("s1".into()),
-                managed_fields: Some(vec![Default::default(), Default::default()]),
-                resource_version: Some("7".into()),
-                ..ObjectMeta::default()
-            },
-            ..Secret::default()
-        };
-        without_managed_fields(&mut secret);
-        assert!(secret.managed_fields().is_empty());
-        assert_eq!(secret.resource_version().as_deref(), Some("7"));
-        assert_eq!(secret.name_any(), "s1");
     }
 }

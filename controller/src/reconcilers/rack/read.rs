@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 
-use crate::context::Context;
+use crate::reconcilers::context::Context;
 
 /// Everything the Rack's decision needs.
 pub struct Inputs {

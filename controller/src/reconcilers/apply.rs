@@ -9,7 +9,7 @@ use kube_kit::events::{self, FirstStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::context::Context;
+use crate::reconcilers::context::Context;
 
 /// A status type that carries standard conditions.
 pub trait HasConditions {

@@ -16,9 +16,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 pub use validate::{Overlap, describe};
 
-use crate::apply;
-use crate::context::Context;
-use crate::reconcile::{self, Admission, Error};
+use crate::reconcilers::apply;
+use crate::reconcilers::context::Context;
+use crate::reconcilers::reconcile::{self, Admission, Error};
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "Rack";

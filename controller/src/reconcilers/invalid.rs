@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use tracing::warn;
 
-use crate::context::Context;
+use crate::reconcilers::context::Context;
 
 /// Logs, counts and publishes a Warning Event for an unreadable object, once per
 /// resourceVersion, so the other objects keep reconciling.

@@ -14,7 +14,7 @@ use crds::server::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proto::agent_v1::FailureReason;
 
-use super::decide::PowerAction;
+use super::action::PowerAction;
 
 /// A timed-out ramdisk visit is retried this many times in all before the server goes to Error.
 pub const MAX_TRIES: u32 = 3;
