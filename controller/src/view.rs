@@ -91,9 +91,7 @@ struct Mounted<'a> {
 
 impl Mounted<'_> {
     fn top(&self) -> u32 {
-        self.bottom
-            .saturating_add(self.height.max(1))
-            .saturating_sub(1)
+        crds::rack::top_unit(self.bottom, self.height)
     }
 
     fn overlaps(&self, other: &Mounted<'_>) -> bool {

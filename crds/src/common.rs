@@ -119,6 +119,11 @@ pub mod field_managers {
     pub const CONTROLLER: &str = "groundwork-controller";
     /// The boot services and agent API (`status.bootProgress`, enrolment).
     pub const BOOT: &str = "groundwork-boot";
+    /// The edge daemon on a border router (BGP session state in UpstreamLink and BorderRouter
+    /// status, alongside the controller's conditions).
+    pub const EDGE: &str = "groundwork-edge";
+    /// The kubectl plugin (spec and annotation edits a person asked for).
+    pub const KUBECTL: &str = "kubectl-groundwork";
 }
 
 /// Annotations the controller honours.

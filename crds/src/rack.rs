@@ -93,6 +93,13 @@ pub struct Location {
     pub position: Option<String>,
 }
 
+/// The highest rack unit a device occupies when mounted with its lowest unit at `bottom_u`
+/// and `height_u` units tall (a height of 0 counts as 1). The one place rack geometry is
+/// computed: the Rack reconciler, the rack view and the kubectl plugin all use it.
+pub fn top_unit(bottom_u: u32, height_u: u32) -> u32 {
+    bottom_u.saturating_add(height_u.max(1)).saturating_sub(1)
+}
+
 impl Location {
     /// `site/room/row/position`, skipping what is absent (shown as a printer column).
     pub fn summary(&self) -> String {
@@ -367,4 +374,18 @@ pub struct IpPoolUsage {
     pub size: u64,
     /// Addresses allocated to Servers.
     pub used: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_occupies_its_height_from_its_bottom_unit() {
+        assert_eq!(top_unit(1, 2), 2);
+        assert_eq!(top_unit(40, 1), 40);
+        // A height of 0 still occupies its unit; no overflow at the edge of u32.
+        assert_eq!(top_unit(7, 0), 7);
+        assert_eq!(top_unit(u32::MAX, 4), u32::MAX);
+    }
 }

@@ -17,6 +17,3 @@ pub mod metrics;
 pub mod read;
 pub mod run;
 pub mod status;
-
-/// The field manager of every status write of the edge daemon.
-pub const FIELD_MANAGER: &str = "groundwork-edge";

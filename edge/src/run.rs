@@ -89,7 +89,7 @@ pub async fn run(
         recorder: Recorder::new(
             client.clone(),
             Reporter {
-                controller: crate::FIELD_MANAGER.into(),
+                controller: crds::field_managers::EDGE.into(),
                 instance: Some(opts.router.clone()),
             },
         ),

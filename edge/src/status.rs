@@ -673,7 +673,7 @@ impl StatusWriter {
         {
             return Ok(false);
         }
-        let manager = crate::FIELD_MANAGER;
+        let manager = crds::field_managers::EDGE;
         if !kube_kit::status::apply_if_changed(api, manager, name, Some(current), desired).await? {
             return Ok(false);
         }

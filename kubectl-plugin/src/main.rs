@@ -97,7 +97,7 @@ async fn run(cli: Cli) -> Result<String> {
     let servers: Api<Server> = Api::namespaced(client.clone(), &ns);
     let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
     let lp = ListParams::default();
-    let pp = PatchParams::apply(render::FIELD_MANAGER);
+    let pp = PatchParams::apply(crds::field_managers::KUBECTL);
     match cli.command {
         Command::Status => {
             let racks = racks.list(&lp).await.context("listing racks")?.items;

@@ -9,9 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-/// The field manager of every write the plugin makes.
-pub const FIELD_MANAGER: &str = "kubectl-groundwork";
-
 /// Shown for a value the API does not (yet) report.
 const NONE: &str = "-";
 
@@ -251,7 +248,7 @@ pub fn render_rack(rack: &Rack, servers: &[Server], links: &[UpstreamLink]) -> S
             .iter()
             .filter_map(|s| {
                 let bottom = s.spec.rack_unit?;
-                let top = bottom + s.spec.height_u.max(1) - 1;
+                let top = crds::rack::top_unit(bottom, s.spec.height_u);
                 if u == top {
                     Some(format!(
                         "{}  {}  power {}",
@@ -287,7 +284,7 @@ pub fn render_rack(rack: &Rack, servers: &[Server], links: &[UpstreamLink]) -> S
         .filter(|s| {
             s.spec
                 .rack_unit
-                .is_none_or(|b| b + s.spec.height_u.max(1) - 1 > height)
+                .is_none_or(|b| crds::rack::top_unit(b, s.spec.height_u) > height)
         })
         .map(|s| s.name_any())
         .collect();

@@ -61,7 +61,7 @@ pub fn layout(height: u32, members: &[Member], switches: &[(String, u32)]) -> La
     let mut occupants: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
     let mut out_of_range = Vec::new();
     for m in members {
-        let top = m.bottom_u.saturating_add(m.height_u.max(1)) - 1;
+        let top = crds::rack::top_unit(m.bottom_u, m.height_u);
         if m.bottom_u == 0 || top > height {
             out_of_range.push((m.name.clone(), top));
         }
@@ -131,7 +131,7 @@ pub fn decide(
     let used_u = {
         let mut units = BTreeSet::new();
         for m in members {
-            let top = m.bottom_u.saturating_add(m.height_u.max(1)) - 1;
+            let top = crds::rack::top_unit(m.bottom_u, m.height_u);
             units.extend(m.bottom_u.max(1)..=top.min(spec.height_u));
         }
         u32::try_from(units.len()).unwrap_or(u32::MAX)
