@@ -97,7 +97,7 @@ pub struct Location {
 /// and `height_u` units tall (a height of 0 counts as 1). The one place rack geometry is
 /// computed: the Rack reconciler, the rack view and the kubectl plugin all use it.
 pub fn top_unit(bottom_u: u32, height_u: u32) -> u32 {
-    bottom_u.saturating_add(height_u.max(1)).saturating_sub(1)
+    bottom_u.saturating_add(height_u.max(1) - 1)
 }
 
 impl Location {
