@@ -627,6 +627,120 @@ pub struct BootProgress {
     pub check_in: Option<CheckIn>,
 }
 
+/// One field of a merge patch: left as it is (absent from the patch), cleared (`null`), or set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Field<T> {
+    /// Not in the patch.
+    #[default]
+    Keep,
+    /// `null`: removed.
+    Clear,
+    /// Set to this value.
+    Set(T),
+}
+
+impl<T> Field<T> {
+    /// Whether the field stays out of the patch.
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Self::Keep)
+    }
+}
+
+impl<T: Serialize> Serialize for Field<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Set(v) => v.serialize(serializer),
+            Self::Keep | Self::Clear => serializer.serialize_none(),
+        }
+    }
+}
+
+/// A precise instant for the boot timeline: RFC 3339 with nanoseconds (a `Time` would round
+/// to whole seconds, and boot steps are milliseconds apart). Reads back as a `Time`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instant(pub k8s_openapi::jiff::Timestamp);
+
+impl Serialize for Instant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// The merge patch the boot services write to `status.bootProgress` (under their own field
+/// manager): one typed field per [`BootProgress`] field, so a field cannot be misspelt and a
+/// new attempt clears exactly what an earlier one left.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BootProgressPatch {
+    /// The attempt the patch belongs to.
+    pub attempt: String,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub dhcp_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub dhcp_address: Field<String>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub firmware: Field<String>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub script_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub kernel_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub initrd_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub called_back_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub progress: Field<TaskProgress>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub result_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub result: Field<TaskOutcome>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub checked_in_at: Field<Instant>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub check_in: Field<CheckIn>,
+}
+
+impl BootProgressPatch {
+    /// A patch of `attempt` that changes nothing yet.
+    pub fn of(attempt: &str) -> Self {
+        Self {
+            attempt: attempt.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// A patch that starts `attempt` afresh: everything an earlier attempt recorded cleared.
+    pub fn fresh(attempt: &str) -> Self {
+        Self {
+            attempt: attempt.to_string(),
+            dhcp_at: Field::Clear,
+            dhcp_address: Field::Clear,
+            firmware: Field::Clear,
+            script_at: Field::Clear,
+            kernel_at: Field::Clear,
+            initrd_at: Field::Clear,
+            called_back_at: Field::Clear,
+            progress: Field::Clear,
+            result_at: Field::Clear,
+            result: Field::Clear,
+            checked_in_at: Field::Clear,
+            check_in: Field::Clear,
+        }
+    }
+}
+
 /// Progress of the agent's task.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -720,5 +834,74 @@ mod tests {
             status.node_address().map(|a| a.address.as_str()),
             Some("10.1.0.5")
         );
+    }
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_progress_patch_keeps_clears_and_sets_by_type() {
+        let at = Instant("2026-12-05T15:24:20.431813895Z".parse().unwrap());
+        let mut step = BootProgressPatch::of("a-1");
+        step.dhcp_at = Field::Set(at);
+        step.dhcp_address = Field::Set("10.62.0.11".into());
+        assert_eq!(
+            serde_json::to_value(&step).unwrap(),
+            serde_json::json!({
+                "attempt": "a-1",
+                "dhcpAt": "2026-12-05T15:24:20.431813895Z",
+                "dhcpAddress": "10.62.0.11",
+            })
+        );
+        // A fresh attempt names every field of BootProgress, cleared.
+        let fresh = serde_json::to_value(BootProgressPatch::fresh("a-2")).unwrap();
+        let full = serde_json::to_value(BootProgress {
+            attempt: "a-2".into(),
+            dhcp_at: Some(Time(at.0)),
+            dhcp_address: Some(String::new()),
+            firmware: Some(String::new()),
+            script_at: Some(Time(at.0)),
+            kernel_at: Some(Time(at.0)),
+            initrd_at: Some(Time(at.0)),
+            called_back_at: Some(Time(at.0)),
+            progress: Some(TaskProgress {
+                phase: String::new(),
+                bytes_done: 0,
+                bytes_total: 0,
+                bytes_per_second: 0,
+                at: Time(at.0),
+            }),
+            result_at: Some(Time(at.0)),
+            result: Some(TaskOutcome::default()),
+            checked_in_at: Some(Time(at.0)),
+            check_in: Some(CheckIn::default()),
+        })
+        .unwrap();
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&fresh), keys(&full));
+        assert!(
+            fresh
+                .as_object()
+                .unwrap()
+                .iter()
+                .all(|(k, v)| k == "attempt" || v.is_null())
+        );
+        // A value that reads back as a Time.
+        let read: Time = serde_json::from_value(serde_json::json!(at_text(at))).unwrap();
+        assert_eq!(read.0, at.0);
+    }
+
+    fn at_text(at: Instant) -> String {
+        serde_json::to_value(at)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }

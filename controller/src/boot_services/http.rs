@@ -15,7 +15,7 @@ use boot::dhcp::Mac;
 use boot::metrics::{FileLabels, ScriptLabels};
 use boot::{ipxe, token::TokenKey};
 use crds::Server;
-use crds::server::{CheckIn, ServerState};
+use crds::server::{BootProgressPatch, CheckIn, Field, ServerState};
 use kube::ResourceExt;
 use kube::runtime::events::Recorder;
 use serde::Deserialize;
@@ -311,20 +311,14 @@ async fn checkin(
         report.hostname,
         report.addresses.join(", ")
     );
-    let mut fields = serde_json::Map::new();
-    fields.insert(
-        "checkedInAt".into(),
-        serde_json::Value::String(jiff::Timestamp::now().to_string()),
-    );
-    fields.insert(
-        "checkIn".into(),
-        serde_json::json!(CheckIn {
-            hostname: report.hostname,
-            addresses: report.addresses,
-            instance_id: report.instance_id,
-        }),
-    );
-    if let Err(e) = steps::write(&st.client, &server, &attempt.id, fields, None).await {
+    let mut patch = BootProgressPatch::of(&attempt.id);
+    patch.checked_in_at = Field::Set(steps::now());
+    patch.check_in = Field::Set(CheckIn {
+        hostname: report.hostname,
+        addresses: report.addresses,
+        instance_id: report.instance_id,
+    });
+    if let Err(e) = steps::write(&st.client, &server, &patch, None).await {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not recorded: {e}"),

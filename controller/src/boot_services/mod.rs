@@ -283,10 +283,7 @@ async fn report_dhcp(
                 "DHCP acknowledged {} with {} ({} firmware, rack {})",
                 s.mac, s.address, s.firmware, s.rack
             ),
-            fields: vec![
-                ("dhcpAddress", s.address.to_string()),
-                ("firmware", s.firmware.to_string()),
-            ],
+            dhcp: Some((s.address.to_string(), s.firmware.to_string())),
             hardware: None,
         };
         steps::record(&client, &recorder, &server, steps::Step::Dhcp, details).await;

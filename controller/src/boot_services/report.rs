@@ -62,7 +62,7 @@ pub async fn report_in(
     };
     let details = Details {
         note,
-        fields: vec![],
+        dhcp: None,
         hardware,
     };
     if steps::record(client, recorder, &server, Step::CalledBack, details).await {

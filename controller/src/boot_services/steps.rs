@@ -3,12 +3,12 @@
 //! machines with no open attempt (an installed OS renewing its lease) write nothing.
 
 use crds::Server;
-use crds::server::HardwareInventory;
+use crds::server::{BootProgressPatch, Field, HardwareInventory, Instant};
 use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{EventType, Recorder};
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::{info, warn};
 
 use super::target::{Target, target};
@@ -29,13 +29,13 @@ pub enum Step {
 }
 
 impl Step {
-    fn field(self) -> &'static str {
+    fn field(self, patch: &mut BootProgressPatch) -> &mut Field<Instant> {
         match self {
-            Self::Dhcp => "dhcpAt",
-            Self::Script => "scriptAt",
-            Self::Kernel => "kernelAt",
-            Self::Initrd => "initrdAt",
-            Self::CalledBack => "calledBackAt",
+            Self::Dhcp => &mut patch.dhcp_at,
+            Self::Script => &mut patch.script_at,
+            Self::Kernel => &mut patch.kernel_at,
+            Self::Initrd => &mut patch.initrd_at,
+            Self::CalledBack => &mut patch.called_back_at,
         }
     }
 
@@ -66,41 +66,28 @@ impl Step {
 pub struct Details {
     /// Human note for the Event.
     pub note: String,
-    /// Extra `bootProgress` fields (e.g. `dhcpAddress`, `firmware`).
-    pub fields: Vec<(&'static str, String)>,
+    /// The address DHCP gave and the firmware that asked (the DHCP step).
+    pub dhcp: Option<(String, String)>,
     /// The inventory the ramdisk reported.
     pub hardware: Option<HardwareInventory>,
 }
 
-/// Every field of `bootProgress` but `attempt`.
-const KEYS: &[&str] = &[
-    "dhcpAt",
-    "dhcpAddress",
-    "firmware",
-    "scriptAt",
-    "kernelAt",
-    "initrdAt",
-    "calledBackAt",
-    "progress",
-    "resultAt",
-    "result",
-    "checkedInAt",
-    "checkIn",
-];
+/// The current time, precise enough for the boot timeline.
+pub fn now() -> Instant {
+    Instant(Timestamp::now())
+}
 
-/// Merges `fields` into `status.bootProgress` of `attempt` (and `extra` into status) under
-/// the boot services' field manager.
+/// Applies `patch` to `status.bootProgress` (and `hardware` to `status.hardware`) under the
+/// boot services' field manager.
 pub async fn write(
     client: &kube::Client,
     server: &Server,
-    attempt: &str,
-    mut fields: serde_json::Map<String, Value>,
-    extra: Option<(&str, Value)>,
+    patch: &BootProgressPatch,
+    hardware: Option<&HardwareInventory>,
 ) -> Result<(), kube::Error> {
-    fields.insert("attempt".into(), Value::String(attempt.to_string()));
-    let mut status = json!({ "bootProgress": fields });
-    if let Some((k, v)) = extra {
-        status[k] = v;
+    let mut status = json!({ "bootProgress": patch });
+    if let Some(hw) = hardware {
+        status["hardware"] = json!(hw);
     }
     let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
     api.patch_status(
@@ -134,22 +121,18 @@ pub async fn record(
     if progress.is_some_and(|p| step.recorded(p)) {
         return false;
     }
-    let mut boot = serde_json::Map::new();
-    if progress.is_none() {
-        // A new attempt: clear what an earlier attempt left.
-        for key in KEYS {
-            boot.insert((*key).into(), Value::Null);
-        }
+    // A new attempt: clear what an earlier attempt left.
+    let mut patch = if progress.is_none() {
+        BootProgressPatch::fresh(&attempt.id)
+    } else {
+        BootProgressPatch::of(&attempt.id)
+    };
+    *step.field(&mut patch) = Field::Set(now());
+    if let Some((address, firmware)) = &details.dhcp {
+        patch.dhcp_address = Field::Set(address.clone());
+        patch.firmware = Field::Set(firmware.clone());
     }
-    boot.insert(
-        step.field().into(),
-        Value::String(Timestamp::now().to_string()),
-    );
-    for (k, v) in &details.fields {
-        boot.insert((*k).into(), Value::String(v.clone()));
-    }
-    let extra = details.hardware.as_ref().map(|hw| ("hardware", json!(hw)));
-    if let Err(e) = write(client, server, &attempt.id, boot, extra).await {
+    if let Err(e) = write(client, server, &patch, details.hardware.as_ref()).await {
         warn!(server = %server.name_any(), step = step.reason(), error = %e, "boot step not recorded");
         return false;
     }

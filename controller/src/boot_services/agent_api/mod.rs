@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 
 use boot::token::TokenKey;
 use crds::Server;
-use crds::server::{Disk, DmiIdentity, HardwareInventory, Nic, TaskOutcome};
+use crds::server::{
+    BootProgressPatch, Disk, DmiIdentity, Field, HardwareInventory, Nic, TaskOutcome, TaskProgress,
+};
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::events::{EventType, Recorder};
 use proto::agent_v1::agent_server::Agent;
 use proto::agent_v1::{
     Ack, LogBatch, NextTaskRequest, Progress, RegisterRequest, RegisterResponse, Task, TaskResult,
 };
-use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -250,18 +252,15 @@ impl Agent for AgentApi {
         });
         if due {
             info!(server = %id, task = %p.task_id, phase = %p.phase, done = p.bytes_done, total = p.bytes_total, rate = p.bytes_per_second, "agent progress");
-            let mut fields = serde_json::Map::new();
-            fields.insert(
-                "progress".into(),
-                json!({
-                    "phase": p.phase,
-                    "bytesDone": p.bytes_done,
-                    "bytesTotal": p.bytes_total,
-                    "bytesPerSecond": p.bytes_per_second,
-                    "at": Timestamp::now().to_string(),
-                }),
-            );
-            steps::write(&self.client, &server, &attempt, fields, None)
+            let mut patch = BootProgressPatch::of(&attempt);
+            patch.progress = Field::Set(TaskProgress {
+                phase: p.phase.clone(),
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+                bytes_per_second: p.bytes_per_second,
+                at: Time(Timestamp::now()),
+            });
+            steps::write(&self.client, &server, &patch, None)
                 .await
                 .map_err(|e| Status::unavailable(format!("progress not recorded: {e}")))?;
         }
@@ -303,13 +302,10 @@ impl Agent for AgentApi {
             bytes_written: r.bytes_written,
         };
         info!(server = %id, task = %r.task_id, ok = outcome.ok, reason = ?outcome.reason, adopted = outcome.adopted, "agent result");
-        let mut fields = serde_json::Map::new();
-        fields.insert(
-            "resultAt".into(),
-            Value::String(Timestamp::now().to_string()),
-        );
-        fields.insert("result".into(), json!(outcome));
-        steps::write(&self.client, &server, &attempt, fields, None)
+        let mut patch = BootProgressPatch::of(&attempt);
+        patch.result_at = Field::Set(steps::now());
+        patch.result = Field::Set(outcome.clone());
+        steps::write(&self.client, &server, &patch, None)
             .await
             .map_err(|e| Status::unavailable(format!("result not recorded: {e}")))?;
         let (type_, reason, note) = match (&outcome.ok, outcome.adopted) {
