@@ -117,275 +117,71 @@ pub const AGENT_POWER_OFF_WINDOW: Duration = Duration::from_secs(60);
 /// While waiting for the ramdisk, look again this often (its callback also triggers a look).
 pub const RAMDISK_POLL: Duration = Duration::from_secs(30);
 
-/// Decides the next status and action.
+/// A condition reason and its message.
+type Note = (&'static str, String);
+
+/// What the decide stages build up as they go: the status being written, the state, the
+/// conditions beside the kstatus trio, the action for the apply stage and when to look again.
+struct Draft {
+    status: ServerStatus,
+    state: ServerState,
+    conditions: Vec<Desired>,
+    action: Option<PowerAction>,
+    requeue: Duration,
+    refused: Vec<(&'static str, String)>,
+}
+
+/// Decides the Server's status and the next power action, as a sequence of stages: references,
+/// the BMC's answer, a pending inspection request, the ramdisk of an inspection, the
+/// provisioning lifecycle, power against spec.online, then the phase timeline and conditions.
 pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
     let previous = inp.current.and_then(|c| c.state);
     let mut status = inp.current.cloned().unwrap_or_default();
     status.observed_generation = inp.generation;
-    let mut conditions: Vec<Desired> = Vec::new();
-    let mut action = None;
-    let mut requeue = resync;
-    let mut refused = Vec::new();
-
-    let references = match inp.unresolved.first() {
-        None => Desired::new(
-            REFERENCES_RESOLVED,
-            ConditionStatus::True,
-            RECONCILED,
-            "every reference resolves",
-        ),
-        Some(first) => Desired::new(
-            REFERENCES_RESOLVED,
-            ConditionStatus::False,
-            first.reason,
-            inp.unresolved
-                .iter()
-                .map(|u| u.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-    };
-    let mut state = match previous {
+    let state = match previous {
         Some(s) => s,
         None if inp.discovered => ServerState::Discovered,
         None => ServerState::Registering,
     };
-    let blocker = if let Some(first) = inp.unresolved.first() {
-        Err(Blocker::Stalled {
+    let mut d = Draft {
+        status,
+        state,
+        conditions: Vec::new(),
+        action: None,
+        requeue: resync,
+        refused: Vec::new(),
+    };
+    let references = references(inp);
+    let blocker = match inp.unresolved.first() {
+        Some(first) => Err(Blocker::Stalled {
             reason: first.reason,
             message: references.message.clone(),
-        })
-    } else {
-        match &inp.bmc {
+        }),
+        None => match &inp.bmc {
             Bmc::Absent => Err(Blocker::Progressing {
                 reason: PENDING,
                 message: "no BMC configured".into(),
             }),
-            Bmc::CredentialsRejected { reason, message } => {
-                conditions.push(bmc_answers());
-                conditions.push(Desired::new(
-                    CREDENTIALS_VALID,
-                    ConditionStatus::False,
-                    reason,
-                    message.clone(),
-                ));
-                status.error_count = status.error_count.saturating_add(1);
-                status.last_error = Some(message.clone());
-                requeue = backoff(status.error_count);
-                Err(Blocker::Stalled {
-                    reason,
-                    message: format!("BMC credentials rejected: {message}"),
-                })
-            }
-            Bmc::Unreachable { reason, message } => {
-                conditions.push(Desired::new(
-                    BMC_REACHABLE,
-                    ConditionStatus::False,
-                    reason,
-                    message.clone(),
-                ));
-                conditions.push(Desired::new(
-                    CREDENTIALS_VALID,
-                    ConditionStatus::Unknown,
-                    reason,
-                    "the BMC did not answer",
-                ));
-                status.error_count = status.error_count.saturating_add(1);
-                status.last_error = Some(message.clone());
-                status.power_state = Some(PowerState::Unknown);
-                requeue = backoff(status.error_count);
-                Err(Blocker::Progressing {
-                    reason,
-                    message: format!(
-                        "BMC unreachable, retrying in {}s: {message}",
-                        requeue.as_secs()
-                    ),
-                })
-            }
-            Bmc::Observed { power, identity } => {
-                conditions.push(bmc_answers());
-                conditions.push(Desired::new(
-                    CREDENTIALS_VALID,
-                    ConditionStatus::True,
-                    RECONCILED,
-                    "the BMC accepts the credentials",
-                ));
-                if state != ServerState::Error {
-                    status.error_count = 0;
-                    status.last_error = None;
-                    status.last_error_reason = None;
-                }
-                status.power_state = Some(*power);
-                if let Some(id) = identity {
-                    status.identity = Some(id.clone());
-                }
-                if state == ServerState::Registering && status.identity.is_some() {
-                    state = ServerState::Available;
-                }
-                let inspect = inp
-                    .inspect_request
-                    .filter(|id| status.last_inspect_request.as_deref() != Some(*id));
-                if let Some(id) = inspect {
-                    // Recorded either way: a request is acted upon (or refused) once.
-                    status.last_inspect_request = Some(id.to_string());
-                    if !inp.boot_mac {
-                        refused.push((
-                            "InspectionRefused",
-                            format!("inspection request {id:?} needs spec.bootMACAddress: the boot services answer only known MACs"),
-                        ));
-                    } else if matches!(state, ServerState::Available | ServerState::Error) {
-                        state = ServerState::Inspecting;
-                        status.boot_attempt = Some(BootAttempt {
-                            id: format!("inspect-{id}"),
-                            purpose: BootPurpose::Inspect,
-                            requested_at: inp.now.clone(),
-                            try_number: 1,
-                            disk_boot_at: None,
-                        });
-                        action = Some(PowerAction::Netboot);
-                    } else {
-                        refused.push((
-                            "InspectionRefused",
-                            format!(
-                                "inspection request {id:?} refused while the server is {}",
-                                state.as_str()
-                            ),
-                        ));
-                    }
-                }
-                let mut waiting = None;
-                if state == ServerState::Inspecting && action.is_none() {
-                    match ramdisk_outcome(&status, inp.now) {
-                        Ramdisk::CalledBack => state = ServerState::Available,
-                        Ramdisk::TimedOut(message) => {
-                            state = ServerState::Error;
-                            status.error_count = status.error_count.saturating_add(1);
-                            status.last_error = Some(message);
-                            status.last_error_reason = Some("RamdiskTimedOut".into());
-                        }
-                        Ramdisk::Waiting(message) => waiting = Some(message),
-                    }
-                }
-                let mut work = None;
-                let mut blocked = None;
-                if action.is_none() && state != ServerState::Inspecting {
-                    let (next, step) =
-                        lifecycle::advance(state, &mut status, &inp.lifecycle, inp.now);
-                    state = next;
-                    match step {
-                        Step::Idle => {}
-                        Step::Act(a, message) => {
-                            action = Some(a);
-                            work = Some((PROGRESSING, message));
-                        }
-                        Step::Wait(reason, message) => work = Some((reason, message)),
-                        Step::Blocked(reason, message) => blocked = Some((reason, message)),
-                    }
-                }
-                let wanted = if inp.online || state == ServerState::Inspecting {
-                    PowerState::On
-                } else {
-                    PowerState::Off
-                };
-                let reboot = inp
-                    .reboot_request
-                    .filter(|id| status.last_reboot_request.as_deref() != Some(*id));
-                if action == Some(PowerAction::Netboot) && work.is_none() {
-                    requeue = POWER_POLL;
-                    Err(Blocker::Progressing {
-                        reason: PROGRESSING,
-                        message: "network boot into the ramdisk requested through the BMC".into(),
-                    })
-                } else if let Some((reason, message)) = work {
-                    requeue = if action.is_some() {
-                        POWER_POLL
-                    } else {
-                        RAMDISK_POLL
-                    };
-                    Err(Blocker::Progressing { reason, message })
-                } else if let Some(message) = waiting.filter(|_| *power == PowerState::On) {
-                    requeue = RAMDISK_POLL;
-                    Err(Blocker::Progressing {
-                        reason: "WaitingForRamdisk",
-                        message,
-                    })
-                } else {
-                    if let Some(id) = reboot {
-                        // Recorded before acting: a request is honoured at most once, even across restarts.
-                        status.last_reboot_request = Some(id.to_string());
-                        if inp.online {
-                            action = Some(PowerAction::Reboot);
-                        }
-                    } else if *power != wanted {
-                        action = Some(if wanted == PowerState::On {
-                            PowerAction::On
-                        } else {
-                            PowerAction::Off
-                        });
-                    }
-                    let power_result = if *power == wanted && action.is_none() {
-                        conditions.push(Desired::new(
-                            POWER_MATCHES_SPEC,
-                            ConditionStatus::True,
-                            RECONCILED,
-                            format!("power is {power:?} as spec.online asks"),
-                        ));
-                        Ok(())
-                    } else {
-                        requeue = POWER_POLL;
-                        let message = format!(
-                            "power is {power:?}, spec.online asks for {wanted:?}; waiting for the BMC"
-                        );
-                        conditions.push(Desired::new(
-                            POWER_MATCHES_SPEC,
-                            ConditionStatus::False,
-                            "PowerChangePending",
-                            message.clone(),
-                        ));
-                        Err(Blocker::Progressing {
-                            reason: PROGRESSING,
-                            message,
-                        })
-                    };
-                    if *power == PowerState::On && agent_powering_off(state, &status, inp.now) {
-                        requeue = requeue.min(POWER_POLL);
-                    }
-                    match (&status.last_error, blocked) {
-                        (Some(message), _) if state == ServerState::Error => {
-                            Err(Blocker::Stalled {
-                                reason: lifecycle::known_reason(
-                                    status.last_error_reason.as_deref(),
-                                ),
-                                message: message.clone(),
-                            })
-                        }
-                        (_, Some((reason, message))) => Err(Blocker::Stalled { reason, message }),
-                        _ => power_result,
-                    }
-                }
-            }
-        }
+            Bmc::CredentialsRejected { reason, message } => d.credentials_rejected(reason, message),
+            Bmc::Unreachable { reason, message } => d.unreachable(reason, message),
+            Bmc::Observed { power, identity } => d.observed(inp, *power, identity.as_ref()),
+        },
     };
 
+    let Draft {
+        mut status,
+        state,
+        conditions,
+        action,
+        requeue,
+        refused,
+    } = d;
     let transition = (previous != Some(state)).then_some(Transition {
         from: previous,
         to: state,
     });
     if transition.is_some() {
-        for open in status.phases.iter_mut().filter(|p| p.finished_at.is_none()) {
-            open.finished_at = Some(inp.now.clone());
-            open.duration_ms = duration_ms(&open.started_at, inp.now);
-        }
-        // Keep the most recent phases only: a server cycles for years.
-        let excess = status.phases.len().saturating_sub(MAX_PHASES - 1);
-        status.phases.drain(..excess);
-        status.phases.push(PhaseTiming {
-            name: state.as_str().to_string(),
-            started_at: inp.now.clone(),
-            finished_at: None,
-            duration_ms: None,
-        });
-        status.state_since = Some(inp.now.clone());
+        record_phase(&mut status, state, inp.now);
     }
     status.state = Some(state);
 
@@ -403,6 +199,284 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         action,
         requeue,
         refused,
+    }
+}
+
+fn references(inp: &Inputs<'_>) -> Desired {
+    match inp.unresolved.first() {
+        None => Desired::new(
+            REFERENCES_RESOLVED,
+            ConditionStatus::True,
+            RECONCILED,
+            "every reference resolves",
+        ),
+        Some(first) => Desired::new(
+            REFERENCES_RESOLVED,
+            ConditionStatus::False,
+            first.reason,
+            inp.unresolved
+                .iter()
+                .map(|u| u.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    }
+}
+
+/// Closes the open phase and opens the one of `state` (keeping the most recent phases only:
+/// a server cycles for years).
+fn record_phase(status: &mut ServerStatus, state: ServerState, now: &Time) {
+    for open in status.phases.iter_mut().filter(|p| p.finished_at.is_none()) {
+        open.finished_at = Some(now.clone());
+        open.duration_ms = duration_ms(&open.started_at, now);
+    }
+    let excess = status.phases.len().saturating_sub(MAX_PHASES - 1);
+    status.phases.drain(..excess);
+    status.phases.push(PhaseTiming {
+        name: state.as_str().to_string(),
+        started_at: now.clone(),
+        finished_at: None,
+        duration_ms: None,
+    });
+    status.state_since = Some(now.clone());
+}
+
+impl Draft {
+    fn count_error(&mut self, message: &str) {
+        self.status.error_count = self.status.error_count.saturating_add(1);
+        self.status.last_error = Some(message.to_string());
+        self.requeue = backoff(self.status.error_count);
+    }
+
+    fn credentials_rejected(&mut self, reason: &'static str, message: &str) -> Result<(), Blocker> {
+        self.conditions.push(bmc_answers());
+        self.conditions.push(Desired::new(
+            CREDENTIALS_VALID,
+            ConditionStatus::False,
+            reason,
+            message.to_string(),
+        ));
+        self.count_error(message);
+        Err(Blocker::Stalled {
+            reason,
+            message: format!("BMC credentials rejected: {message}"),
+        })
+    }
+
+    fn unreachable(&mut self, reason: &'static str, message: &str) -> Result<(), Blocker> {
+        self.conditions.push(Desired::new(
+            BMC_REACHABLE,
+            ConditionStatus::False,
+            reason,
+            message.to_string(),
+        ));
+        self.conditions.push(Desired::new(
+            CREDENTIALS_VALID,
+            ConditionStatus::Unknown,
+            reason,
+            "the BMC did not answer",
+        ));
+        self.count_error(message);
+        self.status.power_state = Some(PowerState::Unknown);
+        Err(Blocker::Progressing {
+            reason,
+            message: format!(
+                "BMC unreachable, retrying in {}s: {message}",
+                self.requeue.as_secs()
+            ),
+        })
+    }
+
+    /// The BMC answered: identity, requests, the ramdisk, the lifecycle, then power.
+    fn observed(
+        &mut self,
+        inp: &Inputs<'_>,
+        power: PowerState,
+        identity: Option<&SystemIdentity>,
+    ) -> Result<(), Blocker> {
+        self.conditions.push(bmc_answers());
+        self.conditions.push(Desired::new(
+            CREDENTIALS_VALID,
+            ConditionStatus::True,
+            RECONCILED,
+            "the BMC accepts the credentials",
+        ));
+        if self.state != ServerState::Error {
+            self.status.error_count = 0;
+            self.status.last_error = None;
+            self.status.last_error_reason = None;
+        }
+        self.status.power_state = Some(power);
+        if let Some(id) = identity {
+            self.status.identity = Some(id.clone());
+        }
+        if self.state == ServerState::Registering && self.status.identity.is_some() {
+            self.state = ServerState::Available;
+        }
+        self.inspect_request(inp);
+        let waiting = self.inspection(inp.now);
+        let (work, blocked) = self.lifecycle(inp);
+        self.power(inp, power, work, waiting, blocked)
+    }
+
+    /// A new inspection request: acted upon (or refused) once.
+    fn inspect_request(&mut self, inp: &Inputs<'_>) {
+        let Some(id) = inp
+            .inspect_request
+            .filter(|id| self.status.last_inspect_request.as_deref() != Some(*id))
+        else {
+            return;
+        };
+        self.status.last_inspect_request = Some(id.to_string());
+        if !inp.boot_mac {
+            self.refused.push((
+                "InspectionRefused",
+                format!("inspection request {id:?} needs spec.bootMACAddress: the boot services answer only known MACs"),
+            ));
+        } else if matches!(self.state, ServerState::Available | ServerState::Error) {
+            self.state = ServerState::Inspecting;
+            self.status.boot_attempt = Some(BootAttempt {
+                id: format!("inspect-{id}"),
+                purpose: BootPurpose::Inspect,
+                requested_at: inp.now.clone(),
+                try_number: 1,
+                disk_boot_at: None,
+            });
+            self.action = Some(PowerAction::Netboot);
+        } else {
+            self.refused.push((
+                "InspectionRefused",
+                format!(
+                    "inspection request {id:?} refused while the server is {}",
+                    self.state.as_str()
+                ),
+            ));
+        }
+    }
+
+    /// An inspection under way: its ramdisk's outcome, or what it is waiting for.
+    fn inspection(&mut self, now: &Time) -> Option<String> {
+        if self.state != ServerState::Inspecting || self.action.is_some() {
+            return None;
+        }
+        match ramdisk_outcome(&self.status, now) {
+            Ramdisk::CalledBack => self.state = ServerState::Available,
+            Ramdisk::TimedOut(message) => {
+                self.state = ServerState::Error;
+                self.status.error_count = self.status.error_count.saturating_add(1);
+                self.status.last_error = Some(message);
+                self.status.last_error_reason = Some("RamdiskTimedOut".into());
+            }
+            Ramdisk::Waiting(message) => return Some(message),
+        }
+        None
+    }
+
+    /// One step of the provisioning lifecycle: work under way, or what blocks it.
+    fn lifecycle(&mut self, inp: &Inputs<'_>) -> (Option<Note>, Option<Note>) {
+        if self.action.is_some() || self.state == ServerState::Inspecting {
+            return (None, None);
+        }
+        let (next, step) =
+            lifecycle::advance(self.state, &mut self.status, &inp.lifecycle, inp.now);
+        self.state = next;
+        match step {
+            Step::Idle => (None, None),
+            Step::Act(a, message) => {
+                self.action = Some(a);
+                (Some((PROGRESSING, message)), None)
+            }
+            Step::Wait(reason, message) => (Some((reason, message)), None),
+            Step::Blocked(reason, message) => (None, Some((reason, message))),
+        }
+    }
+
+    /// Power against spec.online (and a reboot request), unless boot work holds it.
+    fn power(
+        &mut self,
+        inp: &Inputs<'_>,
+        power: PowerState,
+        work: Option<Note>,
+        waiting: Option<String>,
+        blocked: Option<Note>,
+    ) -> Result<(), Blocker> {
+        let wanted = if inp.online || self.state == ServerState::Inspecting {
+            PowerState::On
+        } else {
+            PowerState::Off
+        };
+        if self.action == Some(PowerAction::Netboot) && work.is_none() {
+            self.requeue = POWER_POLL;
+            return Err(Blocker::Progressing {
+                reason: PROGRESSING,
+                message: "network boot into the ramdisk requested through the BMC".into(),
+            });
+        }
+        if let Some((reason, message)) = work {
+            self.requeue = if self.action.is_some() {
+                POWER_POLL
+            } else {
+                RAMDISK_POLL
+            };
+            return Err(Blocker::Progressing { reason, message });
+        }
+        if let Some(message) = waiting.filter(|_| power == PowerState::On) {
+            self.requeue = RAMDISK_POLL;
+            return Err(Blocker::Progressing {
+                reason: "WaitingForRamdisk",
+                message,
+            });
+        }
+        let reboot = inp
+            .reboot_request
+            .filter(|id| self.status.last_reboot_request.as_deref() != Some(*id));
+        if let Some(id) = reboot {
+            // Recorded before acting: a request is honoured at most once, even across restarts.
+            self.status.last_reboot_request = Some(id.to_string());
+            if inp.online {
+                self.action = Some(PowerAction::Reboot);
+            }
+        } else if power != wanted {
+            self.action = Some(if wanted == PowerState::On {
+                PowerAction::On
+            } else {
+                PowerAction::Off
+            });
+        }
+        let power_result = if power == wanted && self.action.is_none() {
+            self.conditions.push(Desired::new(
+                POWER_MATCHES_SPEC,
+                ConditionStatus::True,
+                RECONCILED,
+                format!("power is {power:?} as spec.online asks"),
+            ));
+            Ok(())
+        } else {
+            self.requeue = POWER_POLL;
+            let message =
+                format!("power is {power:?}, spec.online asks for {wanted:?}; waiting for the BMC");
+            self.conditions.push(Desired::new(
+                POWER_MATCHES_SPEC,
+                ConditionStatus::False,
+                "PowerChangePending",
+                message.clone(),
+            ));
+            Err(Blocker::Progressing {
+                reason: PROGRESSING,
+                message,
+            })
+        };
+        if power == PowerState::On && agent_powering_off(self.state, &self.status, inp.now) {
+            self.requeue = self.requeue.min(POWER_POLL);
+        }
+        match (&self.status.last_error, blocked) {
+            (Some(message), _) if self.state == ServerState::Error => Err(Blocker::Stalled {
+                reason: lifecycle::known_reason(self.status.last_error_reason.as_deref()),
+                message: message.clone(),
+            }),
+            (_, Some((reason, message))) => Err(Blocker::Stalled { reason, message }),
+            _ => power_result,
+        }
     }
 }
 
