@@ -1,31 +1,24 @@
-//! Status: poll BIRD, compute the edge-owned status of every object (pure), and write it with
-//! server-side apply under the `groundwork-edge` field manager only when it changed.
+//! Compute (pure): the edge-owned status of every UpstreamLink, BorderRouter and
+//! BlackholeRoute from what BIRD said, the applied configuration and the time.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crds::{BorderRouterStatus, ConditionStatus, UpstreamLinkStatus};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::Resource;
-use kube::api::Api;
 use kube_kit::conditions::{Desired, merge, owned};
 use routing::status::BfdState;
-use routing::{BirdClient, BirdError, SessionStatus, diagnose};
+use routing::{SessionStatus, diagnose};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::apply::ConfigState;
 use crate::conditions::{self, reasons, types};
 use crate::map::{BlackholeMapping, LinkMapping};
 
+use super::observe::Observation;
+
 /// A password-protected session that is not up for this long is `WrongPasswordSuspected`.
 pub const PASSWORD_GRACE: Duration = Duration::from_secs(20);
-/// Writes that change no condition status/reason and no established-ness wait this long
-/// after the previous write of the same object (no write storms from a flapping FSM).
-pub const MIN_MINOR_WRITE_INTERVAL: Duration = Duration::from_secs(15);
-
 /// Condition types the daemon owns on an UpstreamLink.
 pub const LINK_CONDITIONS: &[&str] = &[
     types::CONFIG_APPLIED,
@@ -37,85 +30,6 @@ pub const LINK_CONDITIONS: &[&str] = &[
 pub const ROUTER_CONDITIONS: &[&str] = &[types::CONFIG_APPLIED, types::READY];
 /// Condition types the daemon owns on a BlackholeRoute.
 pub const BLACKHOLE_CONDITIONS: &[&str] = &[types::ANNOUNCED];
-
-/// What BIRD says about one link.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Observation {
-    /// The link is not in the running configuration.
-    NotConfigured,
-    /// BIRD's socket did not answer.
-    BirdUnreachable(String),
-    /// One status per family.
-    Sessions(Vec<SessionStatus>),
-}
-
-/// Polls BIRD for every included link. Returns the observations and whether an expected
-/// protocol was missing (BIRD restarted: the configuration must be applied again).
-pub async fn poll(
-    client: &mut Option<BirdClient>,
-    socket: &Path,
-    links: &BTreeMap<String, LinkMapping>,
-    configured: bool,
-) -> (BTreeMap<String, Observation>, bool) {
-    let mut out = BTreeMap::new();
-    let mut missing = false;
-    for (name, m) in links {
-        if !m.included || !configured {
-            out.insert(name.clone(), Observation::NotConfigured);
-            continue;
-        }
-        let mut sessions = Vec::new();
-        let mut failure = None;
-        for family in &m.families {
-            let protocol = routing::names::protocol(name, *family);
-            match session(client, socket, &protocol).await {
-                Ok(s) => sessions.push(s),
-                Err(BirdError::NoSuchProtocol(_)) => {
-                    missing = true;
-                    failure = Some(Observation::NotConfigured);
-                }
-                Err(e) => {
-                    *client = None;
-                    failure = Some(Observation::BirdUnreachable(e.to_string()));
-                }
-            }
-        }
-        out.insert(
-            name.clone(),
-            failure.unwrap_or(Observation::Sessions(sessions)),
-        );
-    }
-    (out, missing)
-}
-
-async fn session(
-    client: &mut Option<BirdClient>,
-    socket: &Path,
-    protocol: &str,
-) -> Result<SessionStatus, BirdError> {
-    if client.is_none() {
-        *client = Some(BirdClient::connect(socket).await?);
-    }
-    match client {
-        Some(c) => c.session_status(protocol).await,
-        None => Err(BirdError::Protocol("no client".into())),
-    }
-}
-
-/// Whether BIRD's control socket answers.
-pub async fn bird_alive(client: &mut Option<BirdClient>, socket: &Path) -> Result<(), BirdError> {
-    if client.is_none() {
-        *client = Some(BirdClient::connect(socket).await?);
-    }
-    let result = match client {
-        Some(c) => c.show_status().await.map(|_| ()),
-        None => Ok(()),
-    };
-    if result.is_err() {
-        *client = None;
-    }
-    result
-}
 
 /// The UpstreamLink status fields owned by the edge daemon (what it applies).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -640,51 +554,6 @@ pub fn blackhole_status(
             generation,
             &conditions::to_time(now),
         ),
-    }
-}
-
-/// Writes status with server-side apply, only when it differs from what the object shows and
-/// from what was last sent; minor changes are rate-limited per object.
-#[derive(Default)]
-pub struct StatusWriter {
-    last: HashMap<(String, String), (serde_json::Value, Instant)>,
-}
-
-impl StatusWriter {
-    /// Applies `desired` as the status of object `name` unless nothing changed. `current` is
-    /// the object's current edge-owned status, `urgent` whether the change must not wait.
-    pub async fn write<K, S>(
-        &mut self,
-        api: &Api<K>,
-        name: &str,
-        desired: &S,
-        current: &S,
-        urgent: bool,
-    ) -> Result<bool, crate::error::Error>
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-        S: Serialize + PartialEq,
-    {
-        let kind = K::kind(&()).into_owned();
-        let value = serde_json::to_value(desired)?;
-        let key = (kind, name.to_string());
-        if let Some((sent, at)) = self.last.get(&key)
-            && (*sent == value || (!urgent && at.elapsed() < MIN_MINOR_WRITE_INTERVAL))
-        {
-            return Ok(false);
-        }
-        let manager = crds::field_managers::EDGE;
-        if !kube_kit::status::apply_if_changed(api, manager, name, Some(current), desired).await? {
-            return Ok(false);
-        }
-        tracing::debug!(kind = %key.0, name, "status written");
-        self.last.insert(key, (value, Instant::now()));
-        Ok(true)
-    }
-
-    /// Forgets objects that no longer exist.
-    pub fn retain(&mut self, alive: impl Fn(&str, &str) -> bool) {
-        self.last.retain(|(k, n), _| alive(k, n));
     }
 }
 
