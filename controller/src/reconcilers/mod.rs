@@ -7,6 +7,7 @@ pub mod context;
 pub mod invalid;
 pub mod rack;
 pub mod reconcile;
+pub mod references;
 pub mod server;
 pub mod upstream;
 

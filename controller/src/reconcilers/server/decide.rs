@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crds::ConditionStatus;
 use crds::condition_types::{
-    BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC, REFERENCES_RESOLVED,
+    BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC,
 };
 use crds::reasons::{PENDING, PROGRESSING, RECONCILED};
 use crds::server::{
@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::action::PowerAction;
 use super::lifecycle::{self, Lifecycle, Step};
-use super::validate::Unresolved;
+use crate::reconcilers::references::{Unresolved, references_resolved};
 use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
 
 /// A state change the apply stage logs.
@@ -151,7 +151,7 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         requeue: resync,
         refused: Vec::new(),
     };
-    let references = references(inp);
+    let references = references_resolved(inp.unresolved);
     let blocker = match inp.unresolved.first() {
         Some(first) => Err(Blocker::Stalled {
             reason: first.reason,
@@ -199,27 +199,6 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         action,
         requeue,
         refused,
-    }
-}
-
-fn references(inp: &Inputs<'_>) -> Desired {
-    match inp.unresolved.first() {
-        None => Desired::new(
-            REFERENCES_RESOLVED,
-            ConditionStatus::True,
-            RECONCILED,
-            "every reference resolves",
-        ),
-        Some(first) => Desired::new(
-            REFERENCES_RESOLVED,
-            ConditionStatus::False,
-            first.reason,
-            inp.unresolved
-                .iter()
-                .map(|u| u.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
     }
 }
 

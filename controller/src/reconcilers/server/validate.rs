@@ -1,15 +1,7 @@
 //! Validate stage (pure): references that do not resolve.
 
 use super::read::Facts;
-
-/// A reference that does not resolve, with the reason it maps to.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Unresolved {
-    /// Condition reason.
-    pub reason: &'static str,
-    /// Human message naming the field and the object.
-    pub message: String,
-}
+use crate::reconcilers::references::Unresolved;
 
 /// Every unresolved reference, in field order.
 pub fn validate(rack_name: Option<&str>, facts: &Facts) -> Vec<Unresolved> {

@@ -1,42 +1,24 @@
 //! Decide stage (pure): the controller's part of an UpstreamLink's status. Session facts
 //! (state, routes, established since) belong to the edge daemon's field manager.
 
-use crds::ConditionStatus;
 use crds::condition_types::{
     READY, RECONCILING, REFERENCES_RESOLVED, SESSION_ESTABLISHED, STALLED,
 };
-use crds::reasons::{PENDING, RECONCILED};
+use crds::reasons::PENDING;
 use crds::upstream::UpstreamLinkStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::validate::Problem;
+use crate::reconcilers::references::{Unresolved, references_resolved};
 use kube_kit::conditions::{self, Blocker, Desired, kstatus, merge};
 
 /// The desired status.
 pub fn decide(
     generation: Option<i64>,
-    problems: &[Problem],
+    problems: &[Unresolved],
     current: Option<&UpstreamLinkStatus>,
     now: &Time,
 ) -> UpstreamLinkStatus {
-    let references = match problems.first() {
-        None => Desired::new(
-            REFERENCES_RESOLVED,
-            ConditionStatus::True,
-            RECONCILED,
-            "every reference resolves",
-        ),
-        Some(first) => Desired::new(
-            REFERENCES_RESOLVED,
-            ConditionStatus::False,
-            first.reason,
-            problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-    };
+    let references = references_resolved(problems);
     let established = current
         .and_then(|c| c.conditions.iter().find(|c| c.type_ == SESSION_ESTABLISHED))
         .is_some_and(|c| c.status == "True");

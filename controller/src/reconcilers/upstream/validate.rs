@@ -3,22 +3,14 @@
 use std::net::IpAddr;
 
 use super::read::Facts;
-
-/// A problem with the link, with its condition reason.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Condition reason.
-    pub reason: &'static str,
-    /// Human message.
-    pub message: String,
-}
+use crate::reconcilers::references::Unresolved;
 
 /// Every problem found: a missing password Secret, or another link on the same router peering
 /// with the same address (compared as addresses, so `2001:db8::1` equals `2001:DB8:0::1`).
-pub fn validate(router: &str, peers: &[String], facts: &Facts) -> Vec<Problem> {
+pub fn validate(router: &str, peers: &[String], facts: &Facts) -> Vec<Unresolved> {
     let mut out = Vec::new();
     if let Some((name, false)) = &facts.password_secret {
-        out.push(Problem {
+        out.push(Unresolved {
             reason: crds::reasons::SECRET_NOT_FOUND,
             message: format!(
                 "spec.bgp.passwordSecretRef: Secret {name:?} does not exist in this namespace"
@@ -29,7 +21,7 @@ pub fn validate(router: &str, peers: &[String], facts: &Facts) -> Vec<Problem> {
     for (sibling, theirs) in &facts.siblings {
         for peer in theirs.iter().filter_map(|p| p.parse::<IpAddr>().ok()) {
             if ours.contains(&peer) {
-                out.push(Problem {
+                out.push(Unresolved {
                     reason: crds::reasons::DUPLICATE_PEER,
                     message: format!(
                         "UpstreamLink {sibling:?} already peers with {peer} on router {router:?}"
