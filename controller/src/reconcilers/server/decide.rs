@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use crds::ConditionStatus;
-use crds::condition_types::{
-    BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC,
-};
+use crds::condition_types::{BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC};
 use crds::reasons::{PENDING, PROGRESSING, RECONCILED};
 use crds::server::{
     BootAttempt, BootPurpose, PhaseTiming, PowerState, ServerState, ServerStatus, SystemIdentity,
