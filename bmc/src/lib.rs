@@ -60,6 +60,12 @@ pub trait Bmc: Send + Sync + std::fmt::Debug {
     /// Read what the BMC says about the machine.
     async fn identity(&self) -> Result<SystemIdentity, BmcError>;
 
+    /// Read what the BMC says about the machine and its power state together, in as few
+    /// requests as the protocol allows (Redfish: one read of the system).
+    async fn inspect(&self) -> Result<(SystemIdentity, PowerState), BmcError> {
+        Ok((self.identity().await?, self.power_state().await?))
+    }
+
     /// Read the current power state.
     async fn power_state(&self) -> Result<PowerState, BmcError>;
 

@@ -91,7 +91,7 @@ pub enum BootMode {
 }
 
 /// Credentials for a BMC. `Debug` never shows the password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Credentials {
     /// User name.
     pub username: String,
@@ -129,7 +129,7 @@ pub struct TlsOptions {
 }
 
 /// Timeouts, retries and protocol knobs for the drivers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DriverConfig {
     /// Time limit for one HTTP request (connect + response), or one `ipmitool` run.
     pub request_timeout: Duration,

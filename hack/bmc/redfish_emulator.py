@@ -47,6 +47,7 @@ import asyncio
 import base64
 import copy
 import json
+import urllib.parse
 import secrets
 import sys
 
@@ -79,6 +80,13 @@ def norm(path):
     if path in ("/redfish/v1", "/redfish/v1/", "/redfish", "/redfish/"):
         return ROOT
     return path.rstrip("/") or "/"
+
+
+def expand_of(raw_path):
+    """The $expand query parameter of a request path, if any."""
+    query = urllib.parse.urlsplit(raw_path).query
+    values = urllib.parse.parse_qs(query).get("$expand")
+    return values[0] if values else None
 
 
 def error(status, message_id, message, args=(), related=()):
@@ -215,7 +223,7 @@ class Emulator:
         if path.startswith("/_emulator/"):
             reply = self.control(method, path, auth)
         else:
-            reply = self.route(method, path, headers, body, auth)
+            reply = self.route(method, path, headers, body, auth, expand_of(raw_path))
         if self.keep_log and not path.startswith("/_emulator/"):
             logged = copy.deepcopy(body) if isinstance(body, dict) else body
             if isinstance(logged, dict) and "Password" in logged:
@@ -243,7 +251,28 @@ class Emulator:
                              "sessions": len(self.session_docs)}
         return error(404, "Base.1.8.ResourceMissingAtURI", f"no control endpoint {path}")
 
-    def route(self, method, path, headers, body, auth):
+    def get_expanded(self, system, tpath, expand):
+        """DSP0266 $expand, one level of collection members, as the root's
+        ProtocolFeaturesSupported.ExpandQuery allows (else 400 QueryNotSupported)."""
+        features = self.docs[ROOT].get("ProtocolFeaturesSupported", {}).get("ExpandQuery", {})
+        kind = expand.split("(", 1)[0]
+        allowed = {".": "NoLinks", "*": "ExpandAll", "~": "Links"}.get(kind)
+        if allowed is None or not features.get(allowed):
+            return error(400, "Base.1.8.QueryNotSupported",
+                         f"Querying with $expand={expand} is not supported by the implementation.")
+        status, headers, body = self.get(system, tpath)
+        if status != 200:
+            return status, headers, body
+        doc = json.loads(body)
+        members = []
+        for m in doc.get("Members", []):
+            msys, mpath = self.locate(norm(m.get("@odata.id", "")))
+            members.append(self.render(msys, mpath) or m)
+        if "Members" in doc:
+            doc["Members"] = members
+        return status, headers, doc
+
+    def route(self, method, path, headers, body, auth, expand=None):
         if path == ROOT and method == "GET":
             return self.get(None, ROOT)
         if self.sessions_coll and path == self.sessions_coll and method == "POST":
@@ -264,6 +293,8 @@ class Emulator:
         if method == "GET":
             if path in self.session_docs:
                 return 200, {}, {k: v for k, v in self.session_docs[path].items() if k != "_token"}
+            if expand is not None:
+                return self.get_expanded(system, tpath, expand)
             return self.get(system, tpath)
         if method == "PATCH":
             return self.patch(system, tpath, path, headers, body)

@@ -23,9 +23,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Response, StatusCode};
 use crds::Server;
-use e2e::{admin_client, namespace};
+use e2e::{AuditWindow, admin_client, namespace};
 use futures::{StreamExt, stream};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const IN_FLIGHT: usize = 64;
@@ -427,6 +427,26 @@ fn server_doc(i: u32, port: u16) -> serde_json::Value {
                     "bootMACAddress": mac(i), "online": i.is_multiple_of(2), "maxPowerWatts": 400}})
 }
 
+/// The write floor: how long the API server takes to accept `writes` writes from one client
+/// with as many in flight as the controller may have (metadata patches of the bench's Servers,
+/// once the controller is gone, so nothing reacts to them).
+async fn write_floor(api: &Api<Server>, servers: u32, writes: usize) -> Duration {
+    let started = Instant::now();
+    stream::iter(0..writes)
+        .for_each_concurrent(IN_FLIGHT, |n| {
+            let api = api.clone();
+            async move {
+                let name = format!("s{:04}", n % servers as usize);
+                let patch = json!({"metadata": {"annotations": {"bench.groundwork.dev/floor": n.to_string()}}});
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    started.elapsed()
+}
+
 fn converged(s: &Server) -> bool {
     s.status.as_ref().is_some_and(|st| {
         st.state == Some(crds::server::ServerState::Available)
@@ -559,6 +579,7 @@ async fn main() {
     let idle_rss_mib = status_kib(pid, "VmRSS:") as f64 / 1024.0;
 
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    let window = AuditWindow::open_with_events(&ns);
     let docs: Vec<serde_json::Value> = (0..servers)
         .map(|i| server_doc(i, proxies[i as usize % proxies.len()].port))
         .collect();
@@ -602,6 +623,17 @@ async fn main() {
     let rss_mib = status_kib(pid, "VmHWM:") as f64 / 1024.0;
     let end_rss_mib = status_kib(pid, "VmRSS:") as f64 / 1024.0;
     drop(controller);
+    // The controller's writes: everything in the namespace but the Servers this process created.
+    let writes: Vec<String> = window
+        .close::<Server>(&client, "s0000")
+        .await
+        .into_iter()
+        .filter(|w| !(w.starts_with("create servers/ ")))
+        .collect();
+    let count = |prefix: &str| writes.iter().filter(|w| w.starts_with(prefix)).count();
+    let (status_writes, event_writes) = (count("patch servers/status "), count("create events/ "));
+    let other_writes = writes.len() - status_writes - event_writes;
+    let floor = write_floor(&api, servers, writes.len()).await;
     drop(proxies);
     drop(emus);
     drop(guards);
@@ -660,6 +692,29 @@ async fn main() {
         "BMC requests per Server",
         requests as f64 / f64::from(servers),
         "-"
+    );
+    println!(
+        "{:<56} {:>14.2} {:>16}",
+        format!(
+            "API writes per Server ({status_writes} status, {event_writes} Events, {other_writes} other)"
+        ),
+        writes.len() as f64 / f64::from(servers),
+        "<= 2"
+    );
+    println!(
+        "{:<56} {:>12.1} s {:>16}",
+        format!(
+            "baseline: API server accepts {} writes ({IN_FLIGHT} in flight)",
+            writes.len()
+        ),
+        floor.as_secs_f64(),
+        "-"
+    );
+    println!(
+        "{:<56} {:>13.2}x {:>16}",
+        "ratio converge time / write floor",
+        converge.as_secs_f64() / floor.as_secs_f64().max(1e-3),
+        "<= 1.2x"
     );
     println!(
         "{:<56} {:>14} {:>16}",

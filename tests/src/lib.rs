@@ -221,7 +221,8 @@ impl RunningController {
 }
 
 /// A span of the API server's audit log in which to count the writes to groundwork.dev objects
-/// of one namespace (lease renewals are in another API group and never counted).
+/// (and, when asked, Events) of one namespace (lease renewals are in another API group and never
+/// counted).
 ///
 /// The reader cannot pass by seeing nothing: [`AuditWindow::close`] ends the span with a write
 /// of the test's own, which the same reader must find, and every complete line of the span
@@ -229,6 +230,7 @@ impl RunningController {
 pub struct AuditWindow {
     from: u64,
     namespace: String,
+    groups: &'static [&'static str],
 }
 
 /// The annotation the closing write of an [`AuditWindow`] sets (nothing reads it).
@@ -251,6 +253,15 @@ fn audit_log_from(offset: u64) -> Vec<u8> {
 impl AuditWindow {
     /// Starts at the current end of the audit log (once a write in progress has ended there).
     pub fn open(namespace: &str) -> Self {
+        Self::open_for(namespace, &["groundwork.dev"])
+    }
+
+    /// [`AuditWindow::open`], counting Events (`events.k8s.io`) as writes too.
+    pub fn open_with_events(namespace: &str) -> Self {
+        Self::open_for(namespace, &["groundwork.dev", "events.k8s.io"])
+    }
+
+    fn open_for(namespace: &str, groups: &'static [&'static str]) -> Self {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let from = std::fs::metadata(audit_log())
@@ -260,6 +271,7 @@ impl AuditWindow {
                 return Self {
                     from,
                     namespace: namespace.to_string(),
+                    groups,
                 };
             }
             assert!(
@@ -331,7 +343,7 @@ impl AuditWindow {
                 "line {n} of the audit window is not an audit event: {e}"
             );
             let field = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-            let ours = e["objectRef"]["apiGroup"] == "groundwork.dev"
+            let ours = self.groups.iter().any(|g| e["objectRef"]["apiGroup"] == *g)
                 && e["objectRef"]["namespace"] == self.namespace.as_str();
             let writing = matches!(
                 e["verb"].as_str(),

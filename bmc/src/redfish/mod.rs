@@ -18,11 +18,13 @@ mod model;
 mod power;
 mod precondition;
 mod select;
+mod service;
 mod tls;
 mod transport;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
@@ -33,16 +35,21 @@ use crate::{
     Bmc, BmcAddress, BmcError, BootDevice, BootMode, BootPersistence, Credentials, DriverConfig,
     PowerAction, PowerState, SystemIdentity, TlsOptions,
 };
+use service::Service;
 use transport::{Reply, Transport, status_error};
 
 /// A Redfish BMC.
 #[derive(Debug)]
 pub struct RedfishBmc {
     address: BmcAddress,
-    transport: Transport,
+    service: Arc<Service>,
     lock: EndpointLock,
     /// The system resource URL, once known (after discovery and redirects).
     system: Mutex<Option<Url>>,
+    /// What a power request needs of the system as last read: a power request right after an
+    /// observation decides from it instead of reading the system again. Used once; dropped by
+    /// every PATCH.
+    last_read: Mutex<Option<PowerView>>,
     /// The BMC answered 428 (or 412) to a PATCH without `If-Match`: send it
     /// on every PATCH from now on (see [`precondition`]).
     needs_if_match: AtomicBool,
@@ -60,13 +67,14 @@ impl RedfishBmc {
         let base = address
             .base_url()
             .ok_or_else(|| BmcError::Protocol(format!("{address} is not a Redfish address")))?;
-        let transport = Transport::new(&base, credentials, tls, config)?;
+        let service = Service::shared(&base, credentials, tls, config)?;
         let lock = EndpointLock::for_endpoint(&address.endpoint_key());
         Ok(Self {
             address,
-            transport,
+            service,
             lock,
             system: Mutex::new(None),
+            last_read: Mutex::new(None),
             needs_if_match: AtomicBool::new(false),
         })
     }
@@ -82,49 +90,29 @@ impl RedfishBmc {
         *self.system.lock().unwrap_or_else(|p| p.into_inner()) = Some(url);
     }
 
-    /// Read the service root, choose the authentication and find the system.
+    fn transport(&self) -> &Transport {
+        &self.service.transport
+    }
+
+    /// Find the system: the address's path, else the service's only system.
     async fn discover(&self) -> Result<Url, BmcError> {
         if let Some(url) = self.cached_system() {
             return Ok(url);
         }
-        let root_url = self.transport.url("/redfish/v1/")?;
-        let mut reply = self.transport.get_anonymous(&root_url).await?;
-        if matches!(reply.status.as_u16(), 401 | 403) {
-            // Not DSP0266-conformant, but seen in the field: a root behind auth.
-            reply = self.transport.get(&root_url).await?;
-        }
-        let root = success_json("read service root", &reply)?;
-        let sessions = match model::sessions_at(&root) {
-            model::SessionsAt::Collection(link) => Some(link),
-            // DSP0266's fixed login URI below the SessionService.
-            model::SessionsAt::Service(service) => {
-                Some(format!("{}/Sessions", service.trim_end_matches('/')))
-            }
-            model::SessionsAt::Nowhere => None,
-        };
-        match sessions {
-            Some(link) => {
-                let sessions = self.transport.url(&link)?;
-                tracing::debug!(bmc = %self.address, sessions = sessions.path(), "Redfish sessions advertised, using session auth");
-                self.transport.use_sessions(sessions).await;
-            }
-            None => {
-                tracing::debug!(bmc = %self.address, "no Redfish SessionService, using basic auth");
-                self.transport.use_basic().await;
-            }
-        }
+        let root = self.service.root().await?;
         let system = match &self.address {
             BmcAddress::Redfish {
                 system_path: Some(p),
                 ..
-            } => self.transport.url(p)?,
+            } => self.transport().url(p)?,
             _ => {
-                let link =
-                    model::link(&root, "Systems").unwrap_or_else(|| "/redfish/v1/Systems".into());
-                let reply = self.transport.get(&self.transport.url(&link)?).await?;
+                let reply = self
+                    .transport()
+                    .get(&self.transport().url(&root.systems)?)
+                    .await?;
                 let coll = success_json("list systems", &reply)?;
                 match model::members(&coll).as_slice() {
-                    [only] => self.transport.url(only)?,
+                    [only] => self.transport().url(only)?,
                     other => {
                         return Err(BmcError::Protocol(format!(
                             "the address names no system and the service has {} systems; \
@@ -139,6 +127,28 @@ impl RedfishBmc {
         Ok(system)
     }
 
+    /// The system's power view: the one read within [`RECENT`], else a fresh read.
+    async fn power_view(&self) -> Result<PowerView, BmcError> {
+        let recent = self
+            .last_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .filter(|v| v.at.elapsed() < RECENT);
+        match recent {
+            Some(view) => Ok(view),
+            None => {
+                let sys = self.read_system().await?;
+                self.forget_read();
+                Ok(PowerView::of(sys.url, &sys.doc))
+            }
+        }
+    }
+
+    fn forget_read(&self) {
+        *self.last_read.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// GET the ComputerSystem, remembering where redirects led.
     async fn get_system(&self) -> Result<(Url, Value), BmcError> {
         self.read_system().await.map(|s| (s.url, s.doc))
@@ -147,7 +157,7 @@ impl RedfishBmc {
     /// GET the ComputerSystem with its ETag.
     async fn read_system(&self) -> Result<Resource, BmcError> {
         let url = self.discover().await?;
-        let reply = self.transport.get(&url).await?;
+        let reply = self.transport().get(&url).await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Err(BmcError::Protocol(format!(
                 "system {} not found on the BMC (HTTP 404)",
@@ -163,12 +173,14 @@ impl RedfishBmc {
             );
             self.remember_system(reply.url.clone());
         }
+        *self.last_read.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(PowerView::of(reply.url.clone(), &system));
         Ok(Resource::new(reply.url.clone(), system, &reply))
     }
 
     /// GET a resource with its ETag.
     async fn read_resource(&self, url: &Url) -> Result<Resource, BmcError> {
-        let reply = self.transport.get(url).await?;
+        let reply = self.transport().get(url).await?;
         let doc = success_json("read", &reply)?;
         Ok(Resource::new(reply.url.clone(), doc, &reply))
     }
@@ -177,6 +189,7 @@ impl RedfishBmc {
     /// asked for it (see [`precondition`]); the resource's ETag is refreshed
     /// from the answer, or read again when a PATCH needs one and none is known.
     async fn patch_resource(&self, res: &mut Resource, body: &Value) -> Result<Reply, BmcError> {
+        self.forget_read();
         let mut retried = false;
         loop {
             let if_match = if self.needs_if_match.load(Ordering::Relaxed) {
@@ -194,7 +207,7 @@ impl RedfishBmc {
                 None
             };
             let reply = self
-                .transport
+                .transport()
                 .patch(&res.url, body, if_match.as_deref())
                 .await?;
             match precondition::after_patch(reply.status.as_u16(), if_match.is_some(), retried) {
@@ -224,54 +237,16 @@ impl RedfishBmc {
         Ok(refusal("set boot override", &reply).map_or(Ok(()), Err))
     }
 
-    /// GET an optional linked resource: `None` on 404 and other 4xx (except
-    /// authentication failures), errors for transport problems.
-    async fn get_optional(&self, odata_id: &str) -> Result<Option<Value>, BmcError> {
-        let url = self.transport.url(odata_id)?;
-        let reply = self.transport.get(&url).await?;
-        if reply.status.is_success() {
-            return reply.json().map(Some);
-        }
-        let err = status_error("read", &reply);
-        match err {
-            BmcError::AuthenticationFailed(_) => Err(err),
-            _ => {
-                tracing::debug!(path = url.path(), error = %err, "optional Redfish resource unavailable");
-                Ok(None)
-            }
-        }
-    }
-
+    /// The firmware version of the system's manager (read once per service).
     async fn manager_firmware(&self, system: &Value) -> Result<Option<String>, BmcError> {
         let Some(manager) = model::managed_by(system) else {
             return Ok(None);
         };
         Ok(self
-            .get_optional(&manager)
+            .service
+            .described(&manager)
             .await?
             .and_then(|m| model::string(&m, "FirmwareVersion")))
-    }
-
-    async fn nic_macs(&self, system: &Value) -> Result<Vec<String>, BmcError> {
-        let Some(link) = model::link(system, "EthernetInterfaces") else {
-            return Ok(Vec::new());
-        };
-        let Some(coll) = self.get_optional(&link).await? else {
-            return Ok(Vec::new());
-        };
-        let mut macs: Vec<String> = Vec::new();
-        for member in model::members(&coll) {
-            if let Some(mac) = self
-                .get_optional(&member)
-                .await?
-                .as_ref()
-                .and_then(model::mac)
-                && !macs.contains(&mac)
-            {
-                macs.push(mac);
-            }
-        }
-        Ok(macs)
     }
 
     /// The second PATCH after a separate mode switch: target and persistence.
@@ -325,16 +300,16 @@ impl RedfishBmc {
     async fn reset_action(
         &self,
         url: &Url,
-        system: &Value,
+        reset: Option<model::ActionRef>,
     ) -> Result<(Url, Option<Vec<String>>), BmcError> {
-        let a = model::action(system, "ComputerSystem.Reset", "ResetType").ok_or_else(|| {
+        let a = reset.ok_or_else(|| {
             BmcError::NotSupported(format!(
                 "{} advertises no ComputerSystem.Reset action",
                 url.path()
             ))
         })?;
         let target = match &a.target {
-            Some(t) => self.transport.url(t)?,
+            Some(t) => self.transport().url(t)?,
             None => url
                 .join(&format!(
                     "{}/Actions/ComputerSystem.Reset",
@@ -345,7 +320,7 @@ impl RedfishBmc {
         let mut allowed = a.allowed;
         if allowed.is_none()
             && let Some(info) = &a.action_info
-            && let Some(doc) = self.get_optional(info).await?
+            && let Some(doc) = self.service.described(info).await?
         {
             allowed = model::action_info_allowable(&doc, "ResetType");
         }
@@ -360,21 +335,21 @@ impl RedfishBmc {
             collections.push(l);
         }
         if let Some(m) = model::managed_by(system)
-            && let Some(manager) = self.get_optional(&m).await?
+            && let Some(manager) = self.service.get_optional(&m).await?
             && let Some(l) = model::link(&manager, "VirtualMedia")
             && !collections.contains(&l)
         {
             collections.push(l);
         }
         for coll in collections {
-            let Some(doc) = self.get_optional(&coll).await? else {
+            let Some(doc) = self.service.get_optional(&coll).await? else {
                 continue;
             };
             for member in model::members(&doc) {
-                if let Some(media) = self.get_optional(&member).await?
+                if let Some(media) = self.service.get_optional(&member).await?
                     && model::is_cd(&media)
                 {
-                    return Ok((self.transport.url(&member)?, media));
+                    return Ok((self.transport().url(&member)?, media));
                 }
             }
         }
@@ -390,8 +365,8 @@ impl RedfishBmc {
         let target = model::action(media, "VirtualMedia.EjectMedia", "").and_then(|a| a.target);
         let reply = match target {
             Some(t) => {
-                self.transport
-                    .post(&self.transport.url(&t)?, &json!({}))
+                self.transport()
+                    .post(&self.transport().url(&t)?, &json!({}))
                     .await?
             }
             None => {
@@ -401,6 +376,29 @@ impl RedfishBmc {
             }
         };
         expect_success("eject virtual media", &reply)
+    }
+}
+
+/// How long an observation stands in for a read of the system by a power request.
+const RECENT: Duration = Duration::from_secs(2);
+
+/// What a power request needs of the system: where it is, its power state, its reset action.
+#[derive(Debug)]
+struct PowerView {
+    at: Instant,
+    url: Url,
+    power: PowerState,
+    reset: Option<model::ActionRef>,
+}
+
+impl PowerView {
+    fn of(url: Url, system: &Value) -> Self {
+        Self {
+            at: Instant::now(),
+            url,
+            power: model::power_state(system),
+            reset: model::action(system, "ComputerSystem.Reset", "ResetType"),
+        }
     }
 }
 
@@ -499,12 +497,17 @@ impl Bmc for RedfishBmc {
     }
 
     async fn identity(&self) -> Result<SystemIdentity, BmcError> {
+        Ok(self.inspect().await?.0)
+    }
+
+    /// Identity and power from one read of the system.
+    async fn inspect(&self) -> Result<(SystemIdentity, PowerState), BmcError> {
         let _guard = self.lock.acquire().await;
         let (_, system) = self.get_system().await?;
         let mut id = model::identity(&system);
         id.bmc_firmware_version = self.manager_firmware(&system).await?;
-        id.mac_addresses = self.nic_macs(&system).await?;
-        Ok(id)
+        id.mac_addresses = self.service.nic_macs(&system).await?;
+        Ok((id, model::power_state(&system)))
     }
 
     async fn power_state(&self) -> Result<PowerState, BmcError> {
@@ -515,8 +518,8 @@ impl Bmc for RedfishBmc {
 
     async fn power(&self, action: PowerAction) -> Result<(), BmcError> {
         let _guard = self.lock.acquire().await;
-        let (url, system) = self.get_system().await?;
-        let current = model::power_state(&system);
+        let view = self.power_view().await?;
+        let current = view.power;
         let action = match (action, current) {
             (PowerAction::On, PowerState::On)
             | (PowerAction::Off | PowerAction::GracefulOff, PowerState::Off) => {
@@ -527,13 +530,13 @@ impl Bmc for RedfishBmc {
             (PowerAction::Reset | PowerAction::Cycle, PowerState::Off) => PowerAction::On,
             (a, _) => a,
         };
-        let (target, allowed) = self.reset_action(&url, &system).await?;
+        let (target, allowed) = self.reset_action(&view.url, view.reset).await?;
         let order = select::reset_order(action, allowed.as_deref())?;
         let mut refused: Vec<String> = Vec::new();
         for reset_type in order {
             tracing::info!(bmc = %self.address, ?action, reset_type, "Redfish reset");
             let reply = self
-                .transport
+                .transport()
                 .post(&target, &json!({ "ResetType": reset_type }))
                 .await?;
             let body = reply.json().unwrap_or(Value::Null);
@@ -626,7 +629,7 @@ impl Bmc for RedfishBmc {
         let link = model::link(&system, "SecureBoot").ok_or_else(|| {
             BmcError::NotSupported("the system has no SecureBoot resource".into())
         })?;
-        let mut sb = self.read_resource(&self.transport.url(&link)?).await?;
+        let mut sb = self.read_resource(&self.transport().url(&link)?).await?;
         let current = sb.doc.get("SecureBootEnable").and_then(Value::as_bool);
         if current == Some(enabled) {
             return Ok(false);
@@ -653,7 +656,11 @@ impl Bmc for RedfishBmc {
         let target = model::action(&media, "VirtualMedia.InsertMedia", "").and_then(|a| a.target);
         let body = json!({"Image": image_url, "Inserted": true, "WriteProtected": true});
         let reply = match target {
-            Some(t) => self.transport.post(&self.transport.url(&t)?, &body).await?,
+            Some(t) => {
+                self.transport()
+                    .post(&self.transport().url(&t)?, &body)
+                    .await?
+            }
             None => {
                 let mut res = Resource::unread(url.clone());
                 self.patch_resource(&mut res, &body).await?
@@ -671,6 +678,6 @@ impl Bmc for RedfishBmc {
 
     async fn logout(&self) -> Result<(), BmcError> {
         let _guard = self.lock.acquire().await;
-        self.transport.logout().await
+        self.transport().logout().await
     }
 }

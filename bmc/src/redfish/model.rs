@@ -145,6 +145,14 @@ pub(crate) enum SessionsAt {
     Nowhere,
 }
 
+/// Whether the service root advertises `$expand=.` (subordinate resources, collection members
+/// included, without the `Links` section).
+pub(crate) fn expands_without_links(root: &Value) -> bool {
+    root.pointer("/ProtocolFeaturesSupported/ExpandQuery/NoLinks")
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
 /// Where the service root says the sessions collection is.
 pub(crate) fn sessions_at(root: &Value) -> SessionsAt {
     if let Some(l) = root.get("Links").and_then(|l| link(l, "Sessions")) {

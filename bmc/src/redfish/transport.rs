@@ -342,41 +342,13 @@ impl Transport {
                 .send_with_retries(method, url, body, Cred::Anonymous, if_match)
                 .await;
         }
-        let mut auth = self.auth.lock().await;
+        // The lock is held only to read (or obtain) the token, not for the request: drivers of
+        // the systems one service serves share this transport and talk to them in parallel.
         let mut relogged = false;
+        let mut rejected = None;
         loop {
-            let token = match &mut *auth {
-                Auth::Basic => None,
-                Auth::Session {
-                    sessions_url,
-                    token,
-                    location,
-                } => {
-                    if token.is_none() {
-                        let outcome = self.login(sessions_url).await;
-                        match after_login(outcome)? {
-                            AuthStep::UseToken(t, l) => {
-                                *token = Some(t);
-                                *location = l;
-                                relogged = true;
-                            }
-                            AuthStep::DeleteThenBasic(l) => {
-                                self.delete_tokenless_session(&l).await;
-                                *auth = Auth::Basic;
-                            }
-                            AuthStep::Basic(why) => {
-                                tracing::info!(reason = %why, "Redfish session login unusable, using basic auth");
-                                *auth = Auth::Basic;
-                            }
-                        }
-                    }
-                    match &*auth {
-                        Auth::Session { token, .. } => token.clone(),
-                        Auth::Basic => None,
-                    }
-                }
-            };
-            let basic = token.is_none();
+            let (token, fresh) = self.credential(rejected.take()).await?;
+            relogged |= fresh;
             let cred = match token.as_deref() {
                 Some(t) => Cred::Token(t),
                 None => Cred::Basic,
@@ -384,20 +356,58 @@ impl Transport {
             let reply = self
                 .send_with_retries(method.clone(), url, body, cred, if_match)
                 .await?;
-            if reply.status == StatusCode::UNAUTHORIZED && !basic && !relogged {
+            if reply.status == StatusCode::UNAUTHORIZED && token.is_some() && !relogged {
                 // The session expired or was deleted on the BMC: log in again once.
                 tracing::debug!("Redfish session rejected, logging in again");
-                if let Auth::Session {
-                    token, location, ..
-                } = &mut *auth
-                {
-                    *token = None;
-                    *location = None;
-                }
+                rejected = token;
                 continue;
             }
             return Ok(reply);
         }
+    }
+
+    /// The session token to send (`None`: basic auth) and whether it comes from a login just
+    /// now. Logs in when there is no token; `rejected` is a token the BMC just refused, dropped
+    /// unless another request already replaced it.
+    async fn credential(
+        &self,
+        rejected: Option<String>,
+    ) -> Result<(Option<String>, bool), BmcError> {
+        let mut auth = self.auth.lock().await;
+        let mut fresh = false;
+        if let Auth::Session {
+            sessions_url,
+            token,
+            location,
+        } = &mut *auth
+        {
+            if rejected.is_some() && *token == rejected {
+                *token = None;
+                *location = None;
+            }
+            if token.is_none() {
+                let outcome = self.login(sessions_url).await;
+                match after_login(outcome)? {
+                    AuthStep::UseToken(t, l) => {
+                        *token = Some(t);
+                        *location = l;
+                        fresh = true;
+                    }
+                    AuthStep::DeleteThenBasic(l) => {
+                        self.delete_tokenless_session(&l).await;
+                        *auth = Auth::Basic;
+                    }
+                    AuthStep::Basic(why) => {
+                        tracing::info!(reason = %why, "Redfish session login unusable, using basic auth");
+                        *auth = Auth::Basic;
+                    }
+                }
+            }
+        }
+        Ok(match &*auth {
+            Auth::Session { token, .. } => (token.clone(), fresh),
+            Auth::Basic => (None, false),
+        })
     }
 
     /// POST the credentials to the SessionService.

@@ -76,7 +76,7 @@ pub async fn reconcile(
     if lifecycle::needs_address(server.status.as_ref(), &lc) {
         lc.allocation = node_address(&ctx, server);
     }
-    let inputs = decide::Inputs {
+    let mut inputs = decide::Inputs {
         generation: server.metadata.generation,
         unresolved: &unresolved,
         bmc,
@@ -92,6 +92,23 @@ pub async fn reconcile(
         lifecycle: lc,
     };
     let mut decision = decide::decide(&inputs, ctx.resync);
+    // A plain power change is made before the status is written, and the power read once
+    // more: when the BMC has settled, one status write records the change and its result.
+    let acted = match decision.action {
+        Some(a @ (action::PowerAction::On | action::PowerAction::Off)) => {
+            let outcome = act(&ctx, server, a, power_now).await;
+            if outcome.is_ok()
+                && let Ok(now) = observe::power_state(&ctx, server).await
+                && let decide::Bmc::Observed { power, .. } = &mut inputs.bmc
+            {
+                *power = power_of(now);
+                decision = decide::decide(&inputs, ctx.resync);
+                decision.action = None;
+            }
+            Some((a, outcome))
+        }
+        _ => None,
+    };
     if let Some(t) = &decision.transition {
         info!(server = %server.name_any(), namespace = ?server.namespace(), from = ?t.from, to = ?t.to, "state transition");
         observe_lifecycle(&ctx, t, &decision.status);
@@ -128,16 +145,11 @@ pub async fn reconcile(
         .await;
     }
     let mut requeue = decision.requeue;
-    if let Some(action) = decision.action {
-        let outcome = match action {
-            action::PowerAction::On => observe::power(&ctx, server, bmc::PowerAction::On).await,
-            action::PowerAction::Off => observe::power(&ctx, server, bmc::PowerAction::Off).await,
-            action::PowerAction::Reboot => {
-                observe::power(&ctx, server, bmc::PowerAction::Cycle).await
-            }
-            action::PowerAction::Netboot => observe::netboot(&ctx, server, power_now).await,
-            action::PowerAction::DiskBoot => observe::disk_boot(&ctx, server, power_now).await,
-        };
+    let acted = match decision.action {
+        Some(action) => Some((action, act(&ctx, server, action, power_now).await)),
+        None => acted,
+    };
+    if let Some((action, outcome)) = acted {
         let (type_, note) = match &outcome {
             Ok(()) => (
                 EventType::Normal,
@@ -298,15 +310,35 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
 }
 
 /// The BMC observation in the decide stage's terms.
+/// Performs a decided BMC action.
+async fn act(
+    ctx: &Context,
+    server: &Server,
+    action: action::PowerAction,
+    power_now: PowerState,
+) -> Result<(), observe::ObserveError> {
+    match action {
+        action::PowerAction::On => observe::power(ctx, server, bmc::PowerAction::On).await,
+        action::PowerAction::Off => observe::power(ctx, server, bmc::PowerAction::Off).await,
+        action::PowerAction::Reboot => observe::power(ctx, server, bmc::PowerAction::Cycle).await,
+        action::PowerAction::Netboot => observe::netboot(ctx, server, power_now).await,
+        action::PowerAction::DiskBoot => observe::disk_boot(ctx, server, power_now).await,
+    }
+}
+
+fn power_of(power: bmc::PowerState) -> PowerState {
+    match power {
+        bmc::PowerState::On => PowerState::On,
+        bmc::PowerState::Off => PowerState::Off,
+        bmc::PowerState::Unknown => PowerState::Unknown,
+    }
+}
+
 async fn observation(ctx: &Context, server: &Server) -> decide::Bmc {
     match observe::observe(ctx, server).await {
         None => decide::Bmc::Absent,
         Some(Ok(o)) => decide::Bmc::Observed {
-            power: match o.power {
-                bmc::PowerState::On => PowerState::On,
-                bmc::PowerState::Off => PowerState::Off,
-                bmc::PowerState::Unknown => PowerState::Unknown,
-            },
+            power: power_of(o.power),
             identity: o.identity.map(|i| SystemIdentity {
                 manufacturer: i.manufacturer,
                 model: i.model,

@@ -1,6 +1,8 @@
 //! Observe stage: what the BMC says (power, identity), through the shared pool.
 
-use bmc::{BmcError, Credentials, PowerState, SystemIdentity};
+use std::sync::Arc;
+
+use bmc::{Bmc, BmcError, Credentials, PowerState, SystemIdentity};
 use crds::Server;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -109,13 +111,19 @@ pub async fn observe(ctx: &Context, server: &Server) -> Option<Result<Observed, 
             let _permit = ctx.bmcs.permit().await;
             let needs_identity =
                 fresh || server.status.as_ref().is_none_or(|s| s.identity.is_none());
-            let identity = if needs_identity {
-                Some(driver.identity().await?)
+            if needs_identity {
+                let (identity, power) = driver.inspect().await?;
+                Ok(Observed {
+                    power,
+                    identity: Some(identity),
+                })
             } else {
-                None
-            };
-            let power = driver.power_state().await?;
-            Ok(Observed { power, identity })
+                let power = driver.power_state().await?;
+                Ok(Observed {
+                    power,
+                    identity: None,
+                })
+            }
         }
         .await,
     )
@@ -128,19 +136,40 @@ fn deadline_passed() -> BmcError {
     ))
 }
 
+/// The driver an observation made for the server; `None` when the spec has no BMC.
+fn driver(ctx: &Context, server: &Server) -> Result<Option<Arc<dyn Bmc>>, ObserveError> {
+    let Some(key) = key_of(ctx, server) else {
+        return Ok(None);
+    };
+    match ctx.bmcs.cached(&key) {
+        Some(driver) => Ok(Some(driver)),
+        None => Err(ObserveError::Bmc(BmcError::Protocol(
+            "no BMC session; will retry".into(),
+        ))),
+    }
+}
+
+/// Reads the power state again (after an action), through the driver an observation made.
+pub async fn power_state(ctx: &Context, server: &Server) -> Result<PowerState, ObserveError> {
+    let Some(driver) = driver(ctx, server)? else {
+        return Ok(PowerState::Unknown);
+    };
+    let _permit = ctx.bmcs.permit().await;
+    Ok(
+        tokio::time::timeout(CONVERSATION_DEADLINE, driver.power_state())
+            .await
+            .map_err(|_| deadline_passed())??,
+    )
+}
+
 /// Performs a power action on the server's BMC.
 pub async fn power(
     ctx: &Context,
     server: &Server,
     action: bmc::PowerAction,
 ) -> Result<(), ObserveError> {
-    let Some(key) = key_of(ctx, server) else {
+    let Some(driver) = driver(ctx, server)? else {
         return Ok(());
-    };
-    let Some(driver) = ctx.bmcs.cached(&key) else {
-        return Err(ObserveError::Bmc(BmcError::Protocol(
-            "no BMC session; will retry".into(),
-        )));
     };
     let _permit = ctx.bmcs.permit().await;
     tokio::time::timeout(CONVERSATION_DEADLINE, driver.power(action))
@@ -174,13 +203,8 @@ async fn boot_once(
     power: crds::server::PowerState,
     device: bmc::BootDevice,
 ) -> Result<(), ObserveError> {
-    let Some(key) = key_of(ctx, server) else {
+    let Some(driver) = driver(ctx, server)? else {
         return Ok(());
-    };
-    let Some(driver) = ctx.bmcs.cached(&key) else {
-        return Err(ObserveError::Bmc(BmcError::Protocol(
-            "no BMC session; will retry".into(),
-        )));
     };
     let mode = match server.spec.boot_mode {
         crds::server::BootMode::Uefi => bmc::BootMode::Uefi,
