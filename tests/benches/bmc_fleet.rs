@@ -211,6 +211,25 @@ struct Counters {
     failed: AtomicU64,
     /// Microseconds since `Proxy::base` of the first request (0 = none yet).
     first_us: AtomicU64,
+    /// Requests by method and path, the system's id replaced by `{system}`.
+    by_kind: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// `METHOD path` with the segment after `Systems` (and the session id) generalised.
+fn kind(method: &str, path: &str) -> String {
+    let mut out = Vec::new();
+    let mut after = "";
+    for seg in path.split('/') {
+        out.push(match after {
+            "Systems" => "{system}",
+            "Sessions" => "{session}",
+            "Managers" => "{manager}",
+            "EthernetInterfaces" => "{nic}",
+            _ => seg,
+        });
+        after = seg;
+    }
+    format!("{method} {}", out.join("/"))
 }
 
 struct ProxyState {
@@ -272,6 +291,11 @@ async fn forward(State(s): State<Arc<ProxyState>>, req: Request) -> Response<Bod
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, 1 << 20).await.unwrap_or_default();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    *c.by_kind
+        .lock()
+        .unwrap()
+        .entry(kind(parts.method.as_str(), path))
+        .or_default() += 1;
     let mut fwd = s
         .client
         .request(parts.method.clone(), format!("{}{path}", s.upstream));
@@ -579,7 +603,7 @@ async fn main() {
     let idle_rss_mib = status_kib(pid, "VmRSS:") as f64 / 1024.0;
 
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
-    let window = AuditWindow::open_with_events(&ns);
+    let audit = AuditWindow::open_with_events(&ns);
     let docs: Vec<serde_json::Value> = (0..servers)
         .map(|i| server_doc(i, proxies[i as usize % proxies.len()].port))
         .collect();
@@ -624,7 +648,7 @@ async fn main() {
     let end_rss_mib = status_kib(pid, "VmRSS:") as f64 / 1024.0;
     drop(controller);
     // The controller's writes: everything in the namespace but the Servers this process created.
-    let writes: Vec<String> = window
+    let writes: Vec<String> = audit
         .close::<Server>(&client, "s0000")
         .await
         .into_iter()
@@ -693,6 +717,13 @@ async fn main() {
         requests as f64 / f64::from(servers),
         "-"
     );
+    for (what, n) in counters.by_kind.lock().unwrap().iter() {
+        println!(
+            "  {what:<54} {:>14.2} {:>16}",
+            *n as f64 / f64::from(servers),
+            "-"
+        );
+    }
     println!(
         "{:<56} {:>14.2} {:>16}",
         format!(

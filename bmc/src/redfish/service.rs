@@ -44,8 +44,9 @@ pub(crate) struct Service {
     /// HTTP and authentication.
     pub transport: Transport,
     root: OnceCell<Root>,
-    /// Descriptive documents by `@odata.id` (`None`: the BMC has none there).
-    described: Mutex<HashMap<String, Option<Value>>>,
+    /// Descriptive documents by `@odata.id` (`None`: the BMC has none there), each read by
+    /// one request however many drivers ask at once.
+    described: Mutex<HashMap<String, Arc<OnceCell<Option<Value>>>>>,
 }
 
 impl Service {
@@ -146,22 +147,16 @@ impl Service {
     /// [`Self::get_optional`] for a document that describes the service (a manager's firmware,
     /// an action's allowed values): read once per service.
     pub async fn described(&self, odata_id: &str) -> Result<Option<Value>, BmcError> {
-        let known = |s: &Self| {
-            s.described
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(odata_id)
-                .cloned()
-        };
-        if let Some(doc) = known(self) {
-            return Ok(doc);
-        }
-        let doc = self.get_optional(odata_id).await?;
-        self.described
+        let cell = self
+            .described
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(odata_id.to_string(), doc.clone());
-        Ok(doc)
+            .entry(odata_id.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.get_optional(odata_id))
+            .await
+            .cloned()
     }
 
     /// The MAC addresses of a system's Ethernet interfaces: the collection with its members in
