@@ -3,7 +3,7 @@
 #
 #   hack/controlplane.sh up   DIR [--cluster [--node-address IP]]
 #                                   start (if not running), write DIR/kubeconfig, wait for /readyz
-#   hack/controlplane.sh down DIR   stop every process by PID and remove DIR's state
+#   hack/controlplane.sh down DIR   stop every process by PID (hack/capi.sh's too) and remove DIR
 #   hack/controlplane.sh env  DIR   print `export KUBECONFIG=...` lines
 #
 # Certificates are generated with openssl; the admin identity is a client certificate in
@@ -37,7 +37,7 @@ here="$GW_ROOT/hack"
 mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
 
 stop() {
-  for p in kube-scheduler kube-controller-manager apiserver etcd; do
+  for p in capi-core capi-bootstrap-kubeadm kube-scheduler kube-controller-manager apiserver etcd; do
     if [[ -f "$dir/$p.pid" ]]; then
       gw_stop_pid "$(cat "$dir/$p.pid")"
       rm -f "$dir/$p.pid"

@@ -2,8 +2,9 @@
 // providers as local processes needs, without kustomize or cert-manager:
 //
 //	capi-manifests crds CRD_DIR
-//	    the CRDs that CRD_DIR/kustomization.yaml lists, with its labels (the contract labels such
-//	    as cluster.x-k8s.io/v1beta2: v1beta2) and its webhook_in_* conversion patches applied
+//	    the CRDs that CRD_DIR/kustomization.yaml lists, with its labels (a provider's contract
+//	    labels such as cluster.x-k8s.io/v1beta2: v1beta2), the labels of CRD_DIR/../default's
+//	    (cluster.x-k8s.io/provider) and its webhook_in_* conversion patches applied
 //	capi-manifests loopback URL CA_FILE NAME_PREFIX FILE...
 //	    FILE's objects with every webhook clientConfig that names a Service turned into
 //	    URL + the service path with CA_FILE as caBundle; webhook configurations get NAME_PREFIX
@@ -54,6 +55,23 @@ func crds(dir string) ([]object, error) {
 	if err := readYAML(filepath.Join(dir, "kustomization.yaml"), &k); err != nil {
 		return nil, err
 	}
+	labels := map[string]string{}
+	for _, l := range k.Labels {
+		for key, v := range l.Pairs {
+			labels[key] = v
+		}
+	}
+	var d struct {
+		Labels []struct{ Pairs map[string]string }
+	}
+	if err := readYAML(filepath.Join(dir, "..", "default", "kustomization.yaml"), &d); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	for _, l := range d.Labels {
+		for key, v := range l.Pairs {
+			labels[key] = v
+		}
+	}
 	conversion := map[string]any{} // CRD name -> spec.conversion
 	for _, p := range k.Patches {
 		if !strings.HasPrefix(filepath.Base(p.Path), "webhook_in_") {
@@ -73,16 +91,16 @@ func crds(dir string) ([]object, error) {
 		}
 		for _, crd := range docs {
 			meta := crd["metadata"].(object)
-			labels, _ := meta["labels"].(object)
-			if labels == nil {
-				labels = object{}
+			l, _ := meta["labels"].(object)
+			if l == nil {
+				l = object{}
 			}
-			for _, l := range k.Labels {
-				for key, v := range l.Pairs {
-					labels[key] = v
-				}
+			for key, v := range labels {
+				l[key] = v
 			}
-			meta["labels"] = labels
+			if len(l) > 0 {
+				meta["labels"] = l
+			}
 			if c, ok := conversion[str(crd, "metadata", "name")]; ok {
 				crd["spec"].(object)["conversion"] = c
 				delete(conversion, str(crd, "metadata", "name"))
