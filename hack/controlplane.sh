@@ -93,7 +93,8 @@ if ((cluster)) && [[ ! -f "$pki/kube-scheduler.crt" ]]; then
 fi
 
 api_ip="${node_ip:-127.0.0.1}"
-extra=(--authorization-mode RBAC)
+# Without a controller manager no `default` ServiceAccount appears: Pods need the plugin off.
+extra=(--authorization-mode RBAC --disable-admission-plugins ServiceAccount)
 if ((cluster)); then
   extra=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --enable-bootstrap-token-auth
     --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key")
@@ -112,7 +113,7 @@ echo "http://127.0.0.1:$etcd_port" > "$dir/etcd-url"
   --secure-port "$api_port" --bind-address "$api_ip" --advertise-address "$api_ip" \
   --service-cluster-ip-range 10.96.0.0/24 --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-  --client-ca-file "$pki/ca.crt" "${extra[@]}" --disable-admission-plugins ServiceAccount \
+  --client-ca-file "$pki/ca.crt" "${extra[@]}" \
   --max-requests-inflight 2000 --max-mutating-requests-inflight 1000 \
   --audit-log-path "$dir/audit.log" --audit-policy-file "$here/audit-policy.yaml" \
   >"$dir/apiserver.log" 2>&1 &
