@@ -262,3 +262,17 @@ gw_env() {
   gw_python
   gw_go
 }
+
+# Gives this host ADDR/PREFIX on bridge BRIDGE inside network namespace NS, through a veth pair
+# (IFNAME here, `IFNAME` too in NS, a port of BRIDGE): the lab's node VMs on that bridge then reach
+# services bound to ADDR (the API server of `controlplane.sh up --cluster --node-address ADDR`),
+# and this host gets a route to PREFIX through the namespace only. The pair goes with NS, but the
+# kernel removes it a moment later: a pair left by a namespace just deleted is removed first.
+gw_host_veth() {
+  local ns="$1" bridge="$2" ifname="$3" cidr="$4"
+  ip link del "$ifname" 2>/dev/null || true
+  ip link add "$ifname" type veth peer name "$ifname" netns "$ns"
+  ip -n "$ns" link set "$ifname" master "$bridge" up
+  ip addr add "$cidr" dev "$ifname"
+  ip link set "$ifname" up
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd, kubectl (and helm) from Go modules into a cache keyed by go.sum.
+# Builds kube-apiserver, etcd, kubectl, kube-controller-manager, kube-scheduler, kubeadm, kubelet
+# (and helm) from Go modules into a cache keyed by go.mod, go.sum and the mains.
 # Prints the directory holding the binaries on stdout. Second runs cost nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -8,13 +9,18 @@ gw_go  # Go >= 1.26: the machine's, or fetched once from the Go module proxy
 export CGO_ENABLED=0
 key="$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go | sha256sum | cut -c1-16)"
 out="$GW_CACHE/k8s-bins/$key"
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -x "$out/helm" ]]; then
+bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kubeadm kubelet)
+all_present() {
+  local b
+  for b in "${bins[@]}" helm; do [[ -x "$1/$b" ]] || return 1; done
+}
+if all_present "$out"; then
   echo "$out"; exit 0
 fi
 mkdir -p "$(dirname "$out")"
 exec 9>"$out.lock"
 flock 9
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -x "$out/helm" ]]; then
+if all_present "$out"; then
   echo "$out"; exit 0
 fi
 mkdir -p "$out.tmp"
@@ -25,7 +31,7 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 cd "$here"
 start=$SECONDS
-for b in kube-apiserver etcd kubectl; do
+for b in "${bins[@]}"; do
   [[ -x "$out.tmp/$b" ]] || go build -trimpath -ldflags "$ld" -o "$out.tmp/$b" "./cmd/$b" >&2
   echo "built $b ($((SECONDS-start)) s)" >&2
 done
