@@ -36,10 +36,10 @@ cni=(bridge host-local loopback portmap bandwidth firewall tuning)
 # initramfs: virtio, then ext4 (crc32c for metadata checksums).
 initrd_modules=("${GW_VIRTIO_MODULES[@]}" crc16 mbcache jbd2 crc32c_generic ext4)
 # Kernel module trees copied to the root (modprobe resolves dependencies from modules.dep).
-module_trees=(net/netfilter net/ipv4/netfilter net/ipv6/netfilter net/bridge net/802 net/llc
+module_trees=(net/netfilter net/bridge net/802 net/llc
   net/sched net/core drivers/net/veth.ko drivers/net/vxlan drivers/net/virtio_net.ko
   drivers/net/net_failover.ko drivers/virtio drivers/block/virtio_blk.ko fs/overlayfs fs/ext4
-  fs/jbd2 fs/mbcache.ko fs/fat fs/nls lib crypto net/ipv4 net/ipv6 net/udp_tunnel)
+  fs/jbd2 fs/mbcache.ko fs/fat fs/nls lib crypto net/ipv4 net/ipv6)
 label=gwnode-root
 cmdline="console=ttyS0,115200 groundwork.os=node groundwork.root=LABEL=$label"
 esp_mib=40
@@ -70,8 +70,8 @@ fetch_debs() {
   local p v f missing=()
   while read -r p v; do
     p="${p%:}"
-    f="$(ls "$debdir/${p}_${v//:/%3a}_"*.deb 2>/dev/null | head -n 1)"
-    [[ -n "$f" ]] || missing+=("$p=$v")
+    f=("$debdir/${p}_${v//:/%3a}_"*.deb)
+    [[ -e "${f[0]}" ]] || missing+=("$p=$v")
   done <<<"$versions"
   [[ ${#missing[@]} -eq 0 ]] || (cd "$debdir" && apt-get download -q "${missing[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
 }
@@ -93,13 +93,19 @@ key="$({
 # A deb by package name from the cache.
 deb() {
   local v; v="$(awk -v p="$1:" '$1 == p || $1 == substr(p, 1, length(p) - 1) { print $2 }' <<<"$versions")"
-  ls "$debdir/${1}_${v//:/%3a}_"*.deb | head -n 1
+  local f=("$debdir/${1}_${v//:/%3a}_"*.deb)
+  [[ -e "${f[0]}" ]] || gw_die "no .deb of $1 $v in $debdir"
+  echo "${f[0]}"
 }
 
 rootfs() { # DIR -> DIR/root filled
   local tmp="$1" r="$1/root" d m src
   mkdir -p "$r"
   for d in "${debs[@]}"; do dpkg -x "$(deb "$d")" "$r"; done
+  # The dynamic linker's cache (libc-bin's ldconfig never ran in there).
+  mkdir -p "$r/etc/ld.so.conf.d"
+  echo 'include /etc/ld.so.conf.d/*.conf' >"$r/etc/ld.so.conf"
+  ldconfig -r "$r"
   # Only what a node uses: docs, man pages, locales, most CNI plugins and lintian go.
   rm -rf "$r"/usr/share/{doc,man,info,lintian,locale,bash-completion,zsh} "$r"/usr/lib/x86_64-linux-gnu/gconv
   mv "$r/usr/lib/cni" "$tmp/cni-all"; mkdir -p "$r/usr/lib/cni"
@@ -221,7 +227,7 @@ EOT
   touch -d @0 "$img"
   chmod 0444 "$img"
 
-  nice -n 10 zstd -q -19 -T0 "$img" -o "$tmp/disk.img.zst"
+  nice -n 10 zstd -q -9 --long=27 -T0 "$img" -o "$tmp/disk.img.zst"
   chmod 0444 "$tmp/disk.img.zst"
   (cd "$tmp" && sha256sum disk.img | cut -c1-64 >disk.img.sha256 &&
     sha256sum disk.img.zst | cut -c1-64 >disk.img.zst.sha256)

@@ -45,9 +45,10 @@ import (
 const sentinel = "/run/cluster-api/bootstrap-success.complete"
 
 var (
-	root             = "/" // tests point it at a directory
-	logOut io.Writer = os.Stdout
-	errs   []string
+	root                = "/" // tests point it at a directory
+	logOut    io.Writer = os.Stdout
+	errs      []string
+	runScript = execute // tests replace it
 )
 
 func logf(f string, a ...any) { fmt.Fprintf(logOut, "gw-cloud-init: "+f+"\n", a...) }
@@ -165,7 +166,7 @@ func run(seed string) {
 			os.MkdirAll(filepath.Dir(script), 0o755)
 			if err := os.WriteFile(script, ud, 0o700); err != nil {
 				fail("user-data script: %v", err)
-			} else if code := execute(script, id); code != 0 {
+			} else if code := runScript(script, id); code != 0 {
 				fail("user-data script exited %d", code)
 			}
 		}
@@ -203,7 +204,7 @@ func cloudConfigDoc(text, instDir, id string, firstBoot bool) {
 	if len(cc.Bootcmd) > 0 {
 		script := filepath.Join(instDir, "scripts", "bootcmd")
 		if writeScript(script, cc.Bootcmd, "bootcmd") {
-			if code := execute(script, id); code != 0 {
+			if code := runScript(script, id); code != 0 {
 				fail("bootcmd exited %d", code)
 			}
 		}
@@ -232,7 +233,7 @@ func cloudConfigDoc(text, instDir, id string, firstBoot bool) {
 		if writeScript(script, cc.Runcmd, "runcmd") {
 			logf("runcmd: %d command(s)", len(cc.Runcmd))
 			t := time.Now()
-			code := execute(script, id)
+			code := runScript(script, id)
 			logf("runcmd exited %d after %.1f s", code, time.Since(t).Seconds())
 			if code != 0 {
 				fail("runcmd exited %d", code)
