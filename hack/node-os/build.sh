@@ -39,7 +39,7 @@ initrd_modules=("${GW_VIRTIO_MODULES[@]}" crc16 mbcache jbd2 crc32c_generic ext4
 module_trees=(net/netfilter net/bridge net/802 net/llc
   net/sched net/core drivers/net/veth.ko drivers/net/vxlan drivers/net/virtio_net.ko
   drivers/net/net_failover.ko drivers/virtio drivers/block/virtio_blk.ko fs/overlayfs fs/ext4
-  fs/jbd2 fs/mbcache.ko fs/fat fs/nls lib crypto net/ipv4 net/ipv6)
+  fs/jbd2 fs/mbcache.ko fs/fat fs/nls lib crypto net/ipv4 net/ipv6 drivers/char/hw_random/virtio-rng.ko)
 label=gwnode-root
 cmdline="console=ttyS0,115200 groundwork.os=node groundwork.root=LABEL=$label"
 esp_mib=40

@@ -16,7 +16,7 @@ cmdline="$(cat /proc/cmdline 2>/dev/null)"
 mount -t proc proc /proc 2>/dev/null
 cmdline="$(cat /proc/cmdline)"
 mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+grep -q "^[^ ]* /dev " /proc/mounts || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
@@ -48,7 +48,7 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 
 # Modules (modules.dep is in the image: busybox modprobe resolves dependencies).
-for m in overlay br_netfilter veth bridge nf_conntrack vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8; do
+for m in virtio_rng overlay br_netfilter veth bridge nf_conntrack vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8; do
   modprobe "$m" || log "modprobe $m failed"
 done
 echo 1 >/proc/sys/net/ipv4/ip_forward
@@ -99,16 +99,16 @@ until ctr version >/dev/null 2>&1; do
 done
 ctr version >/dev/null 2>&1 && log "containerd up ($(ctr version 2>/dev/null | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }'))"
 
-# Pre-built images (no registry is reachable): imported once, their names in the console.
+# Pre-built images (no registry is reachable): imported on the first boot (a marker per archive
+# on the root file system), then their names on the console. Each ctr call costs ~1 s under TCG.
+mkdir -p /var/lib/groundwork/imported
 for tar in /usr/lib/groundwork/images/*.tar; do
   [ -f "$tar" ] || continue
-  name="$(cat "${tar%.tar}.name")"
-  if ctr -n k8s.io images ls -q | grep -qxF "$name"; then
-    continue
-  fi
-  ctr -n k8s.io images import "$tar" >/dev/null || log "image import failed: $tar"
+  mark="/var/lib/groundwork/imported/$(basename "$tar" .tar)"
+  [ -e "$mark" ] && continue
+  if ctr -n k8s.io images import "$tar" >/dev/null; then touch "$mark"; else log "image import failed: $tar"; fi
 done
-log "images: $(ctr -n k8s.io images ls -q | tr '\n' ' ')"
+log "images: $(ctr -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
 
 if systemctl -q is-enabled kubelet && [ -f /var/lib/kubelet/config.yaml ]; then
   systemctl start kubelet
