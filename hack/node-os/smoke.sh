@@ -182,7 +182,7 @@ while :; do
     fi
   done
   ((pending)) || break
-  if grep -Eq 'Kernel panic|gw-cloud-init: ERROR|rescue shell' "$work/serial.log" 2>/dev/null || ! kill -0 "$qemu_pid" 2>/dev/null || ((el >= timeout * 10)); then
+  if grep -Eq 'Kernel panic|gw-cloud-init: ERROR|rescue shell|groundwork-node: (kubelet|containerd) exited' "$work/serial.log" 2>/dev/null || ! kill -0 "$qemu_pid" 2>/dev/null || ((el >= timeout * 10)); then
     failed=1
     break
   fi
