@@ -58,7 +58,7 @@ done
 gw_go
 k8s="${GW_NODE_OS_K8S_BINS:-$("$GW_ROOT/hack/k8s-bins/build.sh")}"
 for b in kubelet kubeadm; do
-  [[ -x "$k8s/$b" ]] || gw_die "no $b in $k8s (hack/k8s-bins/build.sh builds it)"
+  [[ -x "$k8s/$b" ]] || gw_die "no $b in $k8s (hack/k8s-bins/build.sh builds it with issue 14 part 1; or set GW_NODE_OS_K8S_BINS to a directory holding kubelet and kubeadm)"
 done
 
 # The .debs, downloaded once per version set (apt-get download: the ordinary client).
@@ -142,6 +142,10 @@ rootfs() { # DIR -> DIR/root filled
   rm -rf "$tmp/go"
   # Accounts, identity, the kernel config (kubeadm's SystemVerification reads it).
   mkdir -p "$r"/{root,var/lib/kubelet,var/log,etc/kubernetes/manifests,boot,run,tmp,proc,sys,dev,mnt}
+  # /var/run is /run (kubeadm's default CRI socket is unix:///var/run/containerd/containerd.sock).
+  rm -rf "$r/var/run" "$r/var/lock"
+  ln -s /run "$r/var/run"
+  ln -s /run/lock "$r/var/lock"
   printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$r/etc/passwd"
   printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$r/etc/group"
   printf 'root:*:19000:0:99999:7:::\n' >"$r/etc/shadow"; chmod 0640 "$r/etc/shadow"

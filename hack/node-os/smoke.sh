@@ -4,7 +4,7 @@
 # network-config of the controller's shape, user-data = testdata/cabpk-join.yaml, CABPK's output)
 # and checks the serial console: containerd up, both images imported, the cloud-config's files
 # and runcmd done, the kubelet started through the systemctl shim, the CABPK sentinel written,
-# and the app answering from a Pod. No API server here: the user-data gets one extra file,
+# kubeadm join's preflight checks, and the app answering from a Pod. No API server here: the user-data gets one extra file,
 # /usr/local/bin/kubeadm (first on runcmd's PATH), standing in for `kubeadm join` — it runs the
 # real kubeadm (version), then does what join does on the node: writes /var/lib/kubelet/config.yaml
 # (a standalone kubelet with a static hello Pod) and kubeadm-flags.env, then the same systemctl
@@ -49,7 +49,8 @@ local-hostname: smoke-node-0
 groundwork-server: fra1/smoke-node-0
 provider-id: groundwork://fra1/smoke-node-0
 EOT
-cat >"$work/seed/network-config" <<EOT
+# GW_SMOKE_NET=dhcp: no network-config (the OS then tries DHCP on every NIC).
+[[ "${GW_SMOKE_NET:-static}" == dhcp ]] || cat >"$work/seed/network-config" <<EOT
 version: 2
 ethernets:
   id0:
@@ -69,6 +70,10 @@ standin="$(cat <<'EOT'
 #!/bin/sh
 # smoke stand-in for `kubeadm join` (no API server in the smoke test)
 echo "smoke: kubeadm $(/usr/bin/kubeadm version -o short) (the real binary runs)"
+# kubeadm join's own preflight checks on this node (no API server needed for them).
+timeout 90 /usr/bin/kubeadm join phase preflight --config /run/kubeadm/kubeadm-join-config.yaml >/tmp/preflight.log 2>&1
+echo "smoke: kubeadm join phase preflight exited $?"
+grep -E 'ERROR|WARNING|error' /tmp/preflight.log | head -n 20 | sed 's/^/smoke: preflight: /'
 mkdir -p /var/lib/kubelet /etc/kubernetes/manifests
 cat >/var/lib/kubelet/config.yaml <<'YAML'
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -125,7 +130,7 @@ indent() { sed 's/^/      /'; }
 grep -q '^write_files:$' <(sed -n 3p "$here/testdata/cabpk-join.yaml") || gw_die "fixture: line 3 is not write_files:"
 truncate -s 8M "$work/cidata.img"
 mkfs.vfat -n CIDATA "$work/cidata.img" >/dev/null
-MTOOLS_SKIP_CHECK=1 mcopy -i "$work/cidata.img" "$work/seed/meta-data" "$work/seed/network-config" "$work/seed/user-data" ::/
+MTOOLS_SKIP_CHECK=1 mcopy -i "$work/cidata.img" "$work/seed/"* ::/
 
 args=(-accel tcg -smp 2 -m 1536 -nodefaults -display none -vga none -monitor none -no-reboot
   -serial "file:$work/serial.log"
@@ -154,9 +159,10 @@ checks=(
   "initramfs found the root|groundwork-initrd: root /dev/vda2"
   "containerd up|groundwork-node: containerd up"
   "images imported|groundwork-node: images: .*groundwork.dev/hello:v1.*|groundwork-node: images: .*registry.k8s.io/pause:3.10.2"
-  "config drive + network|gw-cloud-init: network: .*10.0.2.15/24"
+  "config drive + network|gw-cloud-init: network: .*10.0.2.15/24|groundwork-node: config drive /dev/vdb"
   "write_files (gzip+base64, jinja)|gw-cloud-init: wrote /run/kubeadm/kubeadm-join-config.yaml"
   "pre-kubeadm command|pre-kubeadm: smoke-node-0 hello from a gzip\\+base64 file"
+  "kubeadm's join preflight checks pass|smoke: kubeadm join phase preflight exited 0"
   "kubelet started (systemctl shim)|groundwork-node: kubelet started"
   "CABPK sentinel|gw-cloud-init: cluster-api bootstrap succeeded"
   "runner finished without errors|gw-cloud-init: finished[[:space:]]*$"
