@@ -171,7 +171,7 @@ checks=(
   "initramfs found the root|groundwork-initrd: root /dev/vda2"
   "containerd up|groundwork-node: containerd up"
   "images imported|groundwork-node: images: .*groundwork.dev/hello:v1.*|groundwork-node: images: .*registry.k8s.io/pause:3.10.2"
-  "config drive + network|gw-cloud-init: network: .*10.0.2.15/24|groundwork-node: config drive /dev/vdb"
+  "config drive, hostname + network|groundwork-node: config drive /dev/vdb|groundwork-node: hostname=smoke-node-0 addresses=10.0.2.15/24"
   "write_files (gzip+base64, jinja)|gw-cloud-init: wrote /run/kubeadm/kubeadm-join-config.yaml"
   "pre-kubeadm command|pre-kubeadm: smoke-node-0 hello from a gzip\\+base64 file"
   "kubeadm's join preflight checks pass|smoke: kubeadm join preflight checks passed"
