@@ -44,6 +44,7 @@ stage cluster-binaries hack/capi-bins/build.sh >/dev/null
 bins="$(hack/k8s-bins/build.sh)"
 export PATH="$bins:$PATH"
 stage fmt cargo fmt --all -- --check
+stage node-os-unit bash -c 'cd hack/node-os && test -z "$(gofmt -l .)" && go vet ./... && go test ./...'
 # Compile once: the debug build serves the CRD drift check (crdgen), the tests and the smoke
 # benchmarks; clippy's check-mode artifacts are the only second compilation.
 stage build cargo build --workspace --all-targets --locked

@@ -40,6 +40,11 @@ have_file /usr/lib/SYSLINUX/gptmbr.bin || need+=(syslinux-common)
 have_file /usr/lib/systemd/boot/efi/linuxx64.efi.stub || need+=(systemd-boot-efi)
 gw_have objcopy || need+=(binutils)
 gw_have zstd || need+=(zstd)
+# The node OS image (hack/node-os/build.sh): an ext4 root made without mounting (mke2fs -d),
+# modules.dep for its modules (depmod), its smoke test's copy-on-write disk (qemu-img).
+gw_have mke2fs || need+=(e2fsprogs)
+gw_have depmod || need+=(kmod)
+gw_have qemu-img || need+=(qemu-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "boot deps: all present"
