@@ -55,7 +55,7 @@ esac
 if [[ -f "$dir/apiserver.pid" ]] && kill -0 "$(cat "$dir/apiserver.pid")" 2>/dev/null; then
   echo "control plane already running in $dir" >&2; exit 0
 fi
-if [[ -n "$node_ip" ]] && ! ip -o addr show | grep -q "inet $node_ip/"; then
+if [[ -n "$node_ip" ]] && ! grep -q "inet $node_ip/" <(ip -o addr show); then
   gw_die "--node-address $node_ip is no address of this host: give it one into the nodes' namespace first (gw_host_veth)"
 fi
 bins="$("$here/k8s-bins/build.sh")"
