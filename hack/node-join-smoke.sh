@@ -192,7 +192,7 @@ step "QEMU $qemu_pid started (t=0 of the timeline below); console $work/serial.l
 # 5. The timeline: each milestone once, in any order; fail fast on what can't recover.
 declare -A at=()
 mark() { [[ -n "${at[$1]:-}" ]] || { at[$1]="$(since "$tq")"; printf '  t=%6s s  %s\n' "${at[$1]}" "$1"; }; }
-pod_made=0
+pod_made=0 polls=0
 while :; do
   log="$(cat "$work/serial.log" 2>/dev/null || true)"
   grep -q 'groundwork-node: containerd up' <<<"$log" && mark "containerd up"
@@ -237,6 +237,12 @@ EOF
   if grep -Eq 'Kernel panic|gw-cloud-init: ERROR|rescue shell|groundwork-node: (kubelet|containerd) exited|error execution phase' <<<"$log"; then
     grep -E 'Kernel panic|gw-cloud-init: ERROR|rescue shell|exited|error execution phase|\[discovery\]' <<<"$log" | tail -n 8 | sed 's/^/  console: /' >&2
     gw_die "the node failed (console above)"
+  fi
+  # kubeadm join's discovery retries a vanished token silently until its own 5 min timeout, and
+  # CABPK only logs that it cannot refresh it: say so at once.
+  if [[ -z "${at[Node registered]:-}" ]] && ((++polls % 10 == 0)) \
+    && ! kc -n kube-system get secret "bootstrap-token-$token" >/dev/null 2>&1; then
+    gw_die "bootstrap token $token is gone from kube-system (deleted, or expired and cleaned up) before the node joined: its kubeadm join cannot succeed (CABPK does not replace a Machine's token)"
   fi
   kill -0 "$qemu_pid" 2>/dev/null || gw_die "QEMU exited"
   (( ${EPOCHREALTIME//[^0-9]/} - tq < timeout * 1000000 )) || gw_die "timed out after ${timeout} s"
