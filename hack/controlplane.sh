@@ -96,7 +96,9 @@ api_ip="${node_ip:-127.0.0.1}"
 # Without a controller manager no `default` ServiceAccount appears: Pods need the plugin off.
 extra=(--authorization-mode RBAC --disable-admission-plugins ServiceAccount)
 if ((cluster)); then
+  # Kubelets by address first, as kubeadm sets it: a node's hostname doesn't resolve on this host.
   extra=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --enable-bootstrap-token-auth
+    --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname
     --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key")
 fi
 
