@@ -195,6 +195,7 @@ mark() { [[ -n "${at[$1]:-}" ]] || { at[$1]="$(since "$tq")"; printf '  t=%6s s 
 pod_made=0 polls=0
 while :; do
   log="$(cat "$work/serial.log" 2>/dev/null || true)"
+  grep -q 'groundwork-initrd: root ' <<<"$log" && mark "kernel up, root file system found"
   grep -q 'groundwork-node: containerd up' <<<"$log" && mark "containerd up"
   grep -q 'gw-cloud-init: wrote /run/kubeadm/kubeadm-join-config.yaml' <<<"$log" && mark "bootstrap data written (write_files)"
   grep -q 'groundwork-node: kubelet started' <<<"$log" && mark "kubelet started (kubeadm join, systemctl shim)"
@@ -248,7 +249,14 @@ EOF
   (( ${EPOCHREALTIME//[^0-9]/} - tq < timeout * 1000000 )) || gw_die "timed out after ${timeout} s"
   sleep 0.5
 done
+# The API server reaches the kubelet on the node's address too (logs, exec, proxy): its client
+# certificate, the kubelet's webhook authorization.
+r="$(kc get --raw "/api/v1/nodes/$node/proxy/healthz" 2>&1)" || gw_die "API server -> kubelet ($node_ip:10250): $r"
+step "API server -> kubelet on $node_ip:10250: healthz $r"
 failed=0
 kc get node -o wide | sed 's/^/  /'
 kc -n "$cns" get machine -o wide | sed 's/^/  /'
+echo "  the Pod's events (second resolution):"
+kc get events --field-selector involvedObject.name=hello --sort-by .firstTimestamp \
+  -o custom-columns=TIME:.firstTimestamp,REASON:.reason,MESSAGE:.message | sed 's/^/    /'
 step "PASS: the node joined through Cluster API and serves the app"
