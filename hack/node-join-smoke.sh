@@ -253,6 +253,10 @@ done
 # certificate, the kubelet's webhook authorization.
 r="$(kc get --raw "/api/v1/nodes/$node/proxy/healthz" 2>&1)" || gw_die "API server -> kubelet ($node_ip:10250): $r"
 step "API server -> kubelet on $node_ip:10250: healthz $r"
+# The node's logs, through the kubelet's /logs/ (kept with GW_NODE_JOIN_KEEP=1).
+for f in kubelet containerd cloud-init-output; do
+  kc get --raw "/api/v1/nodes/$node/proxy/logs/$f.log" >"$work/node-$f.log" 2>&1 || true
+done
 failed=0
 kc get node -o wide | sed 's/^/  /'
 kc -n "$cns" get machine -o wide | sed 's/^/  /'
