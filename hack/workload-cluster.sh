@@ -25,8 +25,10 @@
 #    kube-public, readable anonymously and signed for each bootstrap token by the controller
 #    manager's bootstrap signer, and the RBAC of node bootstrap). The token that phase insists on
 #    creating is deleted again: CABPK makes one per Machine.
-# down deletes the control-plane object and the two Secrets; the cluster-wide kubeadm objects stay
-# (they describe the API server, not the Cluster object, and `up` rewrites them).
+# down deletes the control-plane object and the two Secrets (delete the Cluster first: Cluster API
+# treats a control plane that vanishes after initialization as an error); the cluster-wide kubeadm
+# objects stay (they describe the API server, not the Cluster object, and `up` rewrites them).
+# Run up after the control plane has its final address: cluster-info carries DIR/kubeconfig's server.
 # Kubernetes version of the kubeadm configuration: GW_K8S_VERSION (default: the lab's binaries').
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
