@@ -191,6 +191,7 @@ mod tests {
                 externally_provisioned: false,
                 max_power_watts: None,
                 node: None,
+                standby: None,
             },
         );
         s.metadata.namespace = Some("fra1".into());
