@@ -4,6 +4,7 @@
 //! disk that already holds the image) and clean.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod boot_entry;
 pub mod clean;
 pub mod cmdline;
 pub mod config_drive;
