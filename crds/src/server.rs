@@ -32,11 +32,13 @@ pub const NAME_MESSAGE: &str = "a Server's name becomes its hostname: at most 63
     printcolumn(name = "Power", type_ = "string", json_path = ".status.powerState"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.bootMACAddress) == has(oldSelf.spec.bootMACAddress) && (!has(self.spec.bootMACAddress) || self.spec.bootMACAddress == oldSelf.spec.bootMACAddress))").message("spec.bootMACAddress cannot change while the server is provisioned; deprovision it first"),
-    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.rackRef) == has(oldSelf.spec.rackRef) && (!has(self.spec.rackRef) || self.spec.rackRef.name == oldSelf.spec.rackRef.name))").message("spec.rackRef cannot change while the server is provisioned; deprovision it first")
+    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.rackRef) == has(oldSelf.spec.rackRef) && (!has(self.spec.rackRef) || self.spec.rackRef.name == oldSelf.spec.rackRef.name))").message("spec.rackRef cannot change while the server is provisioned; deprovision it first"),
+    printcolumn(name = "Consumer", type_ = "string", json_path = ".spec.consumerRef.name", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.rackRef) == has(self.rackUnit)").message("rackRef and rackUnit must be set together"))]
 #[x_kube(validation = Rule::new("!has(self.image) || !self.externallyProvisioned").message("an externally provisioned server is never imaged: remove image or externallyProvisioned"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.consumerRef) || !has(self.consumerRef) || self.consumerRef.uid == oldSelf.consumerRef.uid").message("spec.consumerRef cannot move to another consumer: release the server (remove consumerRef) first"))]
 pub struct ServerSpec {
     /// The Rack the server is mounted in (same namespace). Absent for discovered machines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +94,31 @@ pub struct ServerSpec {
     /// Labels and taints the server's Kubernetes node gets when it joins a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeTemplate>,
+    /// Who uses the server: set by whoever claims it (the Cluster API provider, for a
+    /// GroundworkMachine) and removed when it is released. A claimed server is never claimed
+    /// by anyone else; the reference cannot move to another consumer without being removed
+    /// first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_ref: Option<ConsumerRef>,
+}
+
+/// The object a Server is claimed by.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerRef {
+    /// API version of the consumer, e.g. `infrastructure.groundwork.dev/v1alpha1`.
+    #[schemars(length(min = 1, max = 253))]
+    pub api_version: String,
+    /// Kind of the consumer, e.g. `GroundworkMachine`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Name of the consumer, in the Server's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// UID of the consumer: a consumer deleted and created again under the same name is
+    /// another consumer.
+    #[schemars(length(min = 1, max = 64))]
+    pub uid: String,
 }
 
 fn one() -> u32 {

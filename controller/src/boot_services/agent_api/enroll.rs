@@ -66,6 +66,7 @@ pub async fn enroll(
         externally_provisioned: false,
         max_power_watts: None,
         node: None,
+        consumer_ref: None,
     };
     let mut new = Server::new(&name, spec);
     new.metadata.annotations = Some(

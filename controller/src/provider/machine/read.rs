@@ -1,0 +1,242 @@
+//! Read stage: the owning Machine and its Cluster (GET), the bootstrap Secret (GET: its
+//! `format` key), the site's Servers and Racks (caches), and the selection over them.
+
+use std::collections::BTreeMap;
+
+use crds::provider::{CAPI_CLUSTER_NAME, CAPI_PAUSED, GroundworkMachine, MACHINE_FINALIZER};
+use crds::{Rack, Server};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::Selector;
+use kube::{Resource, ResourceExt};
+
+use super::decide::{Bootstrap, Facts, Owner};
+use super::select::{self, Domains, NoFit, Request};
+use crate::provider::capi::{self, Cluster, Machine};
+use crate::provider::context::Context;
+
+/// What was read, owned (decide borrows it through [`Read::view`]).
+pub struct Read {
+    /// The GroundworkMachine's namespace (the site).
+    pub namespace: String,
+    generation: Option<i64>,
+    deleting: bool,
+    has_finalizer: bool,
+    provider_id: Option<String>,
+    paused: bool,
+    owner: Option<Owner>,
+    claimed: Option<Server>,
+    selection: Option<Result<Server, NoFit>>,
+    bootstrap: Bootstrap,
+    domain: Option<String>,
+    /// Waiting on something no watch reports (the Machine, its bootstrap Secret): look again
+    /// soon.
+    pub waiting: bool,
+}
+
+impl Read {
+    /// The facts decide takes.
+    pub fn view(&self) -> Facts<'_> {
+        Facts {
+            generation: self.generation,
+            deleting: self.deleting,
+            has_finalizer: self.has_finalizer,
+            provider_id: self.provider_id.as_deref(),
+            paused: self.paused,
+            owner: self.owner.clone(),
+            claimed: self.claimed.as_ref(),
+            selection: self
+                .selection
+                .as_ref()
+                .map(|r| r.as_ref().map_err(Clone::clone)),
+            bootstrap: self.bootstrap.clone(),
+            domain: self.domain.clone(),
+            namespace: &self.namespace,
+        }
+    }
+}
+
+/// The failure domain of every Rack of `namespace`: its `spec.failureDomain`, else its name.
+pub fn domains(racks: &[&Rack]) -> Domains {
+    racks
+        .iter()
+        .map(|r| {
+            let name = r.name_any();
+            let domain = r
+                .spec
+                .failure_domain
+                .clone()
+                .unwrap_or_else(|| name.clone());
+            (name, domain)
+        })
+        .collect::<BTreeMap<_, _>>()
+}
+
+/// Reads everything about `gm`.
+pub async fn read(ctx: &Context, gm: &GroundworkMachine) -> Result<Read, kube::Error> {
+    let namespace = gm.namespace().unwrap_or_default();
+    let uid = gm.uid().unwrap_or_default();
+    let machine = owner_machine(ctx, gm, &namespace).await?;
+    let paused = gm.annotations().contains_key(CAPI_PAUSED)
+        || cluster_paused(ctx, gm, machine.as_ref(), &namespace).await?;
+    let racks = ctx.racks.state();
+    let racks: Vec<&Rack> = racks
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|r| r.namespace().as_deref() == Some(namespace.as_str()))
+        .collect();
+    let domains = domains(&racks);
+    let all = ctx.servers.state();
+    let servers: Vec<&Server> = all
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
+        .collect();
+    let claimed = servers
+        .iter()
+        .find(|s| select::claimed_by(s, &uid))
+        .map(|s| (*s).clone());
+    let owner = machine.as_ref().map(|m| Owner {
+        failure_domain: m.spec.failure_domain.clone(),
+        data_secret: m.spec.bootstrap.data_secret_name.clone(),
+    });
+    let selection = match (&claimed, &owner) {
+        (None, Some(owner)) if gm.meta().deletion_timestamp.is_none() => {
+            let selector: Option<Selector> = match &gm.spec.server_selector {
+                Some(s) => match Selector::try_from(s.clone()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        return Ok(invalid_selector(gm, namespace, paused, owner.clone(), &e));
+                    }
+                },
+                None => None,
+            };
+            let request = Request {
+                uid: &uid,
+                failure_domain: owner.failure_domain.as_deref(),
+                selector: selector.as_ref(),
+                hardware: gm.spec.hardware.as_ref(),
+            };
+            Some(select::select(&request, &servers, &domains).cloned())
+        }
+        _ => None,
+    };
+    let domain = claimed
+        .as_ref()
+        .and_then(|s| select::domain_of(s, &domains))
+        .map(str::to_string);
+    let bootstrap = match owner.as_ref().and_then(|o| o.data_secret.as_deref()) {
+        None => Bootstrap::Waiting("waiting for the Machine's bootstrap data Secret".into()),
+        Some(name) => bootstrap(ctx, &namespace, name).await?,
+    };
+    let waiting = machine.is_none()
+        || matches!(bootstrap, Bootstrap::Waiting(_))
+        || matches!(selection, Some(Err(_)));
+    Ok(Read {
+        generation: gm.metadata.generation,
+        deleting: gm.metadata.deletion_timestamp.is_some(),
+        has_finalizer: gm.finalizers().iter().any(|f| f == MACHINE_FINALIZER),
+        provider_id: gm.spec.provider_id.clone(),
+        paused,
+        owner,
+        claimed,
+        selection,
+        bootstrap,
+        domain,
+        waiting,
+        namespace,
+    })
+}
+
+fn invalid_selector(
+    gm: &GroundworkMachine,
+    namespace: String,
+    paused: bool,
+    owner: Owner,
+    e: &dyn std::fmt::Display,
+) -> Read {
+    Read {
+        generation: gm.metadata.generation,
+        deleting: false,
+        has_finalizer: gm.finalizers().iter().any(|f| f == MACHINE_FINALIZER),
+        provider_id: gm.spec.provider_id.clone(),
+        paused,
+        owner: Some(owner),
+        claimed: None,
+        selection: Some(Err(NoFit {
+            message: format!("spec.serverSelector is not a valid selector: {e}"),
+        })),
+        bootstrap: Bootstrap::Waiting(String::new()),
+        domain: None,
+        waiting: false,
+        namespace,
+    }
+}
+
+/// The Cluster API Machine owning `gm` (its controller owner reference), if set and there.
+async fn owner_machine(
+    ctx: &Context,
+    gm: &GroundworkMachine,
+    namespace: &str,
+) -> Result<Option<Machine>, kube::Error> {
+    let Some(owner) = gm
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "Machine" && o.api_version.split('/').next() == Some(capi::GROUP))
+    else {
+        return Ok(None);
+    };
+    Api::<Machine>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&owner.name)
+        .await
+}
+
+/// Whether the Cluster of `gm` (its Machine's, else the cluster-name label's) is paused.
+async fn cluster_paused(
+    ctx: &Context,
+    gm: &GroundworkMachine,
+    machine: Option<&Machine>,
+    namespace: &str,
+) -> Result<bool, kube::Error> {
+    let name = machine
+        .map(|m| m.spec.cluster_name.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| gm.labels().get(CAPI_CLUSTER_NAME).cloned());
+    let Some(name) = name else {
+        return Ok(false);
+    };
+    let cluster = Api::<Cluster>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&name)
+        .await?;
+    Ok(cluster.is_some_and(|c| c.spec.paused == Some(true)))
+}
+
+/// The bootstrap data Secret's readiness (only its `format` is looked at; the data itself
+/// stays in the Secret, which the Server's user-data refers to).
+async fn bootstrap(ctx: &Context, namespace: &str, name: &str) -> Result<Bootstrap, kube::Error> {
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    let Some(secret) = secret else {
+        return Ok(Bootstrap::Waiting(format!(
+            "bootstrap data Secret {name} does not exist yet"
+        )));
+    };
+    let data = secret.data.unwrap_or_default();
+    if !data.contains_key("value") {
+        return Ok(Bootstrap::Waiting(format!(
+            "bootstrap data Secret {name} has no key value yet"
+        )));
+    }
+    let format = data
+        .get("format")
+        .map(|f| String::from_utf8_lossy(&f.0).into_owned())
+        .unwrap_or_else(|| "cloud-config".into());
+    Ok(if format == "cloud-config" {
+        Bootstrap::Ready(name.to_string())
+    } else {
+        Bootstrap::Unsupported(format!(
+            "bootstrap data Secret {name} has format {format:?}; the NoCloud config drive carries cloud-config only"
+        ))
+    })
+}
