@@ -1,7 +1,8 @@
 //! Apply stage: the one write decide asked for, server-side applied under the field manager
-//! `groundwork-provider` without forcing, so a field a person owns is never taken over (the
-//! conflict is the error). Each body states everything the provider wants on that object:
-//! what it leaves out, server-side apply removes.
+//! `groundwork-provider`. Each body states everything the provider wants on that object: what
+//! it leaves out, server-side apply removes. A claim is never forced (a consumerRef someone
+//! else owns is the error); the intent of a claimed Server is (a pool Server's manifest should
+//! leave image, user-data, power and cleaning to the provider, or GitOps will fight it).
 
 use crds::field_managers::PROVIDER;
 use crds::provider::{GroundworkMachine, MACHINE_FINALIZER};
@@ -44,6 +45,13 @@ pub async fn write(
         } => {
             let body = server_body(gm, name, intent, precondition.as_deref());
             let api = Api::<Server>::namespaced(ctx.client.clone(), namespace);
+            // A claim never forces: a consumerRef someone else set is theirs. Once the Server
+            // is ours, its intent is too: the image, user-data, power and cleaning a Server's
+            // creator may have stated (often just the defaults) are taken over.
+            let params = match intent {
+                Intent::Claim => params,
+                _ => params.force(),
+            };
             match api.patch(name, &params, &Patch::Apply(&body)).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 409 && precondition.is_some() => {
