@@ -148,6 +148,53 @@ impl std::io::Write for CapturedLog {
     }
 }
 
+/// Runs helm against the test control plane.
+pub fn helm_run(args: &[&str]) -> std::process::Output {
+    let kubeconfig = controlplane_dir().join("kubeconfig");
+    std::process::Command::new("helm")
+        .args(args)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("helm is not on PATH: hack/test.sh builds it from Go modules")
+}
+
+/// Runs helm against the test control plane; panics with its stderr when it fails.
+pub fn helm(args: &[&str]) -> String {
+    let out = helm_run(args);
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A client acting as ServiceAccount `name` of `namespace` (a token request): exactly its RBAC.
+pub async fn client_as_service_account(namespace: &str, name: &str) -> kube::Client {
+    let admin = admin_client().await;
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin, namespace);
+    let request: k8s_openapi::api::authentication::v1::TokenRequest = serde_json::from_value(
+        serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}),
+    )
+    .unwrap();
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    let token = token.status.unwrap().token;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    kube::Client::try_from(config).unwrap()
+}
+
 /// The controller running in this process against `client` (any identity).
 pub struct RunningController {
     stop: Option<oneshot::Sender<()>>,

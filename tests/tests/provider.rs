@@ -2,7 +2,7 @@
 //! as the Server reconciler would): many Machines at once, from two provider instances, never
 //! claim one Server twice; a Machine stays inside its failure domain and names what is missing;
 //! the bootstrap Secret becomes the claimed Server's user-data; pause; provisioned and
-//! addresses; release on deletion. Needs Cluster API's CRDs in the control plane
+//! addresses; release on deletion; all of it also as the chart's provider ServiceAccount. Needs Cluster API's CRDs in the control plane
 //! (`hack/test.sh` installs them from `hack/capi-bins/build.sh`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use crds::provider::{GroundworkCluster, GroundworkMachine, MachineState};
 use crds::{Server, ServerState};
-use e2e::{RunningController, admin_client, eventually, namespace, resource_of};
+use e2e::{
+    RunningController, admin_client, client_as_service_account, eventually, helm, namespace,
+    repo_root, resource_of,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -453,4 +456,67 @@ async fn claim_waits_for_bootstrap_data_names_what_is_missing_pauses_and_release
     .await;
     assert_eq!(placed, big);
     provider.stop().await;
+}
+
+#[tokio::test]
+async fn the_provider_claims_and_provisions_under_the_charts_rbac() {
+    let admin = admin_client().await;
+    require_capi_crds(&admin).await;
+    let release_ns = namespace(&admin, "gw-provider-system").await;
+    let chart = repo_root().join("charts/groundwork");
+    let chart = chart.to_str().unwrap();
+    let release = format!("gwp{}", std::process::id());
+    helm(&[
+        "install",
+        &release,
+        chart,
+        "--namespace",
+        &release_ns,
+        "--set",
+        "provider.enabled=true",
+    ]);
+    // Cluster API's manager role gets the provider's kinds through aggregation.
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin.clone());
+    let capi = roles
+        .get(&format!("{release}-provider-capi"))
+        .await
+        .unwrap();
+    assert_eq!(
+        capi.labels()
+            .get("cluster.x-k8s.io/aggregate-to-manager")
+            .map(String::as_str),
+        Some("true")
+    );
+
+    let ns = namespace(&admin, "provider-rbac").await;
+    rack(&admin, &ns, "b01", 64).await;
+    let s = server(&admin, &ns, "b01", 3, 64).await;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "m-boot"},
+        "stringData": {"value": "#cloud-config\n", "format": "cloud-config"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let sa = client_as_service_account(&release_ns, &format!("{release}-provider")).await;
+    let provider = RunningController::start_with(sa, &ns, &provider_flags()).await;
+    machine(&admin, &ns, "m", "b01", Some("m-boot"), json!({})).await;
+    let servers: Api<Server> = Api::namespaced(admin.clone(), &ns);
+    eventually(
+        Duration::from_secs(30),
+        "claimed and given its intent",
+        || async {
+            let server = servers.get(&s).await.ok()?;
+            (server.spec.consumer_ref.is_some() && server.spec.image.is_some()).then_some(())
+        },
+    )
+    .await;
+    let gms: Api<GroundworkMachine> = Api::namespaced(admin.clone(), &ns);
+    let gm = gms.get("m").await.unwrap();
+    assert_eq!(gm.spec.provider_id, Some(format!("groundwork://{ns}/{s}")));
+    assert_eq!(gm.status.unwrap().state, Some(MachineState::Provisioning));
+    provider.stop().await;
+    helm(&["uninstall", &release, "--namespace", &release_ns]);
 }
