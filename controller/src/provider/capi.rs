@@ -25,9 +25,24 @@ pub struct MachineSpec {
     /// Where the bootstrap data is.
     #[serde(default)]
     pub bootstrap: Bootstrap,
+    /// The infrastructure object of the Machine (a GroundworkMachine, for us).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_ref: Option<ContractRef>,
     /// The failure domain the Machine must be placed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_domain: Option<String>,
+}
+
+/// A reference to an object of a contract (v1beta2: API group, kind, name).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractRef {
+    /// Kind of the object.
+    #[serde(default)]
+    pub kind: String,
+    /// Name of the object, in the Machine's namespace.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A Machine's bootstrap.

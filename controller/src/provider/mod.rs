@@ -17,9 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crds::provider::MachineState;
 use crds::{GroundworkCluster, GroundworkMachine, Rack, Server};
 use futures::{StreamExt, future};
-use kube::core::DeserializeGuard;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -151,6 +153,41 @@ pub async fn run(
                 }
             }
         })
+        // The Machine gets its bootstrap Secret's name (or is created after us): wake its
+        // GroundworkMachine.
+        .watches(
+            api::<capi::Machine>(&client, ns),
+            watcher::Config::default(),
+            |m: capi::Machine| {
+                let ns = m.namespace()?;
+                m.spec
+                    .infrastructure_ref
+                    .filter(|r| r.kind == machine::KIND)
+                    .map(|r| ObjectRef::new(&r.name).within(&ns))
+            },
+        )
+        // A Secret appears (the bootstrap data): wake the Machines waiting for theirs.
+        .watches(
+            api::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+            {
+                let machines = machines.clone();
+                move |s: PartialObjectMeta<Secret>| {
+                    let ns = s.namespace().unwrap_or_default();
+                    machines
+                        .state()
+                        .iter()
+                        .filter_map(|g| g.0.as_ref().ok())
+                        .filter(|m| m.namespace().as_deref() == Some(ns.as_str()))
+                        .filter(|m| {
+                            m.status.as_ref().and_then(|s| s.state)
+                                == Some(MachineState::WaitingForBootstrapData)
+                        })
+                        .map(|m| ObjectRef::new(&m.name_any()).within(&ns))
+                        .collect::<Vec<_>>()
+                }
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(
             machine::reconcile,

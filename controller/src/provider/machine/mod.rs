@@ -105,8 +105,6 @@ pub async fn reconcile(
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(if wrote {
         Action::requeue(Duration::from_millis(200))
-    } else if facts.waiting {
-        Action::requeue(Duration::from_secs(10))
     } else {
         Action::requeue(ctx.resync)
     })

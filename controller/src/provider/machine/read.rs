@@ -1,5 +1,6 @@
 //! Read stage: the owning Machine and its Cluster (GET), the bootstrap Secret (GET: its
-//! `format` key), the site's Servers and Racks (caches), and the selection over them.
+//! `format` key), the site's Servers and Racks (caches), and the selection over them. Watches
+//! on Machines, Secrets and Servers bring the GroundworkMachine back when any of them changes.
 
 use std::collections::BTreeMap;
 
@@ -29,9 +30,6 @@ pub struct Read {
     selection: Option<Result<Server, NoFit>>,
     bootstrap: Bootstrap,
     domain: Option<String>,
-    /// Waiting on something no watch reports (the Machine, its bootstrap Secret): look again
-    /// soon.
-    pub waiting: bool,
 }
 
 impl Read {
@@ -129,9 +127,6 @@ pub async fn read(ctx: &Context, gm: &GroundworkMachine) -> Result<Read, kube::E
         None => Bootstrap::Waiting("waiting for the Machine's bootstrap data Secret".into()),
         Some(name) => bootstrap(ctx, &namespace, name).await?,
     };
-    let waiting = machine.is_none()
-        || matches!(bootstrap, Bootstrap::Waiting(_))
-        || matches!(selection, Some(Err(_)));
     Ok(Read {
         generation: gm.metadata.generation,
         deleting: gm.metadata.deletion_timestamp.is_some(),
@@ -143,7 +138,6 @@ pub async fn read(ctx: &Context, gm: &GroundworkMachine) -> Result<Read, kube::E
         selection,
         bootstrap,
         domain,
-        waiting,
         namespace,
     })
 }
@@ -168,7 +162,6 @@ fn invalid_selector(
         })),
         bootstrap: Bootstrap::Waiting(String::new()),
         domain: None,
-        waiting: false,
         namespace,
     }
 }
