@@ -55,7 +55,7 @@ esac
 if [[ -f "$dir/apiserver.pid" ]] && kill -0 "$(cat "$dir/apiserver.pid")" 2>/dev/null; then
   echo "control plane already running in $dir" >&2; exit 0
 fi
-if [[ -n "$node_ip" ]] && ! ip -o addr show | grep -q "inet $node_ip/"; then
+if [[ -n "$node_ip" ]] && ! grep -q "inet $node_ip/" <(ip -o addr show); then
   gw_die "--node-address $node_ip is no address of this host: give it one into the nodes' namespace first (gw_host_veth)"
 fi
 bins="$("$here/k8s-bins/build.sh")"
@@ -96,7 +96,9 @@ api_ip="${node_ip:-127.0.0.1}"
 # Without a controller manager no `default` ServiceAccount appears: Pods need the plugin off.
 extra=(--authorization-mode RBAC --disable-admission-plugins ServiceAccount)
 if ((cluster)); then
+  # Kubelets by address first, as kubeadm sets it: a node's hostname doesn't resolve on this host.
   extra=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --enable-bootstrap-token-auth
+    --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname
     --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key")
 fi
 

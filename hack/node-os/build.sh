@@ -79,7 +79,8 @@ fetch_debs
 
 key="$({
   cat "$here/build.sh" "$here/initramfs-init.sh" "$GW_ROOT/hack/lib.sh" "$here/go.mod" "$here/go.sum"
-  find "$here/cmd" "$here/rootfs" -type f | LC_ALL=C sort | xargs sha256sum
+  # Relative paths: the key must not depend on where the checkout is.
+  (cd "$here" && find cmd rootfs -type f | LC_ALL=C sort | xargs sha256sum)
   find "$here/rootfs" -printf '%P %m\n' | LC_ALL=C sort
   echo "$versions"
   echo "$GW_KVER"; sha256sum <"$GW_KERNEL"
