@@ -58,13 +58,26 @@ async fn kernel_params(http: u16) -> agent::cmdline::BootParams {
 }
 
 /// The same for any MAC.
+/// The iPXE script for `mac`, once the boot services have read the site (they answer 503
+/// until then, which a firmware retries).
+async fn boot_script(http: u16, mac: &str) -> String {
+    let url = format!("http://127.0.0.1:{http}/boot/{mac}.ipxe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = reqwest::get(&url).await.unwrap();
+        if answer.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return answer.text().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the boot services answered 503 for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn kernel_params_of(http: u16, mac: &str) -> agent::cmdline::BootParams {
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{mac}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = boot_script(http, mac).await;
     let kernel_line = script.lines().find(|l| l.starts_with("kernel ")).unwrap();
     agent::cmdline::parse(kernel_line).expect("groundwork.agent on the command line")
 }
@@ -361,12 +374,7 @@ async fn an_unknown_machine_enrols_itself_as_a_discovered_server() {
     let (mut flags, http, _) = loopback_boot_flags(&lab);
     // Without auto-enrolment an unknown machine is sent to its disk.
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{UNKNOWN}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = boot_script(http, UNKNOWN).await;
     assert!(script.contains("\nexit\n"), "{script}");
     controller.stop().await;
 
@@ -405,12 +413,7 @@ async fn an_unknown_machine_enrols_itself_as_a_discovered_server() {
     .await;
     assert_eq!(st.hardware.unwrap().cpu_count, cpus);
     // Now known: its next netboot is sent to its disk.
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{UNKNOWN}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = boot_script(http, UNKNOWN).await;
     assert!(script.contains("\nexit\n"), "{script}");
     controller.stop().await;
 }

@@ -91,6 +91,19 @@ impl AgentApi {
         }))
     }
 
+    /// A restarted replica knows no Server until its caches are complete: a refusal (or an
+    /// enrollment) before that would be final for an agent whose Server exists. Unavailable is
+    /// what the agent retries.
+    fn ready(&self) -> Result<(), Status> {
+        if self.shared.synced() {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "boot services starting: Servers not read yet",
+            ))
+        }
+    }
+
     /// The Server and attempt the call's credential names; refused unless it verifies.
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(Server, String), Status> {
         let bearer = req
@@ -102,6 +115,7 @@ impl AgentApi {
         let (id, mac) = bearer
             .rsplit_once(':')
             .ok_or_else(|| Status::unauthenticated("malformed credential"))?;
+        self.ready()?;
         let refused = || Status::unauthenticated("credential refused");
         let server = self.shared.server_by_name(id).ok_or_else(refused)?;
         let attempt = server
@@ -184,6 +198,7 @@ impl Agent for AgentApi {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        self.ready()?;
         let r = request.into_inner();
         if r.server == "-" {
             return self.enroll(r).await;
