@@ -46,6 +46,8 @@ bins="$(hack/k8s-bins/build.sh)"
 export PATH="$bins:$PATH"
 stage fmt cargo fmt --all -- --check
 stage node-os-unit bash -c 'cd hack/node-os && test -z "$(gofmt -l .)" && go vet ./... && go test ./...'
+# The node OS image the cluster test writes to its servers (cached; the test asks for it again).
+stage node-os-image bash -c 'd="$(mktemp -d)" && hack/node-os/build.sh "$d/node-os.raw" >/dev/null && rm -rf "$d"'
 # Compile once: the debug build serves the CRD drift check (crdgen), the tests and the smoke
 # benchmarks; clippy's check-mode artifacts are the only second compilation.
 stage build cargo build --workspace --all-targets --locked

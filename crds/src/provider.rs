@@ -37,6 +37,12 @@ pub const PROVIDER_ID_PREFIX: &str = "groundwork://";
 pub const CAPI_PAUSED: &str = "cluster.x-k8s.io/paused";
 /// The label Cluster API puts on every object of a cluster: the Cluster's name.
 pub const CAPI_CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";
+/// The labels Cluster API puts on the infrastructure Machines a MachineDeployment or a
+/// MachineSet makes: the peers a Machine without a failure domain is spread among.
+pub const CAPI_PEER_LABELS: [&str; 2] = [
+    "cluster.x-k8s.io/deployment-name",
+    "cluster.x-k8s.io/set-name",
+];
 
 /// The provider ID of `server` in `namespace`, as Nodes and Machines carry it.
 pub fn provider_id(namespace: &str, server: &str) -> String {

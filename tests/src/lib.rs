@@ -48,8 +48,12 @@ pub fn repo_root() -> PathBuf {
 
 /// An admin client for the test control plane.
 pub async fn admin_client() -> Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap();
+    client_for(&controlplane_dir().join("kubeconfig")).await
+}
+
+/// A client with the credentials of `kubeconfig`.
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
     let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();

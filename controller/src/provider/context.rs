@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crds::{Rack, Server};
+use crds::{GroundworkMachine, Rack, Server};
 use kube::Client;
 use kube::core::DeserializeGuard;
 use kube::runtime::events::Recorder;
@@ -24,6 +24,8 @@ pub struct Context {
     pub racks: Store<DeserializeGuard<Rack>>,
     /// Cached Servers (the pool claims come from).
     pub servers: Store<DeserializeGuard<Server>>,
+    /// Cached GroundworkMachines (a Machine's peers, to spread them).
+    pub machines: Store<DeserializeGuard<GroundworkMachine>>,
     /// Re-check interval when nothing changes.
     pub resync: Duration,
 }

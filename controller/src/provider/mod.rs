@@ -123,6 +123,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         racks: racks.clone(),
         servers: servers.clone(),
+        machines: machines.clone(),
         resync: Duration::from_secs(config.resync_seconds),
     });
     let cc = ControllerConfig::default().concurrency(config.concurrency);
@@ -240,6 +241,6 @@ fn backoff(ctx: &Context, kind: &'static str, e: &machine::Error) -> Action {
     ctx.metrics.failed(kind, reason);
     Action::requeue(match e {
         machine::Error::ClaimLost(_) => Duration::from_millis(100),
-        machine::Error::Kube(_) => Duration::from_secs(5),
+        machine::Error::Kube(_) | machine::Error::Node(_) => Duration::from_secs(5),
     })
 }

@@ -5,6 +5,7 @@
 //! manager `groundwork-provider`) → status.
 
 pub mod decide;
+pub mod node;
 mod read;
 pub mod select;
 mod write;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crds::GroundworkMachine;
 use crds::field_managers::PROVIDER;
+use crds::provider::MachineState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -23,6 +25,9 @@ use tracing::info;
 
 use super::context::Context;
 use decide::Write;
+
+/// How often a provisioned Machine looks for its Node until it registers.
+const NODE_POLL: Duration = Duration::from_secs(3);
 
 /// Kind name for logs and metric labels.
 pub const KIND: &str = "GroundworkMachine";
@@ -37,6 +42,9 @@ pub enum Error {
     /// the next pass selects again.
     #[error("Server {0} was claimed or changed concurrently")]
     ClaimLost(String),
+    /// The workload cluster's Node could not be read or labelled.
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
 }
 
 impl Error {
@@ -45,6 +53,8 @@ impl Error {
         match self {
             Self::Kube(_) => "KubeError",
             Self::ClaimLost(_) => "ClaimLost",
+            Self::Node(node::NodeError::Kube(_)) => "WorkloadClusterError",
+            Self::Node(node::NodeError::Kubeconfig(_)) => "WorkloadKubeconfig",
         }
     }
 }
@@ -102,9 +112,19 @@ pub async fn reconcile(
         }
     }
     let wrote = write::write(&ctx, gm, &facts.namespace, &decision.write).await?;
+    // Once provisioned: the Node, when it registers, gets its zone, region and providerID.
+    let node_pending = match facts.node() {
+        Some((cluster, wanted)) if after == Some(MachineState::Provisioned) && !wrote => {
+            let workload = node::workload_client(&ctx.client, &facts.namespace, cluster).await?;
+            !node::sync(&workload, &wanted).await?
+        }
+        _ => false,
+    };
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(if wrote {
         Action::requeue(Duration::from_millis(200))
+    } else if node_pending {
+        Action::requeue(NODE_POLL)
     } else {
         Action::requeue(ctx.resync)
     })

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crds::provider::{CAPI_CLUSTER_NAME, CAPI_PAUSED, GroundworkMachine, MACHINE_FINALIZER};
+use crds::provider::{
+    CAPI_CLUSTER_NAME, CAPI_PAUSED, CAPI_PEER_LABELS, GroundworkMachine, MACHINE_FINALIZER,
+    PROVIDER_ID_PREFIX,
+};
 use crds::{Rack, Server};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -12,6 +15,7 @@ use kube::core::Selector;
 use kube::{Resource, ResourceExt};
 
 use super::decide::{Bootstrap, Facts, Owner};
+use super::node;
 use super::select::{self, Domains, NoFit, Request};
 use crate::provider::capi::{self, Cluster, Machine};
 use crate::provider::context::Context;
@@ -30,9 +34,29 @@ pub struct Read {
     selection: Option<Result<Server, NoFit>>,
     bootstrap: Bootstrap,
     domain: Option<String>,
+    cluster: Option<String>,
+    site: Option<String>,
+    join_token: Option<String>,
 }
 
 impl Read {
+    /// What the workload cluster's Node of the claimed Server should carry, and the Cluster
+    /// whose kubeconfig reaches it.
+    pub fn node(&self) -> Option<(&str, node::Wanted)> {
+        let server = self.claimed.as_ref()?;
+        let name = server.name_any();
+        Some((
+            self.cluster.as_deref()?,
+            node::Wanted {
+                provider_id: format!("{PROVIDER_ID_PREFIX}{}/{name}", self.namespace),
+                hostname: name,
+                zone: self.domain.clone()?,
+                region: self.site.clone(),
+                join_token: self.join_token.clone(),
+            },
+        ))
+    }
+
     /// The facts decide takes.
     pub fn view(&self) -> Facts<'_> {
         Facts {
@@ -68,6 +92,40 @@ pub fn domains(racks: &[&Rack]) -> Domains {
             (name, domain)
         })
         .collect::<BTreeMap<_, _>>()
+}
+
+/// How many Servers `gm`'s peers (the other GroundworkMachines of its MachineDeployment, else
+/// of its MachineSet) have claimed, per failure domain.
+fn peers(
+    ctx: &Context,
+    gm: &GroundworkMachine,
+    servers: &[&Server],
+    domains: &Domains,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    let Some((label, group)) = CAPI_PEER_LABELS
+        .iter()
+        .find_map(|l| gm.labels().get(*l).map(|v| (*l, v)))
+    else {
+        return counts;
+    };
+    let machines = ctx.machines.state();
+    let uids: Vec<String> = machines
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|m| m.namespace() == gm.namespace() && m.uid() != gm.uid())
+        .filter(|m| m.labels().get(label) == Some(group))
+        .filter_map(|m| m.uid())
+        .collect();
+    for server in servers {
+        let claimed = server.spec.consumer_ref.as_ref();
+        if claimed.is_some_and(|c| uids.contains(&c.uid))
+            && let Some(d) = select::domain_of(server, domains)
+        {
+            *counts.entry(d.to_string()).or_default() += 1;
+        }
+    }
+    counts
 }
 
 /// Reads everything about `gm`.
@@ -109,11 +167,13 @@ pub async fn read(ctx: &Context, gm: &GroundworkMachine) -> Result<Read, kube::E
                 },
                 None => None,
             };
+            let peers = peers(ctx, gm, &servers, &domains);
             let request = Request {
                 uid: &uid,
                 failure_domain: owner.failure_domain.as_deref(),
                 selector: selector.as_ref(),
                 hardware: gm.spec.hardware.as_ref(),
+                peers: &peers,
             };
             Some(select::select(&request, &servers, &domains).cloned())
         }
@@ -123,8 +183,17 @@ pub async fn read(ctx: &Context, gm: &GroundworkMachine) -> Result<Read, kube::E
         .as_ref()
         .and_then(|s| select::domain_of(s, &domains))
         .map(str::to_string);
-    let bootstrap = match owner.as_ref().and_then(|o| o.data_secret.as_deref()) {
-        None => Bootstrap::Waiting("waiting for the Machine's bootstrap data Secret".into()),
+    let site = claimed
+        .as_ref()
+        .and_then(|s| s.spec.rack_ref.as_ref())
+        .and_then(|r| racks.iter().find(|k| k.name_any() == r.name))
+        .map(|r| r.spec.location.site.clone());
+    let cluster = cluster_name(gm, machine.as_ref());
+    let (bootstrap, join_token) = match owner.as_ref().and_then(|o| o.data_secret.as_deref()) {
+        None => (
+            Bootstrap::Waiting("waiting for the Machine's bootstrap data Secret".into()),
+            None,
+        ),
         Some(name) => bootstrap(ctx, &namespace, name).await?,
     };
     Ok(Read {
@@ -138,6 +207,9 @@ pub async fn read(ctx: &Context, gm: &GroundworkMachine) -> Result<Read, kube::E
         selection,
         bootstrap,
         domain,
+        cluster,
+        site,
+        join_token,
         namespace,
     })
 }
@@ -162,6 +234,9 @@ fn invalid_selector(
         })),
         bootstrap: Bootstrap::Waiting(String::new()),
         domain: None,
+        cluster: None,
+        site: None,
+        join_token: None,
         namespace,
     }
 }
@@ -184,6 +259,14 @@ async fn owner_machine(
         .await
 }
 
+/// The Cluster of `gm`: its Machine's, else the cluster-name label's.
+fn cluster_name(gm: &GroundworkMachine, machine: Option<&Machine>) -> Option<String> {
+    machine
+        .map(|m| m.spec.cluster_name.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| gm.labels().get(CAPI_CLUSTER_NAME).cloned())
+}
+
 /// Whether the Cluster of `gm` (its Machine's, else the cluster-name label's) is paused.
 async fn cluster_paused(
     ctx: &Context,
@@ -191,11 +274,7 @@ async fn cluster_paused(
     machine: Option<&Machine>,
     namespace: &str,
 ) -> Result<bool, kube::Error> {
-    let name = machine
-        .map(|m| m.spec.cluster_name.clone())
-        .filter(|n| !n.is_empty())
-        .or_else(|| gm.labels().get(CAPI_CLUSTER_NAME).cloned());
-    let Some(name) = name else {
+    let Some(name) = cluster_name(gm, machine) else {
         return Ok(false);
     };
     let cluster = Api::<Cluster>::namespaced(ctx.client.clone(), namespace)
@@ -204,32 +283,44 @@ async fn cluster_paused(
     Ok(cluster.is_some_and(|c| c.spec.paused == Some(true)))
 }
 
-/// The bootstrap data Secret's readiness (only its `format` is looked at; the data itself
-/// stays in the Secret, which the Server's user-data refers to).
-async fn bootstrap(ctx: &Context, namespace: &str, name: &str) -> Result<Bootstrap, kube::Error> {
+/// The bootstrap data Secret's readiness (its `format`; the data itself stays in the Secret,
+/// which the Server's user-data refers to), and the ID of the bootstrap token it joins with.
+async fn bootstrap(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<(Bootstrap, Option<String>), kube::Error> {
     let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
         .get_opt(name)
         .await?;
     let Some(secret) = secret else {
-        return Ok(Bootstrap::Waiting(format!(
-            "bootstrap data Secret {name} does not exist yet"
-        )));
+        return Ok((
+            Bootstrap::Waiting(format!("bootstrap data Secret {name} does not exist yet")),
+            None,
+        ));
     };
     let data = secret.data.unwrap_or_default();
     if !data.contains_key("value") {
-        return Ok(Bootstrap::Waiting(format!(
-            "bootstrap data Secret {name} has no key value yet"
-        )));
+        return Ok((
+            Bootstrap::Waiting(format!("bootstrap data Secret {name} has no key value yet")),
+            None,
+        ));
     }
     let format = data
         .get("format")
         .map(|f| String::from_utf8_lossy(&f.0).into_owned())
         .unwrap_or_else(|| "cloud-config".into());
+    let token = data
+        .get("value")
+        .and_then(|v| node::join_token_id(&String::from_utf8_lossy(&v.0)));
     Ok(if format == "cloud-config" {
-        Bootstrap::Ready(name.to_string())
+        (Bootstrap::Ready(name.to_string()), token)
     } else {
-        Bootstrap::Unsupported(format!(
-            "bootstrap data Secret {name} has format {format:?}; the NoCloud config drive carries cloud-config only"
-        ))
+        (
+            Bootstrap::Unsupported(format!(
+                "bootstrap data Secret {name} has format {format:?}; the NoCloud config drive carries cloud-config only"
+            )),
+            None,
+        )
     })
 }

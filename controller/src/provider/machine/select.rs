@@ -20,6 +20,9 @@ pub struct Request<'a> {
     pub selector: Option<&'a Selector>,
     /// Hardware minimums.
     pub hardware: Option<&'a HardwareRequirements>,
+    /// Servers already claimed by this Machine's peers (same MachineDeployment or MachineSet),
+    /// per failure domain: a Machine without a failure domain goes where its peers are fewest.
+    pub peers: &'a BTreeMap<String, usize>,
 }
 
 /// Why one Server does not fit (counted per reason in the condition message).
@@ -69,9 +72,10 @@ pub struct NoFit {
 pub type Domains = BTreeMap<String, String>;
 
 /// The Server claimed for `request`: the one it already claimed, else the best fit among
-/// `servers` in its failure domain — inspected, then the smallest that meets the minimums
-/// (large machines stay free for large asks), then by name. Servers of other failure domains
-/// are never chosen.
+/// `servers` in its failure domain — in the domain with the fewest of its peers (which spreads
+/// a MachineDeployment without a failure domain across racks), inspected, then the smallest
+/// that meets the minimums (large machines stay free for large asks), then by name. Servers of
+/// other failure domains are never chosen.
 pub fn select<'a>(
     request: &Request<'_>,
     servers: &[&'a Server],
@@ -98,7 +102,12 @@ pub fn select<'a>(
     }
     fits.sort_by_key(|s| {
         let hw = s.status.as_ref().and_then(|st| st.hardware.as_ref());
+        let crowd = domain_of(s, domains)
+            .and_then(|d| request.peers.get(d))
+            .copied()
+            .unwrap_or_default();
         (
+            crowd,
             hw.is_none(),
             hw.map(|h| h.memory_bytes).unwrap_or_default(),
             hw.map(|h| h.cpu_count).unwrap_or_default(),
@@ -242,7 +251,42 @@ mod tests {
             failure_domain: fd,
             selector: None,
             hardware: hw,
+            peers: &NO_PEERS,
         }
+    }
+
+    static NO_PEERS: BTreeMap<String, usize> = BTreeMap::new();
+
+    #[test]
+    fn without_a_failure_domain_goes_where_its_peers_are_fewest() {
+        let a = server("a01-u01", "a01", ServerState::Available, 64);
+        let b = server("a02-u01", "a02", ServerState::Available, 128);
+        // Alone: the smaller server wins, wherever it is.
+        assert_eq!(
+            select(&request(None, None), &[&a, &b], &domains())
+                .unwrap()
+                .name_any(),
+            "a01-u01"
+        );
+        // A peer already in a01: a02, though its server is larger.
+        let peers = BTreeMap::from([("a01".to_string(), 1)]);
+        let req = Request {
+            peers: &peers,
+            ..request(None, None)
+        };
+        assert_eq!(
+            select(&req, &[&a, &b], &domains()).unwrap().name_any(),
+            "a02-u01"
+        );
+        // Inside a failure domain peers change nothing: a01 is asked for, a01 it is.
+        let req = Request {
+            peers: &peers,
+            ..request(Some("a01"), None)
+        };
+        assert_eq!(
+            select(&req, &[&a, &b], &domains()).unwrap().name_any(),
+            "a01-u01"
+        );
     }
 
     #[test]
