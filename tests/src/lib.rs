@@ -19,6 +19,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use tokio::sync::oneshot;
 
+pub mod cluster;
 pub mod netlab;
 pub mod process;
 pub mod provisioning;
@@ -39,6 +40,18 @@ pub fn controlplane_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// A benchmark's comma-separated argument `name` (`--servers 1,2`), else `default`.
+pub fn arg_list(name: &str, default: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.as_str())
+        .split(',')
+        .map(str::to_string)
+        .collect()
 }
 
 /// The repository root.

@@ -146,6 +146,7 @@ pub async fn sync(workload: &Client, wanted: &Wanted) -> Result<bool, NodeError>
             &Patch::Apply(body),
         )
         .await?;
+        info!(node = %node.name_any(), zone = %wanted.zone, region = ?wanted.region, "Node labelled");
     }
     if let Some(id) = &wanted.join_token {
         let secrets: Api<Secret> = Api::namespaced(workload.clone(), "kube-system");
@@ -214,6 +215,8 @@ mod tests {
         // write_files, content as text).
         let data = "## template: jinja\n#cloud-config\nwrite_files:\n- path: /run/kubeadm/kubeadm-join-config.yaml\n  content: |\n    discovery:\n      bootstrapToken:\n        apiServerEndpoint: 10.83.0.1:6443\n        token: tdumr1.0123456789abcdef\n";
         assert_eq!(join_token_id(data).as_deref(), Some("tdumr1"));
+        let fixture = include_str!("../../../../hack/node-os/testdata/cabpk-join.yaml");
+        assert_eq!(join_token_id(fixture).as_deref(), Some("abcdef"));
         assert_eq!(join_token_id("token: short.0123456789abcdef"), None);
         assert_eq!(join_token_id("token: ABCDEF.0123456789abcdef"), None);
         assert_eq!(join_token_id("tokens: abcdef.0123456789abcdef\n"), None);
