@@ -9,18 +9,76 @@
 //! (The rig: `e2e::cluster`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crds::provider::GroundworkMachine;
 use crds::{Server, ServerState};
 use e2e::cluster::{
-    CLUSTER, NS, Rig, app, cluster, http_get, machines_api, node_ip, nodes_ready, rig,
+    CLUSTER, NS, Rig, app, cluster, http_get, machines_api, node_ip, nodes_ready, ready, rig,
 };
-use e2e::{eventually, eventually_every, resource_of};
+use e2e::netlab::run;
+use e2e::{apply_doc, eventually, eventually_every, resource_of};
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+
+/// Whether a server's disk has no partition table left (no MBR signature, so no GPT either).
+fn wiped(disk: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    std::fs::File::open(disk)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .unwrap();
+    head[510..512] != [0x55, 0xaa]
+}
+
+/// The index of server `name`'s disk in the rig.
+fn disk_of(name: &str) -> usize {
+    usize::from(name != "r1-u01")
+}
+
+/// Drops every packet to and from `ip` where the site namespace forwards it (between the node
+/// networks and this host): the node cannot reach the API server, nor the API server it.
+fn partition(site_ns: &str, ip: &str) {
+    let nft = |args: &[&str]| {
+        run(Command::new("ip")
+            .args(["netns", "exec", site_ns, "nft"])
+            .args(args));
+    };
+    nft(&["add", "table", "inet", "partition"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "partition",
+        "fwd",
+        "{ type filter hook forward priority 0 ; }",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "inet",
+        "partition",
+        "fwd",
+        "ip",
+        "saddr",
+        ip,
+        "drop",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "inet",
+        "partition",
+        "fwd",
+        "ip",
+        "daddr",
+        ip,
+        "drop",
+    ]);
+}
 
 /// Servers claimed, and Servers holding a node address.
 async fn claims_and_addresses(client: &Client) -> (Vec<String>, Vec<String>) {
@@ -48,6 +106,7 @@ async fn machine_deployment_becomes_nodes_that_run_the_app() {
         image,
         disks,
         lab,
+        site_ns,
         ..
     } = &rig;
     let servers: Api<Server> = Api::namespaced(client.clone(), NS);
@@ -172,16 +231,8 @@ async fn machine_deployment_becomes_nodes_that_run_the_app() {
         "released server keeps {:?}",
         st.addresses
     );
-    let disk = &disks[if released.name_any() == "r1-u01" {
-        0
-    } else {
-        1
-    }];
-    let head = std::fs::read(disk)
-        .map(|b| b[..1024 * 1024].to_vec())
-        .unwrap();
     assert!(
-        head[510..512] != [0x55, 0xaa],
+        wiped(&disks[disk_of(&released.name_any())]),
         "cleaning left a partition table on {}",
         released.name_any()
     );
@@ -196,7 +247,82 @@ async fn machine_deployment_becomes_nodes_that_run_the_app() {
         released.name_any()
     );
 
-    // 4. The Cluster deleted: no Machine, no claim, no node address, no bootstrap token left.
+    // 4. The remaining node cut off from the API server (its packets dropped in the site
+    // namespace, as a partitioned or hung node): NotReady, a MachineHealthCheck remediates. The
+    // Machine is replaced, and its server is fenced through its BMC (powered off, its disk
+    // wiped) before it returns to the pool: the cut-off OS cannot come back as a second node.
+    let gone = released.name_any();
+    let victim = if gone == "r1-u01" { "r2-u01" } else { "r1-u01" };
+    let victim_ip = node_ip(&nodes_api.get(victim).await.unwrap());
+    apply_doc(
+        client,
+        NS,
+        json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineHealthCheck",
+        "metadata": {"name": "workers"},
+        "spec": {"clusterName": CLUSTER, "selector": {"matchLabels": {"pool": "workers"}},
+            "checks": {"nodeStartupTimeoutSeconds": 900, "unhealthyNodeConditions": [
+                {"type": "Ready", "status": "Unknown", "timeoutSeconds": 10},
+                {"type": "Ready", "status": "False", "timeoutSeconds": 10}]}}}),
+    )
+    .await
+    .unwrap();
+    let bmc_log = lab.dir().join(format!("{victim}-bmc.log"));
+    let events_before = std::fs::read_to_string(&bmc_log).unwrap().lines().count();
+    partition(site_ns, &victim_ip);
+    let t_cut = Instant::now();
+    eventually_every(
+        Duration::from_secs(2),
+        Duration::from_secs(300),
+        &format!("Node {victim} NotReady"),
+        || async {
+            let node = nodes_api.get_opt(victim).await.unwrap();
+            (!node.as_ref().is_some_and(ready)).then_some(())
+        },
+    )
+    .await;
+    let (replacement, _) = nodes_ready(client, lab, 1, t_cut).await;
+    assert_eq!(
+        replacement[0].name_any(),
+        gone,
+        "the replacement runs on the free server"
+    );
+    let fenced = eventually_every(
+        Duration::from_secs(2),
+        Duration::from_secs(600),
+        &format!("{victim} fenced, cleaned and back in the pool"),
+        || async {
+            let s = servers.get(victim).await.unwrap();
+            let free = s.spec.consumer_ref.is_none()
+                && s.status.as_ref().and_then(|st| st.state) == Some(ServerState::Available);
+            free.then_some(s)
+        },
+    )
+    .await;
+    println!(
+        "remediation: replacement Ready, {victim} back in the pool {:.0} s after the cut",
+        t_cut.elapsed().as_secs_f64()
+    );
+    let events: Vec<String> = std::fs::read_to_string(&bmc_log)
+        .unwrap()
+        .lines()
+        .skip(events_before)
+        .map(str::to_string)
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("\"power_off\"")),
+        "{victim}'s BMC never powered it off after the cut: {events:?}"
+    );
+    assert!(
+        wiped(&disks[disk_of(victim)]),
+        "{victim}'s disk still holds the cut-off OS"
+    );
+    assert!(fenced.status.unwrap_or_default().addresses.is_empty());
+    assert!(
+        nodes_api.get_opt(victim).await.unwrap().is_none(),
+        "Node {victim} still exists"
+    );
+
+    // 5. The Cluster deleted: no Machine, no claim, no node address, no bootstrap token left.
     let clusters: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         NS,
