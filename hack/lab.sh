@@ -7,7 +7,9 @@
 # BFD, gw-lab-isp-b). Each ISP announces a default route. Rack a01's provisioning network is a
 # bridge in gw-lab-boot where the controller's boot services (DHCP, TFTP, HTTP) answer, and
 # server a01-u05 is a real QEMU machine behind its IPMI BMC: the lab asks to inspect it and
-# shows it network-booting into the Groundwork ramdisk. Needs root (network namespaces).
+# shows it network-booting into the Groundwork ramdisk; then Cluster API (core + kubeadm bootstrap,
+# as processes) and the Groundwork provider turn a01-u07 (rack a01) and a02-u01 (rack a02) into
+# Kubernetes nodes of the lab's own cluster that run a two-replica app. Needs root (network namespaces).
 #
 #   hack/lab.sh up     bring everything up and show the site converging (the README's main command)
 #   hack/lab.sh down   stop every process the lab started and remove its state
@@ -546,5 +548,9 @@ The lab is up ($SECONDS s).
   ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 neighbor             # ISP A's session
   vtysh --vty_socket $lab/frr-isp-b -c 'show bgp ipv4 unicast'                # ISP B's RIB (prepended twice)
   vtysh --vty_socket $lab/frr-isp-b -c 'show bfd peers brief'                 # ISP B's BFD
+  kubectl get cluster,machinedeployment,machines,gwm -n fra1                  # the workload cluster, its Machines and their servers
+  kubectl get nodes -L topology.kubernetes.io/zone                             # the nodes, zone = rack
+  kubectl scale machinedeployment -n fra1 workers --replicas 1                # release a node: its server is cleaned, back in the pool
+  tail -f .lab/provider.log                 # the Cluster API provider's log
   hack/lab.sh down                          # stop everything
 EOF2
