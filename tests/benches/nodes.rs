@@ -220,7 +220,7 @@ async fn baseline(rig: &Rig, n: usize) -> (f64, Vec<(String, f64)>) {
             .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
             .arg(&raw)
             .arg(&disk));
-        let tap = format!("tapd{i}");
+        let tap = format!("tapd{n}-{i}");
         rig.lab.tap(&rig.site_ns, &format!("br{rack}"), &tap);
         let pidfile = dir.join(format!("{name}.pid"));
         run(Command::new("ip")

@@ -338,7 +338,12 @@ pub async fn nodes_ready(
             timeline.mark(&name, &format!("claimed {}", server.name), t0);
             let s = servers.get(&server.name).await.unwrap();
             let st = s.status.clone().unwrap_or_default();
-            let progress = st.boot_progress.as_ref();
+            // Progress of the current attempt only (a reused server still shows its last one).
+            let attempt = st.boot_attempt.as_ref().map(|a| a.id.as_str());
+            let progress = st
+                .boot_progress
+                .as_ref()
+                .filter(|p| Some(p.attempt.as_str()) == attempt);
             if progress.is_some_and(|p| p.result_at.is_some()) {
                 timeline.mark(&name, "image written", t0);
             }
