@@ -18,6 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crds::provider::GroundworkMachine;
+use crds::server::BootPurpose;
 use crds::{Server, ServerState};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -338,8 +339,13 @@ pub async fn nodes_ready(
             timeline.mark(&name, &format!("claimed {}", server.name), t0);
             let s = servers.get(&server.name).await.unwrap();
             let st = s.status.clone().unwrap_or_default();
-            // Progress of the current attempt only (a reused server still shows its last one).
-            let attempt = st.boot_attempt.as_ref().map(|a| a.id.as_str());
+            // Progress of the current provisioning only (a reused server still shows the
+            // cleaning of its release).
+            let attempt = st
+                .boot_attempt
+                .as_ref()
+                .filter(|a| a.purpose == BootPurpose::Provision)
+                .map(|a| a.id.as_str());
             let progress = st
                 .boot_progress
                 .as_ref()
