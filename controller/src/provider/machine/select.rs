@@ -74,7 +74,9 @@ pub type Domains = BTreeMap<String, String>;
 /// The Server claimed for `request`: the one it already claimed, else the best fit among
 /// `servers` in its failure domain — in the domain with the fewest of its peers (which spreads
 /// a MachineDeployment without a failure domain across racks), inspected, then the smallest
-/// that meets the minimums (large machines stay free for large asks), then by name. Servers of
+/// that meets the minimums (large machines stay free for large asks), then the one free the
+/// longest (a server just released, e.g. fenced after a failure, is not the first picked
+/// again), then by name. Servers of
 /// other failure domains are never chosen.
 pub fn select<'a>(
     request: &Request<'_>,
@@ -111,6 +113,10 @@ pub fn select<'a>(
             hw.is_none(),
             hw.map(|h| h.memory_bytes).unwrap_or_default(),
             hw.map(|h| h.cpu_count).unwrap_or_default(),
+            s.status
+                .as_ref()
+                .and_then(|st| st.state_since.as_ref())
+                .map(|t| t.0),
             s.name_any(),
         )
     });
@@ -256,6 +262,21 @@ mod tests {
     }
 
     static NO_PEERS: BTreeMap<String, usize> = BTreeMap::new();
+
+    #[test]
+    fn the_server_free_the_longest_goes_first() {
+        let since = |s: &mut Server, t: &str| {
+            s.status.as_mut().unwrap().state_since = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t.parse().unwrap()),
+            );
+        };
+        let mut just_fenced = server("a01-u01", "a01", ServerState::Available, 64);
+        since(&mut just_fenced, "2026-12-05T10:05:00Z");
+        let mut idle = server("a01-u02", "a01", ServerState::Available, 64);
+        since(&mut idle, "2026-12-05T10:00:00Z");
+        let got = select(&request(None, None), &[&just_fenced, &idle], &domains()).unwrap();
+        assert_eq!(got.name_any(), "a01-u02");
+    }
 
     #[test]
     fn without_a_failure_domain_goes_where_its_peers_are_fewest() {
