@@ -7,7 +7,9 @@
 # BFD, gw-lab-isp-b). Each ISP announces a default route. Rack a01's provisioning network is a
 # bridge in gw-lab-boot where the controller's boot services (DHCP, TFTP, HTTP) answer, and
 # server a01-u05 is a real QEMU machine behind its IPMI BMC: the lab asks to inspect it and
-# shows it network-booting into the Groundwork ramdisk. Needs root (network namespaces).
+# shows it network-booting into the Groundwork ramdisk; then Cluster API (core + kubeadm bootstrap,
+# as processes) and the Groundwork provider turn a01-u07 (rack a01) and a02-u01 (rack a02) into
+# Kubernetes nodes of the lab's own cluster that run a two-replica app. Needs root (network namespaces).
 #
 #   hack/lab.sh up     bring everything up and show the site converging (the README's main command)
 #   hack/lab.sh down   stop every process the lab started and remove its state
@@ -26,7 +28,7 @@ kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
 # Network namespaces of the lab (fixed names: one lab per machine).
 netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b gw-lab-boot)
 # Every process the lab starts, stopped in this order by PID (.lab/<name>.pid).
-procs=(edge controller sushy ipmi ipmi-vm ipmi-vm6 www ra bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
+procs=(edge provider controller sushy ipmi ipmi-vm ipmi-vm6 ipmi-vm7 ipmi-a02 www ra-br-prov ra-br-a02 bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
 
 down() {
   local p
@@ -37,6 +39,8 @@ down() {
   done
   hack/boot/vm.sh --stop "$lab/a01-u05-vm.pid" 2>/dev/null || true
   hack/boot/vm.sh --stop "$lab/a01-u06-vm.pid" 2>/dev/null || true
+  hack/boot/vm.sh --stop "$lab/a01-u07-vm.pid" 2>/dev/null || true
+  hack/boot/vm.sh --stop "$lab/a02-u01-vm.pid" 2>/dev/null || true
   for ns in "${netns_all[@]}"; do
     if [[ -e "/run/netns/$ns" ]]; then ip netns del "$ns" || true; fi
   done
@@ -72,14 +76,39 @@ export PATH="$(hack/k8s-bins/build.sh):$PATH"
 gw_step "building the controller and the edge daemon"
 cargo build -q -p controller -p edge -p kubectl-groundwork --bin groundwork-controller --bin groundwork-edge --bin kubectl-groundwork
 mkdir -p "$lab"
-gw_step "starting etcd + kube-apiserver"; hack/controlplane.sh up "$lab/cp"
+gw_step "the racks' networks in gw-lab-boot: a01 = bridge br-prov (provisioning 10.10.0.2/24, node gateway 10.20.0.1/24), a02 = br-a02 (10.11.0.2/24, node gateway 10.21.0.1/24), routed between; taps for the QEMU servers; IPv6 router adverts; this host on a01's node network as 10.20.0.254 (the API server's address for nodes)"
+ip netns add gw-lab-boot || die "cannot create network namespace gw-lab-boot"
+ip -n gw-lab-boot link set lo up
+ip netns exec gw-lab-boot sysctl -qw net.ipv4.ip_forward=1
+bridge() { # name provisioning-cidr node-cidr ipv6-prefix
+  ip -n gw-lab-boot link add "$1" type bridge
+  ip -n gw-lab-boot addr add "$2" dev "$1"
+  ip -n gw-lab-boot addr add "$3" dev "$1"
+  ip -n gw-lab-boot addr add "${4}1/64" dev "$1" nodad
+  ip -n gw-lab-boot link set "$1" up
+  # iPXE waits ~13 s for IPv6 autoconfiguration unless a router advertises (LABS.md section 4).
+  nohup ip netns exec gw-lab-boot dnsmasq -k --port=0 --no-resolv --no-hosts --interface="$1" \
+    --bind-interfaces --enable-ra --dhcp-range="$4,ra-only,64" </dev/null >"$lab/ra-$1.log" 2>&1 &
+  echo $! > "$lab/ra-$1.pid"
+}
+bridge br-prov 10.10.0.2/24 10.20.0.1/24 fd10::
+bridge br-a02 10.11.0.2/24 10.21.0.1/24 fd11::
+for tap in tap-u05:br-prov tap-u06:br-prov tap-u07:br-prov tap-a02-u01:br-a02; do
+  ip -n gw-lab-boot tuntap add dev "${tap%%:*}" mode tap
+  ip -n gw-lab-boot link set "${tap%%:*}" master "${tap#*:}" up
+done
+gw_host_veth gw-lab-boot br-prov gw-lab-host 10.20.0.254/24
+ip route add 10.21.0.0/24 via 10.20.0.1
+gw_step "starting etcd, kube-apiserver (for the nodes on 10.20.0.254), kube-controller-manager, kube-scheduler"
+hack/controlplane.sh up "$lab/cp" --cluster --node-address 10.20.0.254
 ln -sf "$lab/cp/kubeconfig" "$lab/kubeconfig"
 gw_step "installing Groundwork with Helm (CRDs, RBAC, ServiceAccount)"
 kc create namespace groundwork-system --dry-run=client -o yaml | kc apply -f - >/dev/null
 # The site namespace first, so the edge daemon's RoleBinding is scoped to it (least privilege).
 kc apply -f examples/00-namespace.yaml >/dev/null
 KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system \
-  --set replicas=0 --set 'edge.namespaces={fra1}' --set boot.enabled=true >/dev/null
+  --set replicas=0 --set 'edge.namespaces={fra1}' --set boot.enabled=true \
+  --set provider.enabled=true --set provider.replicas=0 >/dev/null
 # No Pods run on a bare API server: run the controller binary locally under the chart's
 # ServiceAccount token, with exactly the chart's permissions.
 server="$(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
@@ -97,37 +126,26 @@ KC
 }
 sa_kubeconfig groundwork-controller "$lab/controller.kubeconfig"
 sa_kubeconfig groundwork-edge "$lab/edge.kubeconfig"
-gw_step "rack a01's networks: bridge br-prov in gw-lab-boot with the provisioning address 10.10.0.2/24 and the node gateway 10.20.0.1/24, taps for a01-u05's and a01-u06's VMs, IPv6 router adverts"
-ip netns add gw-lab-boot || die "cannot create network namespace gw-lab-boot"
-ip -n gw-lab-boot link set lo up
-ip -n gw-lab-boot link add br-prov type bridge
-ip -n gw-lab-boot addr add 10.10.0.2/24 dev br-prov
-ip -n gw-lab-boot addr add 10.20.0.1/24 dev br-prov
-ip -n gw-lab-boot addr add fd10::1/64 dev br-prov nodad
-ip -n gw-lab-boot link set br-prov up
-for u in 05 06; do
-  ip -n gw-lab-boot tuntap add dev "tap-u$u" mode tap
-  ip -n gw-lab-boot link set "tap-u$u" master br-prov up
-done
-# iPXE waits ~13 s for IPv6 autoconfiguration unless a router advertises (LABS.md section 4).
-nohup ip netns exec gw-lab-boot dnsmasq -k --port=0 --no-resolv --no-hosts --interface=br-prov \
-  --bind-interfaces --enable-ra --dhcp-range=fd10::,ra-only,64 </dev/null >"$lab/ra.log" 2>&1 &
-echo $! > "$lab/ra.pid"
+sa_kubeconfig groundwork-provider "$lab/provider.kubeconfig"
 gw_step "building the netboot ramdisk (Debian kernel + busybox, cached) into .lab/boot"
 hack/boot/ramdisk.sh "$lab/boot" >/dev/null
 (umask 077; head -c 48 /dev/urandom | base64 > "$lab/boot-token.key")
 gw_step "building the test OS image (boots under BIOS and UEFI, reads its config drive, checks in) and serving it from gw-lab-boot at http://10.10.0.2:8090/"
 mkdir -p "$lab/www"
+# The node OS image (the cluster's nodes; cached, minutes when cold) builds meanwhile.
+hack/node-os/build.sh "$lab/node-os.raw" >"$lab/node-os-build.log" 2>&1 &
+node_os_pid=$!
 hack/boot/test-os.sh "$lab/test-os.raw" >/dev/null
 cp "$lab/test-os.raw.zst" "$lab/www/test-os.raw.zst"
 nohup ip netns exec gw-lab-boot python3 -m http.server 8090 --bind 10.10.0.2 --directory "$lab/www" </dev/null >"$lab/www.log" 2>&1 &
 echo $! > "$lab/www.pid"
 for u in 05 06; do truncate -s 256M "$lab/a01-u$u.disk"; done
+for n in a01-u07 a02-u01; do truncate -s 3G "$lab/$n.disk"; done
 gw_step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
 POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
   --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
   --admission-policy groundwork-controller-server-writes \
-  --boot-services --dhcp-interface br-prov --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
+  --boot-services --dhcp-interface br-prov,br-a02 --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
   --boot-token-key-file "$lab/boot-token.key" \
   --agent-ca-secret groundwork-controller-agent-ca --agent-ca-namespace groundwork-system \
   >"$lab/controller.log" 2>&1 &
@@ -151,16 +169,25 @@ SUSHY_FAKE_POWER_DELAY=2 nohup python3 hack/bmc/sushy_launcher.py --config "$lab
 echo $! > "$lab/sushy.pid"
 nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6230 >"$lab/ipmi.log" 2>&1 &
 echo $! > "$lab/ipmi.pid"
-# a01-u05's and a01-u06's BMCs power real QEMU machines with a 256 MiB disk each (firmware
-# from the boot mode they are given; boot device from the BMC's one-time override).
-vm_cmd() { # unit
-  echo "fw=bios; [ \"\$GW_EFI\" = 1 ] && fw=uefi; boot=default; [ \"\$GW_BOOTDEV\" = pxe ] && boot=net; [ \"\$GW_BOOTDEV\" = disk ] && boot=disk; exec $root/hack/boot/vm.sh --name a01-u$1 --mac 52:54:00:a0:01:$1 --tap tap-u$1 --firmware \$fw --boot \$boot --disk $lab/a01-u$1.disk --serial $lab/a01-u$1.serial --pidfile $lab/a01-u$1-vm.pid --netns gw-lab-boot --state-dir $lab/vm-a01-u$1"
+# The BMCs of a01-u05, a01-u06 (256 MiB disks, the test OS) and of a01-u07, a02-u01 (3 GiB disks,
+# 1536 MiB of memory: the cluster's nodes) power real QEMU machines (firmware from the boot mode
+# they are given; boot device from the BMC's one-time override).
+vm_cmd() { # name mac tap memory-MiB
+  echo "fw=bios; [ \"\$GW_EFI\" = 1 ] && fw=uefi; boot=default; [ \"\$GW_BOOTDEV\" = pxe ] && boot=net; [ \"\$GW_BOOTDEV\" = disk ] && boot=disk; exec $root/hack/boot/vm.sh --name $1 --mac $2 --tap $3 --memory $4 --firmware \$fw --boot \$boot --disk $lab/$1.disk --serial $lab/$1.serial --pidfile $lab/$1-vm.pid --netns gw-lab-boot --state-dir $lab/vm-$1"
 }
-nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6231 --vm-command "$(vm_cmd 05)" >"$lab/ipmi-vm.log" 2>&1 &
-echo $! > "$lab/ipmi-vm.pid"
-nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6232 --vm-command "$(vm_cmd 06)" >"$lab/ipmi-vm6.log" 2>&1 &
-echo $! > "$lab/ipmi-vm6.pid"
-for _ in $(seq 100); do grep -q READY "$lab/ipmi.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm.log" 2>/dev/null && grep -q READY "$lab/ipmi-vm6.log" 2>/dev/null && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break; sleep 0.2; done
+for vm in ipmi-vm:6231:a01-u05:52:54:00:a0:01:05:tap-u05:512 ipmi-vm6:6232:a01-u06:52:54:00:a0:01:06:tap-u06:512 \
+  ipmi-vm7:6233:a01-u07:52:54:00:a0:01:07:tap-u07:1536 ipmi-a02:6234:a02-u01:52:54:00:a0:02:01:tap-a02-u01:1536; do
+  IFS=: read -r log port name m1 m2 m3 m4 m5 m6 tap mem <<<"$vm"
+  nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port "$port" \
+    --vm-command "$(vm_cmd "$name" "$m1:$m2:$m3:$m4:$m5:$m6" "$tap" "$mem")" >"$lab/$log.log" 2>&1 &
+  echo $! > "$lab/$log.pid"
+done
+for _ in $(seq 100); do
+  ok=1
+  for log in ipmi ipmi-vm ipmi-vm6 ipmi-vm7 ipmi-a02; do grep -q READY "$lab/$log.log" 2>/dev/null || ok=0; done
+  ((ok)) && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break
+  sleep 0.2
+done
 gw_step "applying examples/"
 kc apply -f examples/ >/dev/null
 for _ in $(seq 120); do
@@ -335,6 +362,166 @@ done
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name}: node address {.status.addresses[0].address}; the installed OS says hostname {.status.bootProgress.checkIn.hostname}, addresses {.status.bootProgress.checkIn.addresses[*]}{"\n"}{end}'
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name} phases:{range .status.phases[*]} {.name}={.durationMs}ms{end}{"\n"}{end}'
 
+gw_step "rack a02 and the nodes' servers a01-u07 and a02-u01 (QEMU, 1536 MiB, 3 GiB disks, labelled node-pool=workers)"
+kc apply -f - >/dev/null <<EOF4
+apiVersion: groundwork.dev/v1alpha1
+kind: Rack
+metadata: {name: a02, namespace: fra1}
+spec:
+  location: {site: fra1, room: hall-1, row: A}
+  failureDomain: fra1-a02
+  networks:
+    provisioning: {subnet: 10.11.0.0/24, gateway: 10.11.0.2}
+    node: {subnet: 10.21.0.0/24, gateway: 10.21.0.1}
+---
+apiVersion: groundwork.dev/v1alpha1
+kind: Server
+metadata: {name: a01-u07, namespace: fra1, labels: {node-pool: workers}}
+spec:
+  rackRef: {name: a01}
+  rackUnit: 7
+  bmc: {address: "ipmi://127.0.0.1:6233", credentialsSecretRef: {name: bmc-a01}}
+  bootMACAddress: "52:54:00:a0:01:07"
+  bootMode: Legacy
+---
+apiVersion: groundwork.dev/v1alpha1
+kind: Server
+metadata: {name: a02-u01, namespace: fra1, labels: {node-pool: workers}}
+spec:
+  rackRef: {name: a02}
+  rackUnit: 1
+  bmc: {address: "ipmi://127.0.0.1:6234", credentialsSecretRef: {name: bmc-a01}}
+  bootMACAddress: "52:54:00:a0:02:01"
+  bootMode: UEFI
+EOF4
+
+gw_step "Cluster API core + its kubeadm bootstrap provider (processes, webhooks on 127.0.0.1), the lab's API server as workload cluster fra1/lab, the Groundwork provider under its ServiceAccount (log: .lab/provider.log)"
+hack/capi.sh up "$lab/cp" >"$lab/capi-up.log" 2>&1 || { tail -20 "$lab/capi-up.log" >&2; die "Cluster API did not start"; }
+hack/workload-cluster.sh up "$lab/cp" fra1 lab >"$lab/workload-cluster.log" 2>&1 || { tail -20 "$lab/workload-cluster.log" >&2; die "workload cluster setup failed"; }
+POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/provider.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" --provider \
+  --metrics-addr 127.0.0.1:18081 --lease-name groundwork-provider --lease-namespace groundwork-system \
+  >"$lab/provider.log" 2>&1 &
+echo $! > "$lab/provider.pid"
+wait "$node_os_pid" || { tail -20 "$lab/node-os-build.log" >&2; die "the node OS image did not build (.lab/node-os-build.log)"; }
+cp "$lab/node-os.raw.zst" "$lab/www/node-os.raw.zst"
+rm -f "$lab/node-os.raw"
+node_sha="$(sha256sum "$lab/www/node-os.raw.zst" | cut -d' ' -f1)"
+version="$(kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"
+
+gw_step "a Cluster over racks a01 and a02 and a MachineDeployment of two workers: each Machine claims a node-pool=workers server (spread across the racks), the agent writes the node OS, kubeadm joins with Cluster API's bootstrap data"
+kc apply -f - >/dev/null <<EOF5
+apiVersion: infrastructure.groundwork.dev/v1alpha1
+kind: GroundworkCluster
+metadata: {name: lab, namespace: fra1}
+spec: {}
+---
+apiVersion: cluster.x-k8s.io/v1beta2
+kind: Cluster
+metadata: {name: lab, namespace: fra1}
+spec:
+  controlPlaneRef: {apiGroup: controlplane.lab.groundwork.dev, kind: ExternalControlPlane, name: lab}
+  infrastructureRef: {apiGroup: infrastructure.groundwork.dev, kind: GroundworkCluster, name: lab}
+---
+apiVersion: infrastructure.groundwork.dev/v1alpha1
+kind: GroundworkMachineTemplate
+metadata: {name: workers, namespace: fra1}
+spec:
+  template:
+    spec:
+      serverSelector: {matchLabels: {node-pool: workers}}
+      image: {url: "http://10.10.0.2:8090/node-os.raw.zst", checksum: "sha256:$node_sha", format: raw+zstd}
+---
+apiVersion: bootstrap.cluster.x-k8s.io/v1beta2
+kind: KubeadmConfigTemplate
+metadata: {name: workers, namespace: fra1}
+spec:
+  template:
+    spec:
+      joinConfiguration:
+        nodeRegistration:
+          # cloud-init jinja over the config drive's meta-data, which Groundwork writes
+          name: '{{ ds.meta_data.local_hostname }}'
+          kubeletExtraArgs:
+          - {name: provider-id, value: '{{ ds.meta_data.provider_id }}'}
+---
+apiVersion: cluster.x-k8s.io/v1beta2
+kind: MachineDeployment
+metadata: {name: workers, namespace: fra1}
+spec:
+  clusterName: lab
+  replicas: 2
+  selector: {matchLabels: {pool: workers}}
+  template:
+    metadata: {labels: {pool: workers}}
+    spec:
+      clusterName: lab
+      version: $version
+      bootstrap: {configRef: {apiGroup: bootstrap.cluster.x-k8s.io, kind: KubeadmConfigTemplate, name: workers}}
+      infrastructureRef: {apiGroup: infrastructure.groundwork.dev, kind: GroundworkMachineTemplate, name: workers}
+EOF5
+declare -A seen=()
+timeline=()
+mark() { # machine milestone
+  [[ -n "${seen[$1/$2]:-}" ]] && return
+  seen[$1/$2]=1; timeline+=("$1: $2 at $((SECONDS - t_md)) s"); echo "  $1: $2 ($((SECONDS - t_md)) s)"
+}
+t_md=$SECONDS
+ready=0
+for _ in $(seq 900); do
+  ready=0
+  while read -r m server; do
+    [[ -n "$server" ]] || continue
+    mark "$m" "claimed $server"
+    progress="$(kc -n fra1 get server "$server" -o jsonpath='{.status.state} {.status.bootProgress.resultAt} {.status.bootProgress.checkedInAt}')"
+    [[ "$progress" != Error* ]] || die "$server failed: $(kc -n fra1 get server "$server" -o jsonpath='{.status.lastError}')"
+    read -r _ result checkin <<<"$progress"
+    [[ -z "$result" ]] || mark "$m" "image written"
+    [[ -z "$checkin" ]] || mark "$m" "OS checked in"
+    if [[ "$(kc get node "$server" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]; then
+      mark "$m" "Node Ready"; ready=$((ready + 1))
+    fi
+  done < <(kc -n fra1 get groundworkmachines -o jsonpath='{range .items[*]}{.metadata.name} {.status.serverRef.name}{"\n"}{end}')
+  ((ready == 2)) && break
+  sleep 1
+done
+((ready == 2)) || die "the workers did not become Ready nodes (see .lab/provider.log, .lab/a01-u07.serial, .lab/a02-u01.serial)"
+echo "  timeline, from the MachineDeployment's creation:"; printf '    %s\n' "${timeline[@]}"
+kc get nodes -L topology.kubernetes.io/zone,topology.kubernetes.io/region -o wide | sed 's/^/  /'
+kc get nodes -o jsonpath='{range .items[*]}  {.metadata.name}: providerID {.spec.providerID}{"\n"}{end}'
+
+gw_step "the app: a Deployment of two groundwork.dev/hello:v1 replicas spread across the zones (hostPort 8080), asked from this host"
+kc apply -f - >/dev/null <<'EOF6'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: hello}}}
+      containers:
+      - name: hello
+        image: groundwork.dev/hello:v1
+        imagePullPolicy: Never
+        env: [{name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+        ports: [{containerPort: 8080, hostPort: 8080}]
+EOF6
+answers=()
+for _ in $(seq 240); do
+  answers=()
+  for node_ip in $(kc get nodes -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{end}'); do
+    r="$(curl -sf --max-time 2 "http://$node_ip:8080/" 2>/dev/null)" && answers+=("http://$node_ip:8080/ -> $r")
+  done
+  ((${#answers[@]} == 2)) && break
+  sleep 1
+done
+((${#answers[@]} == 2)) || die "the app did not answer on both nodes (kubectl get pods -o wide)"
+printf '  %s\n' "${answers[@]}"
+kc get pods -o wide -l app=hello | sed 's/^/  /'
+
 gw_step "site fra1:"
 kc get groundwork -n fra1
 cat <<EOF2
@@ -361,5 +548,9 @@ The lab is up ($SECONDS s).
   ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 neighbor             # ISP A's session
   vtysh --vty_socket $lab/frr-isp-b -c 'show bgp ipv4 unicast'                # ISP B's RIB (prepended twice)
   vtysh --vty_socket $lab/frr-isp-b -c 'show bfd peers brief'                 # ISP B's BFD
+  kubectl get cluster,machinedeployment,machines,gwm -n fra1                  # the workload cluster, its Machines and their servers
+  kubectl get nodes -L topology.kubernetes.io/zone                             # the nodes, zone = rack
+  kubectl scale machinedeployment -n fra1 workers --replicas 1                # release a node: its server is cleaned, back in the pool
+  tail -f .lab/provider.log                 # the Cluster API provider's log
   hack/lab.sh down                          # stop everything
 EOF2

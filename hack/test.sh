@@ -38,13 +38,16 @@ deps() {
 }
 stage deps deps
 gw_env  # the Go toolchain and the Python virtual environment that deps made sure of
-# Kubernetes (control plane, kubeadm, kubelet): one cached step. Cluster API
-# (hack/capi-bins/build.sh) joins once a test runs it (issue 14).
+# Kubernetes (control plane, kubeadm, kubelet) and Cluster API (hack/capi-bins/build.sh):
+# cached steps.
 stage control-plane-binaries hack/k8s-bins/build.sh >/dev/null
+stage capi-binaries hack/capi-bins/build.sh >/dev/null
 bins="$(hack/k8s-bins/build.sh)"
 export PATH="$bins:$PATH"
 stage fmt cargo fmt --all -- --check
 stage node-os-unit bash -c 'cd hack/node-os && test -z "$(gofmt -l .)" && go vet ./... && go test ./...'
+# The node OS image the cluster test writes to its servers (cached; the test asks for it again).
+stage node-os-image bash -c 'd="$(mktemp -d)" && hack/node-os/build.sh "$d/node-os.raw" >/dev/null && rm -rf "$d"'
 # Compile once: the debug build serves the CRD drift check (crdgen), the tests and the smoke
 # benchmarks; clippy's check-mode artifacts are the only second compilation.
 stage build cargo build --workspace --all-targets --locked
@@ -56,6 +59,9 @@ cleanup() { hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1 || true; report;
 trap cleanup EXIT
 stage control-plane-up hack/controlplane.sh up "$cp_dir"
 stage install-crds kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f charts/groundwork/crds/
+# Cluster API's CRDs (cached with its binaries): the provider's tests create Machines and Clusters.
+capi_bins="$(hack/capi-bins/build.sh)"  # cached by the capi-binaries stage
+stage install-capi-crds kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f "$capi_bins/crds/core.yaml"
 export GROUNDWORK_TEST_CONTROLPLANE="$cp_dir"
 stage tests cargo test --workspace --locked --no-fail-fast -- --test-threads 2
 stage bench-smoke hack/bench-scale.sh --racks 2 --servers 10 --controlplane "$cp_dir"

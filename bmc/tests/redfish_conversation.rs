@@ -48,30 +48,16 @@ fn driver(emu: &StrictBmc, i: usize) -> Arc<dyn Bmc> {
     .unwrap()
 }
 
-async fn stats(emu: &StrictBmc) -> Value {
-    common::http_client()
-        .build()
-        .unwrap()
-        .get(format!("{}/_emulator/stats", emu.base()))
-        .basic_auth(USER, Some(PASSWORD))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Requests the drivers made since `before` (a stats reading; each reading counts itself).
 async fn requests_since(emu: &StrictBmc, before: &Value) -> u64 {
-    stats(emu).await["requests"].as_u64().unwrap() - before["requests"].as_u64().unwrap() - 1
+    emu.stats().await["requests"].as_u64().unwrap() - before["requests"].as_u64().unwrap() - 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drivers_of_one_service_share_root_session_and_manager() {
     let emu = fleet(3, json!({}));
     let drivers: Vec<_> = (0..3).map(|i| driver(&emu, i)).collect();
-    let before = stats(&emu).await;
+    let before = emu.stats().await;
     let seen = futures::future::join_all(drivers.iter().map(|d| d.inspect())).await;
     let mut macs = Vec::new();
     for (id, power) in seen.into_iter().map(Result::unwrap) {
@@ -91,13 +77,13 @@ async fn drivers_of_one_service_share_root_session_and_manager() {
     // of the system and one of its interfaces, expanded.
     assert_eq!(requests_since(&emu, &before).await, 2 + 1 + 3 * 2);
     assert_eq!(
-        stats(&emu).await["sessions"],
+        emu.stats().await["sessions"],
         1,
         "one session for the service"
     );
 
     // Powering on right after the observation: the reset request only.
-    let before = stats(&emu).await;
+    let before = emu.stats().await;
     for d in &drivers {
         d.power(PowerAction::On).await.unwrap();
     }
@@ -110,7 +96,7 @@ async fn drivers_of_one_service_share_root_session_and_manager() {
     eventually(
         Duration::from_secs(5),
         "the shared session closed with the last driver",
-        || async { (stats(&emu).await["sessions"] == 0).then_some(()) },
+        || async { (emu.stats().await["sessions"] == 0).then_some(()) },
     )
     .await;
 }
@@ -124,7 +110,7 @@ async fn interfaces_are_read_one_by_one_where_expand_is_not_advertised() {
             "ExpandAll": false, "Levels": false, "Links": false, "NoLinks": false}}}}),
     );
     let bmc = driver(&emu, 0);
-    let before = stats(&emu).await;
+    let before = emu.stats().await;
     let (id, _) = bmc.inspect().await.unwrap();
     assert_eq!(id.mac_addresses.len(), 2, "{id:?}");
     // Root, login, system, manager, the interface collection and its two members.

@@ -14,7 +14,7 @@ use crate::boot_services::{self, BootError};
 use crate::config::Config;
 use crate::health::{self, Health, SiteSource};
 use crate::metrics::Metrics;
-use crate::reconcilers;
+use crate::{provider, reconcilers};
 
 /// The API client for `config`, limited to `qps` requests per second (0: unlimited).
 pub fn client(config: kube::Config, qps: u64) -> Result<Client, kube::Error> {
@@ -74,7 +74,7 @@ impl App {
         identity: &str,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), BootError> {
-        if !self.config.boot.boot_services {
+        if !self.config.boot.boot_services || self.config.provider {
             return Ok(());
         }
         boot_services::serve(
@@ -89,11 +89,22 @@ impl App {
         .await
     }
 
-    /// Runs the caches and the reconcilers until `shutdown`.
+    /// Runs the caches and the reconcilers until `shutdown`: the site's, or with `--provider`
+    /// the Cluster API provider's.
     pub async fn reconcilers(
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
     ) {
+        if self.config.provider {
+            return provider::run(
+                self.client.clone(),
+                &self.config,
+                self.metrics.clone(),
+                self.health.clone(),
+                shutdown,
+            )
+            .await;
+        }
         reconcilers::run(
             self.client.clone(),
             &self.config,

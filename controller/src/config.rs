@@ -40,13 +40,15 @@ pub struct Config {
         default_value_t = 900
     )]
     pub ramdisk_timeout_seconds: u64,
-    /// Name of the leader-election Lease.
-    #[arg(
-        long,
-        env = "GROUNDWORK_LEASE_NAME",
-        default_value = "groundwork-controller"
-    )]
-    pub lease_name: String,
+    /// Run the Cluster API infrastructure provider (GroundworkCluster, GroundworkMachine)
+    /// instead of the site controller: no boot services, its own Lease and field manager
+    /// (`groundwork-provider`). Deploy it under its own ServiceAccount: it writes Server intent.
+    #[arg(long, env = "GROUNDWORK_PROVIDER")]
+    pub provider: bool,
+    /// Name of the leader-election Lease (default `groundwork-controller`, or
+    /// `groundwork-provider` with `--provider`).
+    #[arg(long, env = "GROUNDWORK_LEASE_NAME")]
+    pub lease_name: Option<String>,
     /// Namespace of the leader-election Lease (defaults to the pod's namespace, else `default`).
     #[arg(long, env = "GROUNDWORK_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
@@ -144,4 +146,17 @@ pub struct BootConfig {
         default_value = "console=ttyS0,115200"
     )]
     pub boot_kernel_args: String,
+}
+
+impl Config {
+    /// The leader-election Lease's name: the controller and the provider never share one.
+    pub fn lease_name(&self) -> String {
+        self.lease_name.clone().unwrap_or_else(|| {
+            if self.provider {
+                crds::field_managers::PROVIDER.into()
+            } else {
+                crds::field_managers::CONTROLLER.into()
+            }
+        })
+    }
 }

@@ -9,6 +9,9 @@
 //!   objects (a Server's `status.bootProgress` and the contracts in `crds` and `proto`):
 //!   **neither wing imports the other**, and inside a wing a folder's children import
 //!   siblings, never their parent.
+//! - The [`provider`] wing: the Cluster API infrastructure provider (GroundworkCluster,
+//!   GroundworkMachine), run instead of the other two by `--provider`, as its own component
+//!   with its own identity: it writes Server intent, which the controller never does.
 //! - [`app`] wires the floor and both wings, for `main.rs` (which adds leader election and
 //!   signals) and the end-to-end harness alike.
 
@@ -21,6 +24,7 @@ pub mod health;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;
+pub mod provider;
 pub mod reconcilers;
 pub mod view;
 

@@ -51,7 +51,11 @@ async fn serve(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    if let Some(policy) = &config.admission_policy {
+    if let Some(policy) = config
+        .admission_policy
+        .as_ref()
+        .filter(|_| !config.provider)
+    {
         tokio::select! {
             () = controller::admission::wait_enforced(&client, &lease_namespace, policy) => {}
             () = shutdown.clone() => return Ok(()),
@@ -70,11 +74,11 @@ async fn serve(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let elector = Elector::new(
         client.clone(),
         &lease_namespace,
-        &config.lease_name,
+        &config.lease_name(),
         &identity,
         Duration::from_secs(config.lease_seconds),
     );
-    info!(%identity, lease = %config.lease_name, namespace = %lease_namespace, "waiting for leadership");
+    info!(%identity, lease = %config.lease_name(), namespace = %lease_namespace, "waiting for leadership");
     tokio::select! {
         () = elector.acquire() => {}
         () = shutdown.clone() => return Ok(()),

@@ -124,6 +124,9 @@ pub mod field_managers {
     /// The edge daemon on a border router (BGP session state in UpstreamLink and BorderRouter
     /// status, alongside the controller's conditions).
     pub const EDGE: &str = "groundwork-edge";
+    /// The Cluster API provider: Server claims (`spec.consumerRef`, image, user-data,
+    /// cleaning) written as intent, the way a person would, and the provider's own kinds.
+    pub const PROVIDER: &str = "groundwork-provider";
     /// The kubectl plugin (spec and annotation edits a person asked for).
     pub const KUBECTL: &str = "kubectl-groundwork";
 }

@@ -3,6 +3,9 @@
 //! One namespace is one site. [`Rack`], [`Server`] and [`UpstreamLink`] declare the site; the
 //! controller only ever writes their `status`. This crate holds types and pure helpers only: no
 //! I/O, no imports from the rest of the workspace.
+//!
+//! [`provider`] holds the Cluster API infrastructure provider's kinds, in their own group
+//! (`infrastructure.groundwork.dev`; the module says why).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -11,6 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 
 pub mod border;
 pub mod common;
+pub mod provider;
 pub mod rack;
 pub mod server;
 pub mod upstream;
@@ -22,6 +26,7 @@ pub use border::{
 pub use common::{
     ConditionStatus, SecretKeyRef, annotations, condition_types, field_managers, reasons,
 };
+pub use provider::{GroundworkCluster, GroundworkMachine, GroundworkMachineTemplate};
 pub use rack::{Rack, RackSpec, RackStatus};
 pub use server::{Server, ServerSpec, ServerState, ServerStatus};
 pub use upstream::{UpstreamLink, UpstreamLinkSpec, UpstreamLinkStatus};
@@ -43,9 +48,19 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         UpstreamLink::crd(),
         BorderRouter::crd(),
         BlackholeRoute::crd(),
+        GroundworkCluster::crd(),
+        GroundworkMachine::crd(),
+        GroundworkMachineTemplate::crd(),
     ];
     for crd in &mut crds {
         let hostname = crd.spec.names.kind == "Server";
+        if crd.spec.group == provider::GROUP {
+            let (key, value) = provider::CONTRACT_LABEL;
+            crd.metadata
+                .labels
+                .get_or_insert_default()
+                .insert(key.into(), value.into());
+        }
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
                 .schema

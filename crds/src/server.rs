@@ -32,12 +32,14 @@ pub const NAME_MESSAGE: &str = "a Server's name becomes its hostname: at most 63
     printcolumn(name = "Power", type_ = "string", json_path = ".status.powerState"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.bootMACAddress) == has(oldSelf.spec.bootMACAddress) && (!has(self.spec.bootMACAddress) || self.spec.bootMACAddress == oldSelf.spec.bootMACAddress))").message("spec.bootMACAddress cannot change while the server is provisioned; deprovision it first"),
-    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.rackRef) == has(oldSelf.spec.rackRef) && (!has(self.spec.rackRef) || self.spec.rackRef.name == oldSelf.spec.rackRef.name))").message("spec.rackRef cannot change while the server is provisioned; deprovision it first")
+    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.state) || !(oldSelf.status.state in ['Provisioning', 'Provisioned', 'Deprovisioning']) || (has(self.spec.rackRef) == has(oldSelf.spec.rackRef) && (!has(self.spec.rackRef) || self.spec.rackRef.name == oldSelf.spec.rackRef.name))").message("spec.rackRef cannot change while the server is provisioned; deprovision it first"),
+    printcolumn(name = "Consumer", type_ = "string", json_path = ".spec.consumerRef.name", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.rackRef) == has(self.rackUnit)").message("rackRef and rackUnit must be set together"))]
 #[x_kube(validation = Rule::new("!has(self.image) || !self.externallyProvisioned").message("an externally provisioned server is never imaged: remove image or externallyProvisioned"))]
 #[x_kube(validation = Rule::new("!has(self.standby) || self.standby != 'Standby' || !self.externallyProvisioned").message("an externally provisioned server never waits in the ramdisk: remove standby or externallyProvisioned"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.consumerRef) || !has(self.consumerRef) || self.consumerRef.uid == oldSelf.consumerRef.uid").message("spec.consumerRef cannot move to another consumer: release the server (remove consumerRef) first"))]
 pub struct ServerSpec {
     /// The Rack the server is mounted in (same namespace). Absent for discovered machines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +101,12 @@ pub struct ServerSpec {
     /// server on a Rack with a power budget needs `maxPowerWatts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby: Option<StandbyPolicy>,
+    /// Who uses the server: set by whoever claims it (the Cluster API provider, for a
+    /// GroundworkMachine) and removed when it is released. A claimed server is never claimed
+    /// by anyone else; the reference cannot move to another consumer without being removed
+    /// first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_ref: Option<ConsumerRef>,
 }
 
 /// Whether a server waits warm in the ramdisk when it has nothing to do.
@@ -112,6 +120,25 @@ pub enum StandbyPolicy {
     /// Stay powered on in the ramdisk, inspected and clean, its agent waiting for a task
     /// (state `Standby`), as far as the Rack's power budget and standby limit allow.
     Standby,
+}
+
+/// The object a Server is claimed by.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerRef {
+    /// API version of the consumer, e.g. `infrastructure.groundwork.dev/v1alpha1`.
+    #[schemars(length(min = 1, max = 253))]
+    pub api_version: String,
+    /// Kind of the consumer, e.g. `GroundworkMachine`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Name of the consumer, in the Server's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// UID of the consumer: a consumer deleted and created again under the same name is
+    /// another consumer.
+    #[schemars(length(min = 1, max = 64))]
+    pub uid: String,
 }
 
 fn one() -> u32 {

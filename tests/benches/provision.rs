@@ -8,19 +8,8 @@
 use crds::Server;
 use crds::server::{ServerState, ServerStatus};
 use e2e::provisioning::{boot_flags, image, rig, sha256, site, wait_for};
-use e2e::{RunningController, admin_client, namespace};
+use e2e::{RunningController, admin_client, arg_list as list, namespace};
 use kube::api::Api;
-
-fn list(name: &str, default: &str) -> Vec<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.as_str())
-        .split(',')
-        .map(str::to_string)
-        .collect()
-}
 
 /// When the server entered Provisioning (power-on requested) and Provisioned.
 fn span(s: &ServerStatus) -> (jiff::Timestamp, jiff::Timestamp) {

@@ -19,6 +19,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use tokio::sync::oneshot;
 
+pub mod cluster;
 pub mod netlab;
 pub mod process;
 pub mod provisioning;
@@ -41,6 +42,18 @@ pub fn controlplane_dir() -> PathBuf {
     dir
 }
 
+/// A benchmark's comma-separated argument `name` (`--servers 1,2`), else `default`.
+pub fn arg_list(name: &str, default: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.as_str())
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -48,8 +61,12 @@ pub fn repo_root() -> PathBuf {
 
 /// An admin client for the test control plane.
 pub async fn admin_client() -> Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap();
+    client_for(&controlplane_dir().join("kubeconfig")).await
+}
+
+/// A client with the credentials of `kubeconfig`.
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
     let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
@@ -146,6 +163,53 @@ impl std::io::Write for CapturedLog {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Runs helm against the test control plane.
+pub fn helm_run(args: &[&str]) -> std::process::Output {
+    let kubeconfig = controlplane_dir().join("kubeconfig");
+    std::process::Command::new("helm")
+        .args(args)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("helm is not on PATH: hack/test.sh builds it from Go modules")
+}
+
+/// Runs helm against the test control plane; panics with its stderr when it fails.
+pub fn helm(args: &[&str]) -> String {
+    let out = helm_run(args);
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A client acting as ServiceAccount `name` of `namespace` (a token request): exactly its RBAC.
+pub async fn client_as_service_account(namespace: &str, name: &str) -> kube::Client {
+    let admin = admin_client().await;
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin, namespace);
+    let request: k8s_openapi::api::authentication::v1::TokenRequest = serde_json::from_value(
+        serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}),
+    )
+    .unwrap();
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    let token = token.status.unwrap().token;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    kube::Client::try_from(config).unwrap()
 }
 
 /// The controller running in this process against `client` (any identity).

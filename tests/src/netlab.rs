@@ -251,13 +251,32 @@ impl NetLab {
         mac: &str,
         disk: Option<&Path>,
     ) -> PathBuf {
+        self.vm_bmc_sized(name, port, ns, tap, mac, disk, None)
+    }
+
+    /// Like [`Self::vm_bmc_with_disk`], with `memory_mib` of memory (hack/boot/vm.sh's default
+    /// otherwise).
+    #[allow(clippy::too_many_arguments)]
+    pub fn vm_bmc_sized(
+        &mut self,
+        name: &str,
+        port: u16,
+        ns: &str,
+        tap: &str,
+        mac: &str,
+        disk: Option<&Path>,
+        memory_mib: Option<u32>,
+    ) -> PathBuf {
         let vm = crate::repo_root().join("hack/boot/vm.sh");
         let pidfile = self.pidfile(name);
         let serial = self.dir.join(format!("{name}.serial"));
         let state = self.dir.join(name);
         let disk = disk
             .map(|d| format!(" --disk {}", d.display()))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &memory_mib
+                .map(|m| format!(" --memory {m}"))
+                .unwrap_or_default();
         let command = format!(
             "fw=bios; [ \"$GW_EFI\" = 1 ] && fw=uefi; boot=default; [ \"$GW_BOOTDEV\" = pxe ] && boot=net; [ \"$GW_BOOTDEV\" = disk ] && boot=disk; exec {} --name {name} --mac {mac} --tap {tap} --firmware $fw --boot $boot --serial {} --pidfile {} --netns {ns} --state-dir {}{disk}",
             vm.display(),

@@ -41,6 +41,23 @@ impl ControllerProcess {
     /// `namespace` and `extra` flags; stdout and stderr go to `log` (appended). Only the
     /// environment given here reaches it (no RUST_LOG, NO_COLOR, … of the test's).
     pub fn spawn(namespace: &str, lease: &str, extra: &[String], log: &Path) -> Self {
+        Self::spawn_on(
+            &controlplane_dir().join("kubeconfig"),
+            namespace,
+            lease,
+            extra,
+            log,
+        )
+    }
+
+    /// [`Self::spawn`] against the API server of `kubeconfig`.
+    pub fn spawn_on(
+        kubeconfig: &Path,
+        namespace: &str,
+        lease: &str,
+        extra: &[String],
+        log: &Path,
+    ) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -50,7 +67,7 @@ impl ControllerProcess {
         let child = Command::new(controller_binary())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", controlplane_dir().join("kubeconfig"))
+            .env("KUBECONFIG", kubeconfig)
             .args(["--namespace", namespace, "--resync-seconds", "3600"])
             .args(["--lease-name", lease, "--lease-namespace", namespace])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
@@ -72,7 +89,14 @@ impl ControllerProcess {
     pub async fn start(namespace: &str, extra: &[String], lease_seconds: u64, log: &Path) -> Self {
         let mut flags = vec!["--lease-seconds".to_string(), lease_seconds.to_string()];
         flags.extend_from_slice(extra);
-        let mut running = Self::spawn(namespace, "groundwork-test", &flags, log);
+        Self::spawn(namespace, "groundwork-test", &flags, log)
+            .ready(lease_seconds)
+            .await
+    }
+
+    /// Waits until it leads and its caches synced (`/readyz`; a Lease of `lease_seconds`).
+    pub async fn ready(mut self, lease_seconds: u64) -> Self {
+        let running = &mut self;
         let url = format!("http://127.0.0.1:{}/readyz", running.port);
         let wait = lease_seconds * 2 + 30;
         eventually(
@@ -89,7 +113,7 @@ impl ControllerProcess {
             },
         )
         .await;
-        running
+        self
     }
 
     /// Its output so far.

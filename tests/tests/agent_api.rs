@@ -15,11 +15,12 @@ use common::IpmiSim;
 use crds::{Server, ServerState};
 use e2e::netlab::NetLab;
 use e2e::{RunningController, admin_client, eventually, inspection_site, namespace, wait_state};
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use proto::agent_v1::agent_client::AgentClient;
 use proto::agent_v1::{Disk, Inventory, NextTaskRequest, Nic, RegisterRequest, TaskResult, task};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
+use serde_json::json;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
@@ -58,13 +59,26 @@ async fn kernel_params(http: u16) -> agent::cmdline::BootParams {
 }
 
 /// The same for any MAC.
+/// The iPXE script for `mac`, once the boot services have read the site (they answer 503
+/// until then, which a firmware retries).
+async fn boot_script(http: u16, mac: &str) -> String {
+    let url = format!("http://127.0.0.1:{http}/boot/{mac}.ipxe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = reqwest::get(&url).await.unwrap();
+        if answer.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return answer.text().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the boot services answered 503 for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn kernel_params_of(http: u16, mac: &str) -> agent::cmdline::BootParams {
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{mac}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = boot_script(http, mac).await;
     let kernel_line = script.lines().find(|l| l.starts_with("kernel ")).unwrap();
     agent::cmdline::parse(kernel_line).expect("groundwork.agent on the command line")
 }
@@ -302,6 +316,92 @@ async fn the_agent_registers_this_machines_inventory_and_is_told_to_power_off() 
     controller.stop().await;
 }
 
+/// A replica that recorded the call-back and died (or was too slow) before its answer left:
+/// the agent's retry of Register, on this or another replica, is answered with the same
+/// credential (provision step 7 saw it refused as a closed attempt, and the agent gave up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_register_whose_answer_was_lost_is_answered_again() {
+    let Inspecting {
+        _ipmi,
+        _lab,
+        client,
+        ns,
+        controller,
+        http,
+        ..
+    } = one_inspecting("agentagain", "10.68.0.0/24", "r").await;
+    let api: Api<Server> = Api::namespaced(client.clone(), &ns);
+    // Hands off: the reconciler would end the inspection on the call-back; the attempt stays
+    // open as a cleaning or provisioning one does until the agent's result.
+    api.patch(
+        "r",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {crds::annotations::PAUSED: "test"}}})),
+    )
+    .await
+    .unwrap();
+    let params = kernel_params(http).await;
+    let mut agent = AgentClient::new(
+        agent::run::channel(&params, RetryPolicy::default())
+            .await
+            .unwrap(),
+    );
+    let register = || RegisterRequest {
+        server: params.server.clone(),
+        boot_token: params.token.clone(),
+        boot_mac: MAC_X.into(),
+        inventory: Some(inventory()),
+    };
+    let first = agent.register(register()).await.unwrap().into_inner();
+    // The boot services' cache has the call-back once r's script boots the disk (the same
+    // cache answers Register): the retry meets a called-back attempt, as after a restart.
+    eventually(
+        Duration::from_secs(30),
+        "the boot services to see r called back",
+        || async { (!boot_script(http, MAC_X).await.contains("kernel ")).then_some(()) },
+    )
+    .await;
+    let called_back = api.get("r").await.unwrap().status.unwrap().boot_progress;
+    let called_back = called_back.and_then(|p| p.called_back_at);
+    assert!(called_back.is_some());
+    // The answer was lost; the agent asks again.
+    let again = agent.register(register()).await.unwrap().into_inner();
+    assert_eq!(again.credential, first.credential);
+    assert_eq!(again.server_uid, first.server_uid);
+    // Nothing recorded twice; still the same open attempt.
+    let st = api.get("r").await.unwrap().status.unwrap();
+    assert_eq!(st.boot_progress.and_then(|p| p.called_back_at), called_back);
+    assert_eq!(st.state, Some(ServerState::Inspecting));
+
+    // Once the agent's result is in, the token registers nothing more.
+    let next = agent
+        .next_task(with_credential(NextTaskRequest {}, &first.credential))
+        .await
+        .unwrap()
+        .into_inner();
+    agent
+        .report_result(with_credential(
+            TaskResult {
+                task_id: next.id,
+                ok: true,
+                ..Default::default()
+            },
+            &first.credential,
+        ))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "Register refused after the result",
+        || async {
+            let refused = agent.clone().register(register()).await.err()?;
+            (refused.code() == Code::FailedPrecondition).then_some(())
+        },
+    )
+    .await;
+    controller.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_refuses_a_controller_whose_ca_is_not_the_pinned_one() {
     let Inspecting {
@@ -361,12 +461,7 @@ async fn an_unknown_machine_enrols_itself_as_a_discovered_server() {
     let (mut flags, http, _) = loopback_boot_flags(&lab);
     // Without auto-enrolment an unknown machine is sent to its disk.
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{UNKNOWN}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = boot_script(http, UNKNOWN).await;
     assert!(script.contains("\nexit\n"), "{script}");
     controller.stop().await;
 
@@ -405,12 +500,7 @@ async fn an_unknown_machine_enrols_itself_as_a_discovered_server() {
     .await;
     assert_eq!(st.hardware.unwrap().cpu_count, cpus);
     // Now known: its next netboot is sent to its disk.
-    let script = reqwest::get(format!("http://127.0.0.1:{http}/boot/{UNKNOWN}.ipxe"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = boot_script(http, UNKNOWN).await;
     assert!(script.contains("\nexit\n"), "{script}");
     controller.stop().await;
 }

@@ -4,7 +4,6 @@
 //! auto-enrolment creates. Two electors never lead at once.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use controller::admission::Probe;
@@ -12,57 +11,12 @@ use controller::boot_services::agent_api::enroll;
 use controller::boot_services::ca;
 use crds::{Rack, Server};
 use e2e::{
-    RunningController, admin_client, apply_examples, controlplane_dir, eventually, namespace,
-    repo_root,
+    RunningController, admin_client, apply_examples, client_as_service_account, eventually, helm,
+    helm_run, namespace, repo_root,
 };
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
-
-fn helm_run(args: &[&str]) -> std::process::Output {
-    let kubeconfig = controlplane_dir().join("kubeconfig");
-    Command::new("helm")
-        .args(args)
-        .env("KUBECONFIG", &kubeconfig)
-        .output()
-        .expect("helm is not on PATH: hack/test.sh builds it from Go modules")
-}
-
-fn helm(args: &[&str]) -> String {
-    let out = helm_run(args);
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-async fn client_as_service_account(namespace: &str, name: &str) -> kube::Client {
-    let admin = admin_client().await;
-    let sas: Api<ServiceAccount> = Api::namespaced(admin, namespace);
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
-            .unwrap();
-    let token = sas
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .unwrap();
-    let token = token.status.unwrap().token;
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(controlplane_dir().join("kubeconfig")).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info = kube::config::AuthInfo {
-        token: Some(token.into()),
-        ..Default::default()
-    };
-    kube::Client::try_from(config).unwrap()
-}
 
 #[tokio::test]
 async fn controller_works_under_the_charts_rbac() {

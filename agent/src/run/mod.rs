@@ -3,7 +3,7 @@
 //!
 //! Every call survives a controller restart (retries for up to ten minutes); a task's result
 //! is delivered before the next task is asked for; log lines go to the controller every two
-//! seconds and once more before the agent stops.
+//! seconds, before each task's result and once more before the agent stops.
 
 mod api;
 mod clean_task;
@@ -35,6 +35,8 @@ const LOG_INTERVAL: Duration = Duration::from_secs(2);
 const LOG_BATCH: usize = 500;
 /// How long the final log flush may retry before the agent stops anyway.
 const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(30);
+/// How long the flush before a task's result may retry (the result matters more).
+const TASK_FLUSH_BUDGET: Duration = Duration::from_secs(5);
 /// Pause before asking again after re-reporting a task the controller handed out twice.
 const REPEAT_PAUSE: Duration = Duration::from_secs(2);
 
@@ -167,7 +169,7 @@ pub async fn run(
     if let Some((handle, stop, logs)) = shipper {
         let _ = stop.send(());
         let _ = handle.await;
-        flush_logs(&api, &logs).await;
+        flush_logs(&api, &logs, FINAL_FLUSH_BUDGET).await;
     }
     outcome
 }
@@ -196,6 +198,11 @@ async fn follow_tasks(api: &Api, options: &RunOptions) -> Result<Outcome, RunErr
                     continue;
                 }
                 let result = execute(api, &task, &sys_block).await;
+                // The controller may power-cycle the machine as soon as it has the result:
+                // the task's own log lines go first.
+                if let Some(logs) = &options.logs {
+                    flush_logs(api, logs, TASK_FLUSH_BUDGET).await;
+                }
                 api.report_result(&result).await?;
                 info!(task = %task.id, ok = result.ok, "result delivered");
                 done.insert(task.id.clone(), result);
@@ -294,9 +301,9 @@ fn ship_logs(api: Api, logs: LogBuffer, mut stop: oneshot::Receiver<()>) -> Join
     })
 }
 
-/// Sends what is left before the agent stops, retrying for [`FINAL_FLUSH_BUDGET`] at most.
-async fn flush_logs(api: &Api, logs: &LogBuffer) {
-    let policy = api.policy().with_budget(FINAL_FLUSH_BUDGET);
+/// Sends what is buffered now, retrying for `budget` at most.
+async fn flush_logs(api: &Api, logs: &LogBuffer, budget: Duration) {
+    let policy = api.policy().with_budget(budget);
     while !logs.is_empty() {
         let batch = LogBatch {
             lines: logs.drain(LOG_BATCH),

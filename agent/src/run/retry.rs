@@ -139,7 +139,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: the clock advances only through the sleeps, so the budget arithmetic below
+    // holds on a loaded machine too.
+    #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_within_the_budget() {
         let tries = Cell::new(0);
         // The default's shape, in milliseconds: 20 ms doubling to 200 ms.

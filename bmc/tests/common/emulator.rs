@@ -100,10 +100,19 @@ impl StrictBmc {
 
     /// Sessions, request log, boots and the system's documents, as the emulator sees them.
     pub async fn state(&self) -> Value {
+        self.control("state").await
+    }
+
+    /// Requests served (this one included), peak in flight and open sessions.
+    pub async fn stats(&self) -> Value {
+        self.control("stats").await
+    }
+
+    async fn control(&self, what: &str) -> Value {
         super::http_client()
             .build()
             .unwrap()
-            .get(format!("{}/_emulator/state", self.base()))
+            .get(format!("{}/_emulator/{what}", self.base()))
             .basic_auth(USER, Some(PASSWORD))
             .send()
             .await

@@ -10,3 +10,9 @@ app.kubernetes.io/name: groundwork
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: edge
 {{- end -}}
+{{- define "groundwork.providerName" -}}{{ .Release.Name }}-provider{{- end -}}
+{{- define "groundwork.providerLabels" -}}
+app.kubernetes.io/name: groundwork
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: provider
+{{- end -}}

@@ -130,6 +130,7 @@ async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static s
         }
         return ("exit", ipxe::unknown(&mac_s));
     };
+    let server = steps::confirmed(&st.client, server).await;
     let id = format!(
         "{}/{}",
         server.namespace().unwrap_or_default(),

@@ -136,11 +136,21 @@ pub fn documents(
     network_data: Option<String>,
     checkin_url: &str,
 ) -> Documents {
+    let namespace = server.namespace().unwrap_or_default();
+    // The provider ID (as Cluster API Machines and Nodes carry it) and the Rack, for templates
+    // (e.g. a kubelet's `providerID` and zone label).
+    let rack = server
+        .spec
+        .rack_ref
+        .as_ref()
+        .map(|r| format!("groundwork-rack: {}\n", r.name))
+        .unwrap_or_default();
     let meta_data = format!(
-        "instance-id: {}\nlocal-hostname: {}\ngroundwork-server: {}\ngroundwork-checkin-url: {checkin_url}\n",
+        "instance-id: {}\nlocal-hostname: {}\ngroundwork-server: {}\ngroundwork-checkin-url: {checkin_url}\nprovider-id: {}\n{rack}",
         server.uid().unwrap_or_default(),
         server.name_any(),
         server_id(server),
+        crds::provider::provider_id(&namespace, &server.name_any()),
     );
     let generated = || {
         let mac = server.spec.boot_mac_address.as_deref()?;
@@ -192,6 +202,7 @@ mod tests {
                 max_power_watts: None,
                 node: None,
                 standby: None,
+                consumer_ref: None,
             },
         );
         s.metadata.namespace = Some("fra1".into());
@@ -219,7 +230,7 @@ mod tests {
         );
         assert_eq!(
             d.meta_data,
-            "instance-id: uid-1\nlocal-hostname: a01-u05\ngroundwork-server: fra1/a01-u05\ngroundwork-checkin-url: http://10.10.0.2:8081/metadata/checkin\n"
+            "instance-id: uid-1\nlocal-hostname: a01-u05\ngroundwork-server: fra1/a01-u05\ngroundwork-checkin-url: http://10.10.0.2:8081/metadata/checkin\nprovider-id: groundwork://fra1/a01-u05\n"
         );
         assert_eq!(
             d.network_config,

@@ -102,6 +102,24 @@ pub async fn write(
     .map(|_| ())
 }
 
+/// `server` as the API has it now when the cached copy shows no open attempt: an attempt
+/// opened a moment ago may not have reached the cache yet (a fast firmware asking a loaded
+/// controller). Costs one read per request of a machine with no attempt (an installed OS
+/// renewing its lease); the cached copy when the read fails.
+pub async fn confirmed(client: &kube::Client, server: Server) -> Server {
+    if matches!(target(server.status.as_ref()), Target::Ramdisk(_)) {
+        return server;
+    }
+    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
+    match api.get(&server.name_any()).await {
+        Ok(now) => now,
+        Err(e) => {
+            warn!(server = %server.name_any(), error = %e, "server not read; its cached copy decides");
+            server
+        }
+    }
+}
+
 /// Records `step` for `server` if it has an open attempt and the step is new for it. Returns
 /// whether it was recorded.
 pub async fn record(
@@ -111,6 +129,7 @@ pub async fn record(
     step: Step,
     details: Details,
 ) -> bool {
+    let server = &confirmed(client, server.clone()).await;
     let status = server.status.as_ref();
     let Target::Ramdisk(attempt) = target(status) else {
         return false;

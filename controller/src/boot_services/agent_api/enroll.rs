@@ -67,6 +67,7 @@ pub async fn enroll(
         max_power_watts: None,
         node: None,
         standby: None,
+        consumer_ref: None,
     };
     let mut new = Server::new(&name, spec);
     new.metadata.annotations = Some(

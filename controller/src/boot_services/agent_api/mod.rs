@@ -95,6 +95,19 @@ impl AgentApi {
         }))
     }
 
+    /// A restarted replica knows no Server until its caches are complete: a refusal (or an
+    /// enrollment) before that would be final for an agent whose Server exists. Unavailable is
+    /// what the agent retries.
+    fn ready(&self) -> Result<(), Status> {
+        if self.shared.synced() {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "boot services starting: Servers not read yet",
+            ))
+        }
+    }
+
     /// The Server and its current attempt, when the call's credential verifies: it was issued
     /// for the attempt that booted the agent's ramdisk (the current one, or the one a warm
     /// attempt names).
@@ -108,6 +121,7 @@ impl AgentApi {
         let (id, mac) = bearer
             .rsplit_once(':')
             .ok_or_else(|| Status::unauthenticated("malformed credential"))?;
+        self.ready()?;
         let refused = || Status::unauthenticated("credential refused");
         let server = self.shared.server_by_name(id).ok_or_else(refused)?;
         let open = server
@@ -247,6 +261,7 @@ impl Agent for AgentApi {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        self.ready()?;
         let r = request.into_inner();
         if r.server == "-" {
             return self.enroll(r).await;

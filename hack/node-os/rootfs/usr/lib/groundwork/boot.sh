@@ -3,7 +3,7 @@
 #   mounts (proc, sys, cgroup2 — or the v1 hierarchies with groundwork.cgroup=v1 on the kernel
 #   command line —, /run, /tmp, shared propagation) -> kernel modules and sysctls for containers
 #   -> NoCloud config drive at /run/cidata -> hostname, /etc/hosts -> network (gw-cloud-init net:
-#   the netplan network-config, else DHCP) -> containerd (supervised) -> the pre-built images
+#   the netplan network-config, else DHCP) -> check-in to Groundwork (gw-cloud-init checkin) -> containerd (supervised) -> the pre-built images
 #   imported into containerd's k8s.io namespace -> kubelet, when kubeadm configured and enabled it
 #   on an earlier boot -> the cloud-config runner (gw-cloud-init: bootcmd, write_files, runcmd,
 #   whose `kubeadm join` starts the kubelet through the systemctl shim).
@@ -88,6 +88,9 @@ printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1
 
 gw-cloud-init net -seed /run/cidata || log "network incomplete"
 log "hostname=$(hostname) addresses=$(ip -4 -o addr show scope global | awk '{ print $4 }' | tr '\n' ' ')"
+# First boot's check-in to Groundwork (when the meta-data names a check-in URL), in the
+# background: the Server is Provisioned once the OS is up, whatever the cluster join does next.
+gw-cloud-init checkin -seed /run/cidata &
 
 # --- containerd, images, kubelet -------------------------------------------------------
 systemctl start containerd
