@@ -12,6 +12,7 @@ pub mod disks;
 pub mod gpt;
 pub mod image;
 pub mod inventory;
+pub mod kexec;
 pub mod logs;
 pub mod partition_table;
 pub mod run;
