@@ -39,8 +39,13 @@ use crate::boot_services::steps;
 /// Progress is written to status at most this often per server (phase changes always are).
 const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// A standby agent's heartbeat is written at most this often per server.
+/// A standby agent's heartbeat is written at most this often per server (and every quarter
+/// of the heartbeat timeout when that is shorter).
 const HEARTBEAT_WRITE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a standby agent's NextTask is held open waiting for work before it is answered
+/// with a short Wait (under the agent's 120 s NextTask deadline).
+const STANDBY_HOLD: Duration = Duration::from_secs(25);
 
 /// Log lines quoted in a failure's Event and condition message.
 const FAILURE_LOG_LINES: usize = 15;
@@ -59,6 +64,8 @@ pub struct AgentApi {
     pub http_port: u16,
     /// Where unknown machines are enrolled (None: auto-enrolment off).
     pub enroll_namespace: Option<String>,
+    /// How often a standby agent's heartbeat is written.
+    pub heartbeat_interval: Duration,
     /// When each server's progress was last written, and in which phase.
     written: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -142,7 +149,7 @@ impl AgentApi {
     }
 
     /// What an answered poll records: a standby agent's heartbeat (at most once a
-    /// [`HEARTBEAT_WRITE_INTERVAL`]), or the start of a warm attempt's record when its
+    /// heartbeat interval), or the start of a warm attempt's record when its
     /// Provision task is handed to the agent that waited on standby (before the task goes out,
     /// so the agent's progress and result land in the new attempt's record, not the old one's).
     async fn record_poll(
@@ -170,7 +177,7 @@ impl AgentApi {
                     .and_then(|p| p.heartbeat_at.as_ref())
                     .is_none_or(|t| {
                         Timestamp::now().duration_since(t.0).as_secs()
-                            >= HEARTBEAT_WRITE_INTERVAL.as_secs() as i64
+                            >= self.heartbeat_interval.as_secs() as i64
                     });
                 if !stale {
                     return Ok(());
@@ -195,6 +202,10 @@ impl AgentApi {
             Err(Status::permission_denied("not a task of this server"))
         }
     }
+}
+
+fn standby(server: &Server) -> bool {
+    server.status.as_ref().and_then(|s| s.state) == Some(ServerState::Standby)
 }
 
 /// The Server status's name for what the agent did about kexec (the one conversion from the
@@ -302,12 +313,34 @@ impl Agent for AgentApi {
             ),
             None => String::new(),
         };
-        let kind = tasks::next(&self.client, &self.shared, &server, &attempt, &checkin_url)
-            .await
-            .map_err(|e| {
-                warn!(server = %server.name_any(), error = %e, "no task for the agent");
-                Status::unavailable(e.to_string())
-            })?;
+        let next = |server: Server, attempt: String| {
+            let checkin_url = checkin_url.clone();
+            async move {
+                match tasks::next(&self.client, &self.shared, &server, &attempt, &checkin_url).await
+                {
+                    Ok(kind) => Ok((server, attempt, kind)),
+                    Err(e) => {
+                        warn!(server = %server.name_any(), error = %e, "no task for the agent");
+                        Err(Status::unavailable(e.to_string()))
+                    }
+                }
+            }
+        };
+        let mut changes = self.shared.changes();
+        let (mut server, mut attempt, mut kind) = next(server, attempt).await?;
+        // A standby agent's poll is held until there is work (the handoff is then immediate)
+        // or the hold ends; the heartbeat is written as it is answered.
+        let until = tokio::time::Instant::now() + STANDBY_HOLD;
+        while matches!(kind, proto::agent_v1::task::Kind::Wait(_)) && standby(&server) {
+            if !matches!(
+                tokio::time::timeout_at(until, changes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                break;
+            }
+            let (now, now_attempt) = self.authenticate(&request)?;
+            (server, attempt, kind) = next(now, now_attempt).await?;
+        }
         self.record_poll(&server, &attempt, &kind).await?;
         Ok(Response::new(Task {
             id: format!("{}{}", task_prefix(&server, &attempt), tasks::name(&kind)),
@@ -436,6 +469,7 @@ pub async fn serve(ctx: AgentContext) {
         key: ctx.key,
         http_port: ctx.http_port,
         enroll_namespace: ctx.enroll_namespace,
+        heartbeat_interval: HEARTBEAT_WRITE_INTERVAL.min(ctx.standby_heartbeat_timeout / 4),
         written: Mutex::default(),
     };
     let tls = tonic::transport::ServerTlsConfig::new().identity(ctx.identity);

@@ -18,8 +18,8 @@ pub fn name(kind: &task::Kind) -> &'static str {
     }
 }
 
-/// How long a standby agent waits before asking again.
-const STANDBY_WAIT_SECONDS: u32 = 5;
+/// How long a standby agent waits before asking again (its poll was held open before).
+const STANDBY_WAIT_SECONDS: u32 = 1;
 
 /// The next task for `server`'s agent in `attempt`: wait while on standby; the attempt's work
 /// until its result is recorded; then power-off (the controller boots the disk through the BMC,

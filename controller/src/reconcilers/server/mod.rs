@@ -74,7 +74,7 @@ pub async fn reconcile(
         spec_changed: server.status.as_ref().and_then(|s| s.observed_generation)
             != server.metadata.generation,
         standby: standby_gate(&ctx, server),
-        heartbeat_timeout: standby::HEARTBEAT_TIMEOUT,
+        heartbeat_timeout: ctx.standby_heartbeat_timeout,
     };
     if lifecycle::needs_address(server.status.as_ref(), &lc) {
         lc.allocation = node_address(&ctx, server);

@@ -16,10 +16,6 @@ pub const POWER_NOT_DECLARED: &str = "PowerNotDeclared";
 /// `Standby` condition reason: the rack's `spec.standby.maxServers` are seated.
 pub const MAX_SERVERS_REACHED: &str = "MaxServersReached";
 
-/// A standby agent silent this long is given up: the server is powered off and Available.
-/// Longer than a controller restart plus the agent's retry backoff, so a restart keeps the pool.
-pub const HEARTBEAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// What the policy and the budget allow a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gate {
