@@ -122,6 +122,13 @@ pub enum StandbyPolicy {
     Standby,
 }
 
+impl StandbyPolicy {
+    /// The effective policy: the Server's own, else its Rack's, else Off.
+    pub fn effective(server: Option<Self>, rack: Option<Self>) -> Self {
+        server.or(rack).unwrap_or_default()
+    }
+}
+
 /// The object a Server is claimed by.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

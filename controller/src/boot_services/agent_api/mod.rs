@@ -204,10 +204,6 @@ impl AgentApi {
     }
 }
 
-fn standby(server: &Server) -> bool {
-    server.status.as_ref().and_then(|s| s.state) == Some(ServerState::Standby)
-}
-
 /// The Server status's name for what the agent did about kexec (the one conversion from the
 /// API's enum; `None` when it was not asked for).
 fn kexec_outcome(k: proto::agent_v1::KexecOutcome) -> Option<KexecOutcome> {
@@ -328,10 +324,12 @@ impl Agent for AgentApi {
         };
         let mut changes = self.shared.changes();
         let (mut server, mut attempt, mut kind) = next(server, attempt).await?;
-        // A standby agent's poll is held until there is work (the handoff is then immediate)
-        // or the hold ends; the heartbeat is written as it is answered.
-        let until = tokio::time::Instant::now() + STANDBY_HOLD;
-        while matches!(kind, proto::agent_v1::task::Kind::Wait(_)) && standby(&server) {
+        // A waiting agent's poll (on standby, or about to be) is held until there is work (the
+        // handoff is then immediate) or the hold ends; the heartbeat is written as it is
+        // answered.
+        // Never longer than the heartbeat interval: the answer is what writes the heartbeat.
+        let until = tokio::time::Instant::now() + STANDBY_HOLD.min(self.heartbeat_interval);
+        while matches!(kind, proto::agent_v1::task::Kind::Wait(_)) {
             if !matches!(
                 tokio::time::timeout_at(until, changes.changed()).await,
                 Ok(Ok(()))

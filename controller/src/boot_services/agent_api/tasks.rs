@@ -1,7 +1,7 @@
 //! What the agent is told to do next, from the Server's open boot attempt.
 
 use crds::Server;
-use crds::server::{BootPurpose, CleaningMode, ImageFormat, ServerState};
+use crds::server::{BootPurpose, CleaningMode, ImageFormat, ServerState, StandbyPolicy};
 use kube::ResourceExt;
 use proto::agent_v1::{self as api, Clean, PowerOff, Provision, RootDeviceHints, Wait, task};
 
@@ -55,6 +55,15 @@ pub async fn next(
         .boot_attempt
         .as_ref()
         .is_some_and(|a| a.ramdisk_attempt.is_some());
+    // Work done (inspection, cleaning) on a server whose policy keeps it warm: the agent
+    // waits while the reconciler decides between Standby and Available (then power-off).
+    let finished_work = status.state == Some(ServerState::Inspecting)
+        || (status.state == Some(ServerState::Deprovisioning) && done);
+    if finished_work && stays_warm(shared, server) {
+        return Ok(task::Kind::Wait(Wait {
+            seconds: STANDBY_WAIT_SECONDS,
+        }));
+    }
     if !working || done {
         return Ok(off);
     }
@@ -73,6 +82,18 @@ pub async fn next(
         }),
         _ => off,
     })
+}
+
+/// Whether `server`'s standby policy (its own, else its Rack's) keeps it warm when idle.
+fn stays_warm(shared: &Shared, server: &Server) -> bool {
+    let rack = server
+        .spec
+        .rack_ref
+        .as_ref()
+        .and_then(|r| shared.rack(&server.namespace().unwrap_or_default(), &r.name));
+    let rack_policy = rack.and_then(|r| r.spec.standby.map(|s| s.policy));
+    StandbyPolicy::effective(server.spec.standby, rack_policy) == StandbyPolicy::Standby
+        && !server.spec.externally_provisioned
 }
 
 async fn provision(

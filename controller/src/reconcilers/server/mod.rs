@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crds::Server;
-use crds::server::{NODE_NETWORK, PowerState, SystemIdentity};
+use crds::server::{NODE_NETWORK, PowerState, StandbyPolicy, SystemIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
@@ -324,7 +324,7 @@ fn standby_gate(ctx: &Context, server: &Server) -> standby::Gate {
             .and_then(|g| g.0.as_ref().ok().cloned())
     });
     let rack_standby = rack.as_ref().and_then(|r| r.spec.standby.as_ref());
-    let policy = standby::policy(server.spec.standby, rack_standby.map(|s| s.policy));
+    let policy = StandbyPolicy::effective(server.spec.standby, rack_standby.map(|s| s.policy));
     if policy == crds::server::StandbyPolicy::Off || server.spec.externally_provisioned {
         return standby::Gate::Off;
     }

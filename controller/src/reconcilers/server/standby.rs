@@ -49,11 +49,6 @@ pub struct Seat<'a> {
     pub since: Option<&'a Time>,
 }
 
-/// The effective policy: the Server's own, else its Rack's, else Off.
-pub fn policy(server: Option<StandbyPolicy>, rack: Option<StandbyPolicy>) -> StandbyPolicy {
-    server.or(rack).unwrap_or_default()
-}
-
 /// Whether a server in `state` draws power for a reason other than standby (so its declared
 /// draw is committed before any standby seat is given).
 pub fn committed(state: Option<ServerState>, online: bool) -> bool {
@@ -155,10 +150,10 @@ mod tests {
     #[test]
     fn the_server_policy_wins_over_the_rack_default() {
         use StandbyPolicy::{Off, Standby};
-        assert_eq!(policy(None, None), Off);
-        assert_eq!(policy(None, Some(Standby)), Standby);
-        assert_eq!(policy(Some(Off), Some(Standby)), Off);
-        assert_eq!(policy(Some(Standby), None), Standby);
+        assert_eq!(StandbyPolicy::effective(None, None), Off);
+        assert_eq!(StandbyPolicy::effective(None, Some(Standby)), Standby);
+        assert_eq!(StandbyPolicy::effective(Some(Off), Some(Standby)), Off);
+        assert_eq!(StandbyPolicy::effective(Some(Standby), None), Standby);
     }
 
     #[test]
