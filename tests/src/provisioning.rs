@@ -229,3 +229,38 @@ pub async fn wait_for(
     )
     .await
 }
+
+/// A warm pool: Rack `r1` and one Server per rig machine with `standby: Standby`, off, no
+/// image, boot mode `modes[i]` (`Legacy` or `UEFI`), inspected (`groundwork.dev/inspect`) and
+/// waited for until all are on `Standby`.
+pub async fn standby_pool(
+    client: &kube::Client,
+    ns: &str,
+    rig: &Rig,
+    modes: &[&str],
+) -> Vec<ServerStatus> {
+    site_with(
+        client,
+        ns,
+        &rig.ports,
+        |i| json!({"bootMode": modes[i % modes.len()], "online": false, "standby": "Standby"}),
+    )
+    .await;
+    let api: Api<Server> = Api::namespaced(client.clone(), ns);
+    let inspect = json!({"metadata": {"annotations": {crds::annotations::INSPECT: "warm-pool"}}});
+    for i in 0..rig.ports.len() {
+        api.patch(
+            &format!("s{}", i + 1),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&inspect),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("inspect s{}: {e}", i + 1));
+    }
+    let mut pool = Vec::new();
+    for i in 0..rig.ports.len() {
+        let name = format!("s{}", i + 1);
+        pool.push(wait_for(&rig.lab, &api, &name, ServerState::Standby, 300).await);
+    }
+    pool
+}

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crds::Server;
 use crds::server::{ServerState, ServerStatus};
 use e2e::netlab::run;
-use e2e::provisioning::{boot_flags, image, rig, sha256, site_with, wait_for};
+use e2e::provisioning::{boot_flags, image, rig, sha256, standby_pool, wait_for};
 use e2e::{RunningController, admin_client, eventually, namespace};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -94,30 +94,15 @@ async fn standby_servers_provision_with_kexec_and_fall_back_when_they_must() {
     let nokexec_sha = sha256(&nokexec);
 
     // s1 BIOS, s2 UEFI; both wait warm once inspected.
-    site_with(&client, &ns, &rig.ports, |i| {
-        json!({"bootMode": if i == 0 { "Legacy" } else { "UEFI" }, "online": false,
-            "standby": "Standby"})
-    })
-    .await;
     let mut flags = boot_flags(&rig, RAMDISK_TIMEOUT);
     flags.push("--standby-heartbeat-timeout-seconds".into());
     flags.push(HEARTBEAT_TIMEOUT.to_string());
     let _controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
     let names = ["s1", "s2"];
-    for name in names {
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"groundwork.dev/inspect": "i1"}}})),
-        )
-        .await
-        .unwrap();
-    }
-
+    let pool = standby_pool(&client, &ns, &rig, &["Legacy", "UEFI"]).await;
     // Standby after inspection: powered on once, never off.
-    for name in names {
-        let s = wait_for(lab, &api, name, ServerState::Standby, 300).await;
+    for (name, s) in names.iter().zip(&pool) {
         assert!(s.standby_since.is_some(), "{name}: {s:?}");
         assert!(s.hardware.is_some(), "{name}: inspected");
         let events = bmc_events(lab.dir(), name);
