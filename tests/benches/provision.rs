@@ -79,7 +79,7 @@ async fn warm(client: &kube::Client, n: usize, file: &str, format: &str) {
     let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     standby_pool(client, &ns, &rig, &["Legacy"]).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
-    let spec = serde_json::json!({"spec": {"image": image(file, &sha, format)}});
+    let spec = serde_json::json!({"spec": {"image": image(file, &sha, format), "online": true}});
     for i in 0..n {
         api.patch(
             &format!("s{}", i + 1),

@@ -28,7 +28,7 @@ use serde_json::json;
 /// How long a silent ramdisk may stay silent before its attempt is retried.
 const RAMDISK_TIMEOUT: u64 = 90;
 /// How long a standby agent may stay silent before its server is given up.
-const HEARTBEAT_TIMEOUT: u64 = 20;
+const HEARTBEAT_TIMEOUT: u64 = 12;
 const MIB: u64 = 1 << 20;
 
 async fn patch_spec(api: &Api<Server>, name: &str, spec: serde_json::Value) {
@@ -114,7 +114,7 @@ async fn standby_servers_provision_with_kexec_and_fall_back_when_they_must() {
         );
     }
     // The heartbeat keeps the pool: still on standby after more than the timeout.
-    tokio::time::sleep(Duration::from_secs(HEARTBEAT_TIMEOUT + 10)).await;
+    tokio::time::sleep(Duration::from_secs(HEARTBEAT_TIMEOUT + 5)).await;
     for name in names {
         let s = api.get(name).await.unwrap().status.unwrap();
         assert_eq!(s.state, Some(ServerState::Standby), "{name}: {s:?}");
@@ -127,7 +127,7 @@ async fn standby_servers_provision_with_kexec_and_fall_back_when_they_must() {
         .collect();
     let good = image("os.raw.zst", &os_zst, "raw+zstd");
     for name in names {
-        patch_spec(&api, name, json!({"image": good})).await;
+        patch_spec(&api, name, json!({"image": good, "online": true})).await;
     }
     for (i, name) in names.iter().enumerate() {
         let s = wait_for(lab, &api, name, ServerState::Provisioned, 240).await;
@@ -199,7 +199,7 @@ async fn standby_servers_provision_with_kexec_and_fall_back_when_they_must() {
     patch_spec(
         &api,
         "s2",
-        json!({"image": image("nokexec.raw", &nokexec_sha, "raw")}),
+        json!({"image": image("nokexec.raw", &nokexec_sha, "raw"), "online": true}),
     )
     .await;
     // 4. (BIOS) The standby agent goes silent: QEMU stopped.
