@@ -71,8 +71,11 @@ fn range(path: &Path, from: u64, to: u64) -> Vec<u8> {
     buf
 }
 
+/// The phases of the last provisioning (the history holds every earlier one too).
 fn phases(s: &ServerStatus) -> Vec<&str> {
-    s.phases.iter().map(|p| p.name.as_str()).collect()
+    let all: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
+    let last = all.iter().rposition(|p| *p == "Provisioning").unwrap_or(0);
+    all[last..].to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
