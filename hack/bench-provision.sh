@@ -3,7 +3,9 @@
 # through Groundwork (DHCP, iPXE, the agent's ramdisk, image + config drive, disk boot through
 # the BMC, first check-in), per image format, against the bare cycle measured in the same run
 # (hack/bench/bare-cycle.sh: busybox installer `wget | dd` of the same raw image, then disk
-# boot). Prints every figure beside its baseline and the ratio (target: <= 1.5x).
+# boot). Prints every figure beside its baseline and the ratio (target: <= 1.5x). Each run has
+# a warm twin: the same servers from a warm pool (standby in the ramdisk, issue 16), spec.image
+# -> Provisioned with kexec, beside the cold run's figure (target: warm <= 0.3x cold).
 #   hack/bench-provision.sh [--servers 1,2] [--formats raw,raw+zstd] [--controlplane DIR]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -39,5 +41,14 @@ awk '
     printf "%-5s %-9s %10s %10s %7s\n", "vms", "format", "groundwork", "bare", "ratio"
     for (k in ours) { split(k, p, " "); b = bare[p[1]]
       printf "%-5s %-9s %10.1f %10.1f %7.2f\n", p[1], p[2], ours[k], b, (b > 0 ? ours[k] / b : 0) }
+  }' "$out"
+echo
+echo "== spec.image -> provisioned (s), warm pool (kexec) vs cold (power-on), same run (target <= 0.3x)"
+awk '
+  /^RESULT (ours|warm)/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }; t[$2 " " f["vms"] " " f["format"]] = f["total_s"] }
+  END {
+    printf "%-5s %-9s %10s %10s %7s\n", "vms", "format", "warm", "cold", "ratio"
+    for (k in t) { split(k, p, " "); if (p[1] != "warm") continue; c = t["ours " p[2] " " p[3]]
+      printf "%-5s %-9s %10.1f %10.1f %7.2f\n", p[2], p[3], t[k], c, (c > 0 ? t[k] / c : 0) }
   }' "$out"
 rm -f "$out"

@@ -362,6 +362,39 @@ done
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name}: node address {.status.addresses[0].address}; the installed OS says hostname {.status.bootProgress.checkIn.hostname}, addresses {.status.bootProgress.checkIn.addresses[*]}{"\n"}{end}'
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name} phases:{range .status.phases[*]} {.name}={.durationMs}ms{end}{"\n"}{end}'
 
+gw_step "the warm pool: a01-u06 released with standby: Standby and its 300 W declared against the rack budget (cleaned, then waits powered on in the ramdisk), then provisioned again from standby: the agent writes and kexecs, no firmware, no BMC"
+phase_sum() { # server: seconds from Provisioning to Provisioned (the last provisioning)
+  kc -n fra1 get server "$1" -o json | python3 -c '
+import json, sys
+from datetime import datetime
+ph = json.load(sys.stdin)["status"]["phases"]
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+start = [p for p in ph if p["name"] == "Provisioning"][-1]["startedAt"]
+end = [p for p in ph if p["name"] == "Provisioned"][-1]["startedAt"]
+subs = " ".join("%s=%.1f" % (p["name"], p["durationMs"] / 1000) for p in ph
+  if p["name"] in ("PowerOnToDHCP", "RamdiskBoot", "StandbyToWrite", "Image", "Kexec", "DiskBootToCheckIn") and t(p["startedAt"]) >= t(start))
+print("%.1f s (%s)" % ((t(end) - t(start)).total_seconds(), subs))'
+}
+cold="$(phase_sum a01-u06)"
+kc -n fra1 patch server a01-u06 --type merge -p '{"spec": {"standby": "Standby", "maxPowerWatts": 300, "image": null}}' >/dev/null
+wait_state() { # server state seconds
+  local st=""
+  for i in $(seq "$3"); do
+    st="$(kc -n fra1 get server "$1" -o jsonpath='{.status.state}')"
+    [[ "$st" == "$2" ]] && return 0
+    [[ "$st" != Error ]] || die "$1 failed: $(kc -n fra1 get server "$1" -o jsonpath='{.status.lastError}')"
+    ((i % 5)) || echo "  [$i s] $1 $st"
+    sleep 1
+  done
+  die "$1 did not reach $2 in $3 s (state $st; see .lab/$1.serial and .lab/controller.log)"
+}
+wait_state a01-u06 Standby 240
+kc -n fra1 get server a01-u06 -o jsonpath='  a01-u06 on standby since {.status.standbySince}; agent heartbeat {.status.bootProgress.heartbeatAt}{"\n"}'
+kc -n fra1 patch server a01-u06 --type merge -p "{\"spec\": {\"image\": $image}}" >/dev/null
+wait_state a01-u06 Provisioned 240
+echo "  a01-u06 spec.image -> Provisioned: cold $cold"
+echo "  a01-u06 spec.image -> Provisioned: warm $(phase_sum a01-u06)"
+
 gw_step "rack a02 and the nodes' servers a01-u07 and a02-u01 (QEMU, 1536 MiB, 3 GiB disks, labelled node-pool=workers)"
 kc apply -f - >/dev/null <<EOF4
 apiVersion: groundwork.dev/v1alpha1

@@ -4,6 +4,7 @@
 //! disk that already holds the image) and clean.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod boot_entry;
 pub mod clean;
 pub mod cmdline;
 pub mod config_drive;
@@ -11,6 +12,7 @@ pub mod disks;
 pub mod gpt;
 pub mod image;
 pub mod inventory;
+pub mod kexec;
 pub mod logs;
 pub mod partition_table;
 pub mod run;

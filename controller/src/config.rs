@@ -146,6 +146,16 @@ pub struct BootConfig {
         default_value = "console=ttyS0,115200"
     )]
     pub boot_kernel_args: String,
+    /// Seconds a standby agent may stay silent before its server is given up (powered off,
+    /// `Available`, Event `StandbyLost`). Longer than a controller restart plus the agent's
+    /// retry backoff, so a restart keeps the pool; the agent's heartbeat is written every
+    /// quarter of it (at most every minute).
+    #[arg(
+        long,
+        env = "GROUNDWORK_STANDBY_HEARTBEAT_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub standby_heartbeat_timeout_seconds: u64,
 }
 
 impl Config {

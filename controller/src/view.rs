@@ -55,6 +55,7 @@ fn state_colors(state: Option<&str>) -> (&'static str, &'static str) {
         Some("Registering") => ("#b0bec5", "#102027"),
         Some("Inspecting") => ("#81d4fa", "#01579b"),
         Some("Available") => ("#a5d6a7", "#1b5e20"),
+        Some("Standby") => ("#80cbc4", "#004d40"),
         Some("Provisioning") => ("#ffcc80", "#e65100"),
         Some("Provisioned") => ("#1565c0", "#ffffff"),
         Some("Deprovisioning") => ("#ce93d8", "#4a148c"),

@@ -76,6 +76,8 @@ pub mod condition_types {
     pub const CREDENTIALS_VALID: &str = "CredentialsValid";
     /// Server: the observed power state matches `spec.online`.
     pub const POWER_MATCHES_SPEC: &str = "PowerMatchesSpec";
+    /// Server (with a standby policy): the server is on standby, or why it may not be.
+    pub const STANDBY: &str = "Standby";
     /// UpstreamLink: the BGP session is Established.
     pub const SESSION_ESTABLISHED: &str = "SessionEstablished";
 }

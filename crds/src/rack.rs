@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::server::StandbyPolicy;
+
 /// A physical rack in a site. Servers reference it by name and declare the U they occupy.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -55,6 +57,10 @@ pub struct RackSpec {
     /// Power available to the rack.
     #[serde(default)]
     pub power: PowerSpec,
+    /// The warm pool: whether the rack's servers wait powered on in the ramdisk when idle
+    /// (each Server's `spec.standby` overrides the policy), and how many may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<RackStandby>,
     /// Failure-domain label value given to nodes in this rack (for topology spread), e.g. `rack-a01`:
     /// a Kubernetes label value (at most 63 letters, digits, `-`, `_` or `.`, starting and
     /// ending with a letter or digit).
@@ -128,6 +134,19 @@ pub struct PowerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub feeds: Vec<PowerFeed>,
+}
+
+/// A rack's warm pool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RackStandby {
+    /// The default for the rack's servers that set no `spec.standby`.
+    #[serde(default)]
+    pub policy: StandbyPolicy,
+    /// At most this many of the rack's servers on standby at once (absent: as many as the
+    /// power budget allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_servers: Option<u32>,
 }
 
 /// One power feed into a rack.

@@ -38,6 +38,7 @@ pub const NAME_MESSAGE: &str = "a Server's name becomes its hostname: at most 63
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.rackRef) == has(self.rackUnit)").message("rackRef and rackUnit must be set together"))]
 #[x_kube(validation = Rule::new("!has(self.image) || !self.externallyProvisioned").message("an externally provisioned server is never imaged: remove image or externallyProvisioned"))]
+#[x_kube(validation = Rule::new("!has(self.standby) || self.standby != 'Standby' || !self.externallyProvisioned").message("an externally provisioned server never waits in the ramdisk: remove standby or externallyProvisioned"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.consumerRef) || !has(self.consumerRef) || self.consumerRef.uid == oldSelf.consumerRef.uid").message("spec.consumerRef cannot move to another consumer: release the server (remove consumerRef) first"))]
 pub struct ServerSpec {
     /// The Rack the server is mounted in (same namespace). Absent for discovered machines.
@@ -94,12 +95,38 @@ pub struct ServerSpec {
     /// Labels and taints the server's Kubernetes node gets when it joins a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeTemplate>,
+    /// Whether the server waits powered on in the ramdisk (state `Standby`) after inspection
+    /// and after cleaning, so that setting `image` provisions it without a power cycle and
+    /// boots the installed OS with kexec. Absent: the Rack's `spec.standby.policy`. A standby
+    /// server on a Rack with a power budget needs `maxPowerWatts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyPolicy>,
     /// Who uses the server: set by whoever claims it (the Cluster API provider, for a
     /// GroundworkMachine) and removed when it is released. A claimed server is never claimed
     /// by anyone else; the reference cannot move to another consumer without being removed
     /// first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_ref: Option<ConsumerRef>,
+}
+
+/// Whether a server waits warm in the ramdisk when it has nothing to do.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum StandbyPolicy {
+    /// Power off when idle (state `Available`).
+    #[default]
+    Off,
+    /// Stay powered on in the ramdisk, inspected and clean, its agent waiting for a task
+    /// (state `Standby`), as far as the Rack's power budget and standby limit allow.
+    Standby,
+}
+
+impl StandbyPolicy {
+    /// The effective policy: the Server's own, else its Rack's, else Off.
+    pub fn effective(server: Option<Self>, rack: Option<Self>) -> Self {
+        server.or(rack).unwrap_or_default()
+    }
 }
 
 /// The object a Server is claimed by.
@@ -303,14 +330,18 @@ pub enum ServerState {
     Discovered,
     /// Something failed; see `lastError` and the conditions.
     Error,
+    /// Inspected (or cleaned) and powered on in the ramdisk, its agent waiting: setting
+    /// `spec.image` provisions it without a power cycle.
+    Standby,
 }
 
 impl ServerState {
     /// Every state, in lifecycle order.
-    pub const ALL: [ServerState; 8] = [
+    pub const ALL: [ServerState; 9] = [
         Self::Registering,
         Self::Inspecting,
         Self::Available,
+        Self::Standby,
         Self::Provisioning,
         Self::Provisioned,
         Self::Deprovisioning,
@@ -329,6 +360,7 @@ impl ServerState {
             Self::Deprovisioning => "Deprovisioning",
             Self::Discovered => "Discovered",
             Self::Error => "Error",
+            Self::Standby => "Standby",
         }
     }
 }
@@ -360,6 +392,10 @@ pub struct ServerStatus {
     /// When the server entered its current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_since: Option<Time>,
+    /// When the server last entered `Standby` (absent when it is not on standby). Standby
+    /// seats under the Rack's power budget go in this order: the latest arrival leaves first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_since: Option<Time>,
     /// Power state as last reported by the BMC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_state: Option<PowerState>,
@@ -608,6 +644,22 @@ pub struct BootAttempt {
     /// When the controller asked the BMC to boot the installed disk (provisioning only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_boot_at: Option<Time>,
+    /// A warm attempt (provisioning from `Standby`): the id of the earlier attempt whose
+    /// ramdisk is still running. No network boot was asked for; the agent's credential,
+    /// issued for that attempt, stays valid for this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramdisk_attempt: Option<String>,
+    /// When the agent reported that it loaded the installed OS's kernel and kexecs into it
+    /// (warm provisioning only): the OS boots without the BMC and without firmware.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kexec_at: Option<Time>,
+}
+
+impl BootAttempt {
+    /// The attempt the agent's credential was issued for: the one that booted its ramdisk.
+    pub fn credential_attempt(&self) -> &str {
+        self.ramdisk_attempt.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// Boot steps of one attempt as the boot services saw them; absent steps did not happen.
@@ -652,6 +704,10 @@ pub struct BootProgress {
     /// What the installed OS reported it read from its config drive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_in: Option<CheckIn>,
+    /// The agent's last sign of life while it waits on standby (written at most once a
+    /// minute by the replica serving its task long-poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<Time>,
 }
 
 /// One field of a merge patch: left as it is (absent from the patch), cleared (`null`), or set.
@@ -737,6 +793,9 @@ pub struct BootProgressPatch {
     /// The [`BootProgress`] field of the same name.
     #[serde(skip_serializing_if = "Field::is_keep")]
     pub check_in: Field<CheckIn>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub heartbeat_at: Field<Instant>,
 }
 
 impl BootProgressPatch {
@@ -764,6 +823,7 @@ impl BootProgressPatch {
             result: Field::Clear,
             checked_in_at: Field::Clear,
             check_in: Field::Clear,
+            heartbeat_at: Field::Clear,
         }
     }
 }
@@ -808,6 +868,23 @@ pub struct TaskOutcome {
     /// Bytes written.
     #[serde(default)]
     pub bytes_written: u64,
+    /// What became of the kexec into the installed OS a warm provisioning asked for (absent:
+    /// not asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kexec: Option<KexecOutcome>,
+}
+
+/// What the agent did about booting the written image with kexec.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum KexecOutcome {
+    /// The installed OS's kernel and initrd are loaded; the agent kexecs into them right
+    /// after reporting.
+    Loaded,
+    /// The image declares no boot entry kexec can use: the BMC boots the disk.
+    NoBootEntry,
+    /// The running kernel refused to load it (e.g. lockdown wants a signed kernel): the BMC
+    /// boots the disk.
+    LoadFailed,
 }
 
 /// What the installed OS reported on its first boot.
@@ -904,6 +981,7 @@ mod patch_tests {
             result: Some(TaskOutcome::default()),
             checked_in_at: Some(Time(at.0)),
             check_in: Some(CheckIn::default()),
+            heartbeat_at: Some(Time(at.0)),
         })
         .unwrap();
         let keys = |v: &serde_json::Value| {

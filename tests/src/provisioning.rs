@@ -131,6 +131,23 @@ pub fn image(file: &str, sha: &str, format: &str) -> serde_json::Value {
 /// Secrets, Rack `r1` (provisioning and node networks) and one Legacy-boot Server per BMC
 /// port, online, with `img`.
 pub async fn site(client: &kube::Client, ns: &str, ports: &[u16], img: &serde_json::Value) {
+    site_with(
+        client,
+        ns,
+        ports,
+        |_| json!({"bootMode": "Legacy", "online": true, "image": img}),
+    )
+    .await;
+}
+
+/// Secrets, Rack `r1` and one Server per BMC port (`s<i+1>`: rack unit, boot MAC, user data,
+/// BMC), its spec completed with `spec(i)`.
+pub async fn site_with(
+    client: &kube::Client,
+    ns: &str,
+    ports: &[u16],
+    spec: impl Fn(usize) -> serde_json::Value,
+) {
     for doc in [
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc"},
             "stringData": {"username": "admin", "password": "lab-password"}}),
@@ -146,13 +163,17 @@ pub async fn site(client: &kube::Client, ns: &str, ports: &[u16], img: &serde_js
             .unwrap_or_else(|e| panic!("apply: {e}"));
     }
     for (i, port) in ports.iter().enumerate() {
-        let server = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server",
+        let mut server = json!({"apiVersion": "groundwork.dev/v1alpha1", "kind": "Server",
             "metadata": {"name": format!("s{}", i + 1)},
             "spec": {"rackRef": {"name": "r1"}, "rackUnit": i + 1, "bootMACAddress": mac(i),
-                "bootMode": "Legacy", "online": true, "image": img,
                 "userData": {"name": "user-data"},
                 "bmc": {"address": format!("ipmi://127.0.0.1:{port}"),
                         "credentialsSecretRef": {"name": "bmc"}}}});
+        if let (Some(base), serde_json::Value::Object(extra)) =
+            (server["spec"].as_object_mut(), spec(i))
+        {
+            base.extend(extra);
+        }
         apply_doc(client, ns, server)
             .await
             .unwrap_or_else(|e| panic!("apply: {e}"));
@@ -207,4 +228,39 @@ pub async fn wait_for(
         },
     )
     .await
+}
+
+/// A warm pool: Rack `r1` and one Server per rig machine with `standby: Standby`, off, no
+/// image, boot mode `modes[i]` (`Legacy` or `UEFI`), inspected (`groundwork.dev/inspect`) and
+/// waited for until all are on `Standby`.
+pub async fn standby_pool(
+    client: &kube::Client,
+    ns: &str,
+    rig: &Rig,
+    modes: &[&str],
+) -> Vec<ServerStatus> {
+    site_with(
+        client,
+        ns,
+        &rig.ports,
+        |i| json!({"bootMode": modes[i % modes.len()], "online": false, "standby": "Standby"}),
+    )
+    .await;
+    let api: Api<Server> = Api::namespaced(client.clone(), ns);
+    let inspect = json!({"metadata": {"annotations": {crds::annotations::INSPECT: "warm-pool"}}});
+    for i in 0..rig.ports.len() {
+        api.patch(
+            &format!("s{}", i + 1),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&inspect),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("inspect s{}: {e}", i + 1));
+    }
+    let mut pool = Vec::new();
+    for i in 0..rig.ports.len() {
+        let name = format!("s{}", i + 1);
+        pool.push(wait_for(&rig.lab, &api, &name, ServerState::Standby, 300).await);
+    }
+    pool
 }

@@ -60,6 +60,17 @@ async fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::SUCCESS
         }
+        Ok(agent::run::Outcome::Kexec) => {
+            tracing::info!("done: executing the installed OS's kernel");
+            if args.no_poweroff {
+                return std::process::ExitCode::SUCCESS;
+            }
+            // Returns only when the kernel refused; the controller's kexec timeout then boots
+            // the disk through the BMC.
+            let e = agent::kexec::execute();
+            tracing::error!(error = %e, "kexec refused");
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             tracing::error!(reason = e.reason(), error = %e, "agent stopped");
             std::process::ExitCode::FAILURE

@@ -7,7 +7,7 @@
 //! one, formats it and writes the files. Order: filesystem, backup table, primary table, sync,
 //! so the primary table never points at a partition that is not there yet.
 
-mod fat;
+pub(crate) mod fat;
 mod marker;
 
 use std::fs::{self, File, OpenOptions};

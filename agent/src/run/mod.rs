@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::agent_v1::{Inventory, LogBatch, RegisterRequest, Task, TaskResult, task as kind};
+use proto::agent_v1::{
+    Inventory, KexecOutcome, LogBatch, RegisterRequest, Task, TaskResult, task as kind,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -27,6 +29,7 @@ pub use self::api::channel;
 pub use self::retry::RetryPolicy;
 pub use self::task::{Decision, TaskError, decide};
 use crate::cmdline::BootParams;
+use crate::kexec;
 use crate::logs::LogBuffer;
 
 /// How often buffered log lines are shipped.
@@ -113,6 +116,9 @@ impl RunError {
 pub enum Outcome {
     /// Power the machine off.
     PowerOff,
+    /// Execute the installed OS's kernel, loaded by a warm Provision task
+    /// ([`crate::kexec::execute`]).
+    Kexec,
 }
 
 /// Where the agent finds the machine and how it talks.
@@ -205,12 +211,40 @@ async fn follow_tasks(api: &Api, options: &RunOptions) -> Result<Outcome, RunErr
                 }
                 api.report_result(&result).await?;
                 info!(task = %task.id, ok = result.ok, "result delivered");
+                if result.kexec() == KexecOutcome::Loaded {
+                    info!(task = %task.id, "booting the installed OS with kexec");
+                    return Ok(Outcome::Kexec);
+                }
                 done.insert(task.id.clone(), result);
             }
             None => {
                 warn!(task = %task.id, "task of an unknown kind; asking again shortly");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
+        }
+    }
+}
+
+/// Loads the kernel the image on `device` declares for kexec; what became of it.
+async fn load_installed(device: &str) -> KexecOutcome {
+    let device = PathBuf::from(device);
+    let loaded = tokio::task::spawn_blocking(move || {
+        let found = kexec::find(&device)?;
+        kexec::load(&found).map(|()| found.entry)
+    })
+    .await;
+    match loaded {
+        Ok(Ok(entry)) => {
+            info!(kernel = %entry.kernel, initrds = ?entry.initrds, cmdline = %entry.cmdline, "installed kernel loaded for kexec");
+            KexecOutcome::Loaded
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "no kexec: the controller boots the disk through the BMC");
+            e.outcome()
+        }
+        Err(e) => {
+            warn!(error = %e, "kexec load did not finish");
+            KexecOutcome::LoadFailed
         }
     }
 }
@@ -225,24 +259,29 @@ async fn execute(api: &Api, task: &Task, sys_block: &std::path::Path) -> TaskRes
     let outcome = match &task.kind {
         Some(kind::Kind::Provision(p)) => {
             info!(task = %task.id, image = %p.image_url, format = %p.format, "provisioning");
-            provision::provision(p, sys_block, &reporter)
-                .await
-                .map(|done| {
-                    result.message = if done.adopted {
-                        format!(
-                            "{} already holds this image (marker matches); nothing written",
-                            done.device
-                        )
-                    } else {
-                        format!(
-                            "image and config drive written to {} ({} bytes)",
-                            done.device, done.bytes_written
-                        )
-                    };
-                    result.device = done.device;
-                    result.adopted = done.adopted;
-                    result.bytes_written = done.bytes_written;
-                })
+            let provisioned = provision::provision(p, sys_block, &reporter).await;
+            if p.kexec
+                && let Ok(done) = &provisioned
+            {
+                // Only a verified, committed write (or an adopted disk) gets here.
+                result.set_kexec(load_installed(&done.device).await);
+            }
+            provisioned.map(|done| {
+                result.message = if done.adopted {
+                    format!(
+                        "{} already holds this image (marker matches); nothing written",
+                        done.device
+                    )
+                } else {
+                    format!(
+                        "image and config drive written to {} ({} bytes)",
+                        done.device, done.bytes_written
+                    )
+                };
+                result.device = done.device;
+                result.adopted = done.adopted;
+                result.bytes_written = done.bytes_written;
+            })
         }
         Some(kind::Kind::Clean(c)) => {
             clean_task::clean(c, sys_block, &reporter)

@@ -15,7 +15,7 @@ use boot::dhcp::Mac;
 use boot::metrics::{FileLabels, ScriptLabels};
 use boot::{ipxe, token::TokenKey};
 use crds::Server;
-use crds::server::{BootProgressPatch, CheckIn, Field, ServerState};
+use crds::server::{BootProgressPatch, CheckIn, Field, KexecOutcome, ServerState};
 use kube::ResourceExt;
 use kube::runtime::events::Recorder;
 use serde::Deserialize;
@@ -276,7 +276,8 @@ struct CheckInBody {
 }
 
 /// `POST /metadata/checkin`: the installed OS's first boot, from its source address. Recorded
-/// once for the provisioning attempt whose disk boot the controller asked for.
+/// once for the provisioning attempt whose disk boot the controller asked for, or whose agent
+/// kexecs into the installed OS.
 async fn checkin(
     State(st): State<Arc<BootHttp>>,
     ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
@@ -298,10 +299,17 @@ async fn checkin(
     }
     let status = server.status.as_ref();
     let attempt = status.and_then(|s| s.boot_attempt.as_ref());
-    let awaited = attempt.filter(|a| a.disk_boot_at.is_some()).filter(|a| {
+    // The installed OS was started: a disk boot through the BMC, or a kexec by the agent (its
+    // result says so before the reconciler records the kexec).
+    let awaited = attempt.filter(|a| {
         status
             .and_then(|s| s.boot_progress.as_ref())
-            .is_some_and(|p| p.attempt == a.id && p.checked_in_at.is_none())
+            .is_some_and(|p| {
+                let kexec = p.result.as_ref().and_then(|r| r.kexec) == Some(KexecOutcome::Loaded);
+                p.attempt == a.id
+                    && p.checked_in_at.is_none()
+                    && (a.disk_boot_at.is_some() || a.kexec_at.is_some() || kexec)
+            })
     });
     let Some(attempt) = awaited else {
         return text(StatusCode::OK, "ok (already recorded)");

@@ -219,6 +219,9 @@ pub async fn serve(
         enroll_namespace: config
             .auto_enroll
             .then(|| namespace.unwrap_or("default").to_string()),
+        standby_heartbeat_timeout: std::time::Duration::from_secs(
+            config.standby_heartbeat_timeout_seconds,
+        ),
     });
     let state = Arc::new(http::BootHttp {
         shared,

@@ -201,6 +201,7 @@ mod tests {
                 externally_provisioned: false,
                 max_power_watts: None,
                 node: None,
+                standby: None,
                 consumer_ref: None,
             },
         );

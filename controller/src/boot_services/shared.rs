@@ -13,7 +13,7 @@ use kube::Client;
 use kube::core::DeserializeGuard;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::warn;
 
 use super::site;
@@ -30,6 +30,8 @@ pub struct Shared {
     synced: AtomicBool,
     /// The agents' recent log lines.
     pub logs: Arc<Logs>,
+    /// Counts index rebuilds: a change to any Server or Rack, seen by held agent polls.
+    changes: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -46,7 +48,13 @@ impl Shared {
             index: RwLock::default(),
             dhcp_site: Arc::new(RwLock::new(Arc::new(Site::default()))),
             synced: AtomicBool::new(false),
+            changes: watch::Sender::new(0),
         }
+    }
+
+    /// Fires after each rebuild of the index from changed caches.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The DHCP server's view of the site, swapped whole by [`reindex`].
@@ -130,6 +138,8 @@ pub struct AgentContext {
     /// Where unknown machines are enrolled (None: auto-enrolment off): the watched
     /// namespace, else `default`.
     pub enroll_namespace: Option<String>,
+    /// How long a standby agent may stay silent (its heartbeat is written more often).
+    pub standby_heartbeat_timeout: Duration,
 }
 
 /// Builds the index once both caches are complete, then rebuilds it after changes, at most
@@ -171,6 +181,7 @@ pub async fn reindex(
             *i = Arc::new(idx);
         }
         shared.synced.store(true, Ordering::Release);
+        shared.changes.send_modify(|n| *n += 1);
         changed.notified().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

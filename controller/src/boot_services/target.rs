@@ -96,6 +96,8 @@ mod tests {
                 requested_at: now.clone(),
                 try_number: 1,
                 disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
             }),
             boot_progress: called_back.then(|| BootProgress {
                 attempt: "inspect-1".into(),

@@ -42,6 +42,8 @@ pub struct Context {
     pub ipam: crate::ipam::Allocator,
     /// How long a ramdisk may stay silent, and a first boot may take.
     pub ramdisk_timeout: Duration,
+    /// How long a standby agent may stay silent.
+    pub standby_heartbeat_timeout: Duration,
 }
 
 impl Context {

@@ -183,6 +183,9 @@ pub async fn run(
         bmcs: bmc_pool::BmcPool::new(config.bmc_concurrency, bmc_pool::driver_config()),
         ipam: crate::ipam::Allocator::default(),
         ramdisk_timeout: Duration::from_secs(config.ramdisk_timeout_seconds),
+        standby_heartbeat_timeout: Duration::from_secs(
+            config.boot.standby_heartbeat_timeout_seconds,
+        ),
     });
 
     let cc = ControllerConfig::default().concurrency(config.concurrency);

@@ -66,6 +66,7 @@ pub async fn enroll(
         externally_provisioned: false,
         max_power_watts: None,
         node: None,
+        standby: None,
         consumer_ref: None,
     };
     let mut new = Server::new(&name, spec);
@@ -89,6 +90,8 @@ pub async fn enroll(
             requested_at: now,
             try_number: 1,
             disk_boot_at: None,
+            ramdisk_attempt: None,
+            kexec_at: None,
         },
     });
     if let Some(hw) = &hardware {

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use boot::token::TokenKey;
 use crds::Server;
 use crds::server::{
-    BootProgressPatch, Disk, DmiIdentity, Field, HardwareInventory, Nic, TaskOutcome, TaskProgress,
+    BootProgressPatch, Disk, DmiIdentity, Field, HardwareInventory, KexecOutcome, Nic, ServerState,
+    TaskOutcome, TaskProgress,
 };
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -38,6 +39,14 @@ use crate::boot_services::steps;
 /// Progress is written to status at most this often per server (phase changes always are).
 const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A standby agent's heartbeat is written at most this often per server (and every quarter
+/// of the heartbeat timeout when that is shorter).
+const HEARTBEAT_WRITE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a standby agent's NextTask is held open waiting for work before it is answered
+/// with a short Wait (under the agent's 120 s NextTask deadline).
+const STANDBY_HOLD: Duration = Duration::from_secs(25);
+
 /// Log lines quoted in a failure's Event and condition message.
 const FAILURE_LOG_LINES: usize = 15;
 
@@ -55,6 +64,8 @@ pub struct AgentApi {
     pub http_port: u16,
     /// Where unknown machines are enrolled (None: auto-enrolment off).
     pub enroll_namespace: Option<String>,
+    /// How often a standby agent's heartbeat is written.
+    pub heartbeat_interval: Duration,
     /// When each server's progress was last written, and in which phase.
     written: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -104,7 +115,9 @@ impl AgentApi {
         }
     }
 
-    /// The Server and attempt the call's credential names; refused unless it verifies.
+    /// The Server and its current attempt, when the call's credential verifies: it was issued
+    /// for the attempt that booted the agent's ramdisk (the current one, or the one a warm
+    /// attempt names).
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(Server, String), Status> {
         let bearer = req
             .metadata()
@@ -118,21 +131,66 @@ impl AgentApi {
         self.ready()?;
         let refused = || Status::unauthenticated("credential refused");
         let server = self.shared.server_by_name(id).ok_or_else(refused)?;
-        let attempt = server
+        let open = server
             .status
             .as_ref()
             .and_then(|s| s.boot_attempt.as_ref())
-            .map(|a| a.id.clone())
             .ok_or_else(refused)?;
+        let attempt = open.id.clone();
         if !self.key.verify(
             &server.uid().unwrap_or_default(),
-            &credential_scope(&attempt),
+            &credential_scope(open.credential_attempt()),
             mac,
         ) {
             warn!(server = %id, "agent credential refused");
             return Err(refused());
         }
         Ok((server, attempt))
+    }
+
+    /// What an answered poll records: a standby agent's heartbeat (at most once a
+    /// heartbeat interval), or the start of a warm attempt's record when its
+    /// Provision task is handed to the agent that waited on standby (before the task goes out,
+    /// so the agent's progress and result land in the new attempt's record, not the old one's).
+    async fn record_poll(
+        &self,
+        server: &Server,
+        attempt: &str,
+        kind: &proto::agent_v1::task::Kind,
+    ) -> Result<(), Status> {
+        let Some(status) = server.status.as_ref() else {
+            return Ok(());
+        };
+        let record = status.boot_progress.as_ref();
+        let patch = match kind {
+            proto::agent_v1::task::Kind::Provision(_)
+                if record.is_none_or(|p| p.attempt != attempt) =>
+            {
+                let mut patch = BootProgressPatch::fresh(attempt);
+                patch.called_back_at = Field::Set(steps::now());
+                info!(server = %server.name_any(), %attempt, "warm handoff: Provision task to the agent on standby");
+                patch
+            }
+            proto::agent_v1::task::Kind::Wait(_) if status.state == Some(ServerState::Standby) => {
+                let stale = record
+                    .filter(|p| p.attempt == attempt)
+                    .and_then(|p| p.heartbeat_at.as_ref())
+                    .is_none_or(|t| {
+                        Timestamp::now().duration_since(t.0).as_secs()
+                            >= self.heartbeat_interval.as_secs() as i64
+                    });
+                if !stale {
+                    return Ok(());
+                }
+                let mut patch = BootProgressPatch::of(attempt);
+                patch.heartbeat_at = Field::Set(steps::now());
+                patch
+            }
+            _ => return Ok(()),
+        };
+        steps::write(&self.client, server, &patch, None)
+            .await
+            .map_err(|e| Status::unavailable(format!("not recorded: {e}")))
     }
 
     /// Refuses a task id that is not of this server's attempt.
@@ -143,6 +201,18 @@ impl AgentApi {
             warn!(server = %server.name_any(), task_id, "agent reported on a task that is not its own");
             Err(Status::permission_denied("not a task of this server"))
         }
+    }
+}
+
+/// The Server status's name for what the agent did about kexec (the one conversion from the
+/// API's enum; `None` when it was not asked for).
+fn kexec_outcome(k: proto::agent_v1::KexecOutcome) -> Option<KexecOutcome> {
+    use proto::agent_v1::KexecOutcome as Wire;
+    match k {
+        Wire::NotAsked => None,
+        Wire::Loaded => Some(KexecOutcome::Loaded),
+        Wire::NoBootEntry => Some(KexecOutcome::NoBootEntry),
+        Wire::LoadFailed => Some(KexecOutcome::LoadFailed),
     }
 }
 
@@ -239,12 +309,37 @@ impl Agent for AgentApi {
             ),
             None => String::new(),
         };
-        let kind = tasks::next(&self.client, &self.shared, &server, &attempt, &checkin_url)
-            .await
-            .map_err(|e| {
-                warn!(server = %server.name_any(), error = %e, "no task for the agent");
-                Status::unavailable(e.to_string())
-            })?;
+        let next = |server: Server, attempt: String| {
+            let checkin_url = checkin_url.clone();
+            async move {
+                match tasks::next(&self.client, &self.shared, &server, &attempt, &checkin_url).await
+                {
+                    Ok(kind) => Ok((server, attempt, kind)),
+                    Err(e) => {
+                        warn!(server = %server.name_any(), error = %e, "no task for the agent");
+                        Err(Status::unavailable(e.to_string()))
+                    }
+                }
+            }
+        };
+        let mut changes = self.shared.changes();
+        let (mut server, mut attempt, mut kind) = next(server, attempt).await?;
+        // A waiting agent's poll (on standby, or about to be) is held until there is work (the
+        // handoff is then immediate) or the hold ends; the heartbeat is written as it is
+        // answered.
+        // Never longer than the heartbeat interval: the answer is what writes the heartbeat.
+        let until = tokio::time::Instant::now() + STANDBY_HOLD.min(self.heartbeat_interval);
+        while matches!(kind, proto::agent_v1::task::Kind::Wait(_)) {
+            if !matches!(
+                tokio::time::timeout_at(until, changes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                break;
+            }
+            let (now, now_attempt) = self.authenticate(&request)?;
+            (server, attempt, kind) = next(now, now_attempt).await?;
+        }
+        self.record_poll(&server, &attempt, &kind).await?;
         Ok(Response::new(Task {
             id: format!("{}{}", task_prefix(&server, &attempt), tasks::name(&kind)),
             kind: Some(kind),
@@ -286,6 +381,7 @@ impl Agent for AgentApi {
         let (server, attempt) = self.authenticate(&request)?;
         let r = request.into_inner();
         let reason = r.reason().condition_reason();
+        let kexec = kexec_outcome(r.kexec());
         Self::own_task(&server, &attempt, &r.task_id)?;
         let id = server_id(&server);
         let already = server
@@ -315,6 +411,7 @@ impl Agent for AgentApi {
             device: text(r.device),
             adopted: r.adopted,
             bytes_written: r.bytes_written,
+            kexec,
         };
         info!(server = %id, task = %r.task_id, ok = outcome.ok, reason = ?outcome.reason, adopted = outcome.adopted, "agent result");
         let mut patch = BootProgressPatch::of(&attempt);
@@ -370,6 +467,7 @@ pub async fn serve(ctx: AgentContext) {
         key: ctx.key,
         http_port: ctx.http_port,
         enroll_namespace: ctx.enroll_namespace,
+        heartbeat_interval: HEARTBEAT_WRITE_INTERVAL.min(ctx.standby_heartbeat_timeout / 4),
         written: Mutex::default(),
     };
     let tls = tonic::transport::ServerTlsConfig::new().identity(ctx.identity);

@@ -73,7 +73,8 @@ pub type Domains = BTreeMap<String, String>;
 
 /// The Server claimed for `request`: the one it already claimed, else the best fit among
 /// `servers` in its failure domain — in the domain with the fewest of its peers (which spreads
-/// a MachineDeployment without a failure domain across racks), inspected, then the smallest
+/// a MachineDeployment without a failure domain across racks), warm (`Standby`: provisioned
+/// without a power cycle), inspected, then the smallest
 /// that meets the minimums (large machines stay free for large asks), then the one free the
 /// longest (a server just released, e.g. fenced after a failure, is not the first picked
 /// again), then by name. Servers of
@@ -108,8 +109,10 @@ pub fn select<'a>(
             .and_then(|d| request.peers.get(d))
             .copied()
             .unwrap_or_default();
+        let cold = s.status.as_ref().and_then(|st| st.state) != Some(ServerState::Standby);
         (
             crowd,
+            cold,
             hw.is_none(),
             hw.map(|h| h.memory_bytes).unwrap_or_default(),
             hw.map(|h| h.cpu_count).unwrap_or_default(),
@@ -163,7 +166,9 @@ fn fit(request: &Request<'_>, server: &Server) -> Result<(), Miss> {
     }
     let status = server.status.as_ref();
     let state = status.and_then(|s| s.state).unwrap_or_default();
-    if state != ServerState::Available || server.spec.image.is_some() {
+    if !matches!(state, ServerState::Available | ServerState::Standby)
+        || server.spec.image.is_some()
+    {
         return Err(Miss::NotAvailable(state.as_str().into()));
     }
     if let Some(selector) = request.selector
@@ -223,6 +228,7 @@ mod tests {
                 cleaning: Default::default(),
                 externally_provisioned: false,
                 max_power_watts: None,
+                standby: None,
                 node: None,
                 consumer_ref: None,
             },
@@ -275,6 +281,14 @@ mod tests {
         let mut idle = server("a01-u02", "a01", ServerState::Available, 64);
         since(&mut idle, "2026-12-05T10:00:00Z");
         let got = select(&request(None, None), &[&just_fenced, &idle], &domains()).unwrap();
+        assert_eq!(got.name_any(), "a01-u02");
+    }
+
+    #[test]
+    fn a_warm_server_goes_before_a_smaller_cold_one() {
+        let cold = server("a01-u01", "a01", ServerState::Available, 64);
+        let warm = server("a01-u02", "a01", ServerState::Standby, 128);
+        let got = select(&request(None, None), &[&cold, &warm], &domains()).unwrap();
         assert_eq!(got.name_any(), "a01-u02");
     }
 

@@ -166,6 +166,7 @@ mod tests {
             location: Default::default(),
             height_u: 42,
             power: Default::default(),
+            standby: None,
             failure_domain: None,
             tor_switches: vec![],
             networks: RackNetworks {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crds::ConditionStatus;
-use crds::condition_types::{BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC};
+use crds::condition_types::{BMC_REACHABLE, CREDENTIALS_VALID, POWER_MATCHES_SPEC, STANDBY};
 use crds::reasons::{PENDING, PROGRESSING, RECONCILED};
 use crds::server::{
     BootAttempt, BootPurpose, PhaseTiming, PowerState, ServerState, ServerStatus, SystemIdentity,
@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::action::PowerAction;
 use super::lifecycle::{self, Lifecycle, Step};
+use super::standby::Gate;
 use crate::reconcilers::references::{Unresolved, references_resolved};
 use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
 
@@ -115,6 +116,9 @@ pub const AGENT_POWER_OFF_WINDOW: Duration = Duration::from_secs(60);
 /// While waiting for the ramdisk, look again this often (its callback also triggers a look).
 pub const RAMDISK_POLL: Duration = Duration::from_secs(30);
 
+/// While on standby, look again this often (the heartbeat timeout is counted in minutes).
+pub const STANDBY_POLL: Duration = Duration::from_secs(60);
+
 /// A condition reason and its message.
 type Note = (&'static str, String);
 
@@ -182,6 +186,11 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         record_phase(&mut status, state, inp.now);
     }
     status.state = Some(state);
+    status.standby_since = match (state, previous) {
+        (ServerState::Standby, Some(ServerState::Standby)) => status.standby_since,
+        (ServerState::Standby, _) => Some(inp.now.clone()),
+        _ => None,
+    };
 
     let mut desired: Vec<Desired> = kstatus(blocker).into();
     desired.push(references);
@@ -291,9 +300,39 @@ impl Draft {
             self.state = ServerState::Available;
         }
         self.inspect_request(inp);
-        let waiting = self.inspection(inp.now);
+        let waiting = self.inspection(inp);
         let (work, blocked) = self.lifecycle(inp);
+        self.standby_condition(&inp.lifecycle.standby);
         self.power(inp, power, work, waiting, blocked)
+    }
+
+    /// The `Standby` condition, for servers whose policy asks for standby.
+    fn standby_condition(&mut self, gate: &Gate) {
+        let condition = match (gate, self.state) {
+            (Gate::Off, _) => return,
+            (_, ServerState::Standby) => {
+                self.requeue = self.requeue.min(STANDBY_POLL);
+                Desired::new(
+                    STANDBY,
+                    ConditionStatus::True,
+                    "OnStandby",
+                    "powered on in the ramdisk, the agent waiting for a task",
+                )
+            }
+            (Gate::Refuse(reason, message), _) => {
+                Desired::new(STANDBY, ConditionStatus::False, reason, message.clone())
+            }
+            (Gate::Admit, state) => Desired::new(
+                STANDBY,
+                ConditionStatus::False,
+                "NotIdle",
+                format!(
+                    "the server is {}; it waits on standby once inspected or cleaned",
+                    state.as_str()
+                ),
+            ),
+        };
+        self.conditions.push(condition);
     }
 
     /// A new inspection request: acted upon (or refused) once.
@@ -318,6 +357,8 @@ impl Draft {
                 requested_at: inp.now.clone(),
                 try_number: 1,
                 disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
             });
             self.action = Some(PowerAction::Netboot);
         } else {
@@ -332,12 +373,12 @@ impl Draft {
     }
 
     /// An inspection under way: its ramdisk's outcome, or what it is waiting for.
-    fn inspection(&mut self, now: &Time) -> Option<String> {
+    fn inspection(&mut self, inp: &Inputs<'_>) -> Option<String> {
         if self.state != ServerState::Inspecting || self.action.is_some() {
             return None;
         }
-        match ramdisk_outcome(&self.status, now) {
-            Ramdisk::CalledBack => self.state = ServerState::Available,
+        match ramdisk_outcome(&self.status, inp.now) {
+            Ramdisk::CalledBack => self.state = lifecycle::idle_state(&inp.lifecycle),
             Ramdisk::TimedOut(message) => {
                 self.state = ServerState::Error;
                 self.status.error_count = self.status.error_count.saturating_add(1);
@@ -377,11 +418,12 @@ impl Draft {
         waiting: Option<String>,
         blocked: Option<Note>,
     ) -> Result<(), Blocker> {
-        let wanted = if inp.online || self.state == ServerState::Inspecting {
-            PowerState::On
-        } else {
-            PowerState::Off
-        };
+        let wanted =
+            if inp.online || matches!(self.state, ServerState::Inspecting | ServerState::Standby) {
+                PowerState::On
+            } else {
+                PowerState::Off
+            };
         if self.action == Some(PowerAction::Netboot) && work.is_none() {
             self.requeue = POWER_POLL;
             return Err(Blocker::Progressing {
@@ -460,9 +502,13 @@ impl Draft {
 /// Whether the agent of an attempt that just ended (inspection or cleaning: no controller
 /// action follows it) is about to power the machine off, so power must be watched closely.
 fn agent_powering_off(state: ServerState, status: &ServerStatus, now: &Time) -> bool {
+    // On standby the agent stays: nothing powers off.
     let ramdisk_state = matches!(
         state,
-        ServerState::Inspecting | ServerState::Provisioning | ServerState::Deprovisioning
+        ServerState::Inspecting
+            | ServerState::Provisioning
+            | ServerState::Deprovisioning
+            | ServerState::Standby
     );
     let Some(attempt) = status.boot_attempt.as_ref().filter(|a| {
         !ramdisk_state && matches!(a.purpose, BootPurpose::Inspect | BootPurpose::Clean)
@@ -682,6 +728,96 @@ mod tests {
     }
 
     #[test]
+    fn inspection_ends_on_standby_powered_on_whatever_spec_online_says() {
+        let now = t("2026-01-01T00:00:00Z");
+        let available = decide(
+            &inputs(observed(PowerState::Off), false, None, None, &now),
+            RESYNC,
+        )
+        .status;
+        let mut inp = inputs(
+            observed(PowerState::Off),
+            false,
+            None,
+            Some(&available),
+            &now,
+        );
+        inp.inspect_request = Some("r1");
+        let inspecting = decide(&inp, RESYNC).status;
+        let mut called_back = inspecting.clone();
+        let later = t("2026-01-01T00:00:10Z");
+        called_back.boot_progress = Some(crds::server::BootProgress {
+            attempt: "inspect-r1".into(),
+            called_back_at: Some(later.clone()),
+            ..Default::default()
+        });
+        let mut inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&called_back),
+            &later,
+        );
+        inp.lifecycle.standby = Gate::Admit;
+        let d = decide(&inp, RESYNC);
+        assert_eq!(d.status.state, Some(ServerState::Standby));
+        assert_eq!(d.status.standby_since, Some(later.clone()));
+        assert_eq!(
+            d.action, None,
+            "stays on: no power-off for spec.online=false"
+        );
+        assert_eq!(d.requeue, STANDBY_POLL);
+        let cond = |s: &ServerStatus, type_: &str| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == type_)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        assert_eq!(
+            cond(&d.status, "Standby"),
+            Some(("True".into(), "OnStandby".into()))
+        );
+        assert_eq!(
+            cond(&d.status, "Ready"),
+            Some(("True".into(), "Reconciled".into()))
+        );
+        // Steady on standby: standbySince kept, nothing changes (no write).
+        let much_later = t("2026-01-01T00:00:40Z");
+        let mut inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&d.status),
+            &much_later,
+        );
+        inp.lifecycle.standby = Gate::Admit;
+        let steady = decide(&inp, RESYNC);
+        assert_eq!(steady.status, d.status);
+        // An inspection request on standby is refused (the inventory is fresh).
+        inp.inspect_request = Some("r2");
+        let refused = decide(&inp, RESYNC);
+        assert_eq!(refused.refused.len(), 1);
+        assert_eq!(refused.status.state, Some(ServerState::Standby));
+        // Refused by the budget: Available with the reason, then power follows spec.online.
+        let mut inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&called_back),
+            &later,
+        );
+        inp.lifecycle.standby = Gate::Refuse("OverBudget", "no room".into());
+        let d = decide(&inp, RESYNC);
+        assert_eq!(d.status.state, Some(ServerState::Available));
+        assert_eq!(d.status.standby_since, None);
+        assert_eq!(d.action, Some(PowerAction::Off));
+        assert_eq!(
+            cond(&d.status, "Standby"),
+            Some(("False".into(), "OverBudget".into()))
+        );
+    }
+
+    #[test]
     fn inspection_without_boot_mac_is_refused_once() {
         let now = t("2026-01-01T00:00:00Z");
         let available = decide(
@@ -802,6 +938,8 @@ mod tests {
                 requested_at: t("2025-12-31T23:59:00Z"),
                 try_number: 1,
                 disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
             }),
             boot_progress: Some(crds::server::BootProgress {
                 attempt: "clean-1".into(),

@@ -1,5 +1,8 @@
 //! Provisioning lifecycle (pure): Available → Provisioning → Provisioned → Deprovisioning →
-//! Available, driven by `spec.image`, the agent's results and the installed OS's check-in.
+//! Available, driven by `spec.image`, the agent's results and the installed OS's check-in;
+//! and the warm pool (`docs/standby.md`): Deprovisioning → Standby, Standby → Provisioning
+//! without a power cycle (a warm attempt, kexec into the installed OS), Standby → Available
+//! when the agent falls silent or the policy or budget no longer allow it.
 //!
 //! Each ramdisk visit is a [`BootAttempt`]; the boot services record what happened to it in
 //! `status.bootProgress` (DHCP … agent registered, progress, result, first check-in). This
@@ -8,19 +11,24 @@
 use std::time::Duration;
 
 use crds::server::{
-    AllocatedAddress, BootAttempt, BootProgress, BootPurpose, CleaningMode, Image, NODE_NETWORK,
-    PhaseTiming, ProvisionedImage, ServerState, ServerStatus,
+    AllocatedAddress, BootAttempt, BootProgress, BootPurpose, CleaningMode, Image, KexecOutcome,
+    NODE_NETWORK, PhaseTiming, ProvisionedImage, ServerState, ServerStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proto::agent_v1::FailureReason;
 
 use super::action::PowerAction;
+use super::standby::Gate;
 
 /// A timed-out ramdisk visit is retried this many times in all before the server goes to Error.
 pub const MAX_TRIES: u32 = 3;
 
 /// The lifecycle's own failure reasons; the agent's are [`FailureReason`]s.
 const OWN_REASONS: &[&str] = &["RamdiskTimedOut", "FirstBootTimedOut", "NoBootAttempt"];
+
+/// After the agent kexecs into the installed OS, the OS must check in within this long;
+/// otherwise the controller boots the disk through the BMC (once).
+pub const KEXEC_CHECKIN_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A failed provisioning the agent gave no reason for.
 const PROVISIONING_FAILED: &str = "ProvisioningFailed";
@@ -55,6 +63,11 @@ pub struct Lifecycle<'a> {
     pub timeout: Duration,
     /// The spec changed since the status was written (an Error is retried after an edit).
     pub spec_changed: bool,
+    /// What the standby policy and the rack's budget allow this server.
+    pub standby: Gate,
+    /// A standby agent silent this long is given up (powered off, Available); a warm attempt
+    /// whose agent has not taken its task within this long is retried cold.
+    pub heartbeat_timeout: Duration,
 }
 
 #[cfg(test)]
@@ -70,6 +83,8 @@ impl Lifecycle<'_> {
             allocation: Ok(None),
             timeout: Duration::from_secs(900),
             spec_changed: false,
+            standby: Gate::Off,
+            heartbeat_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -98,7 +113,10 @@ pub fn needs_address(status: Option<&ServerStatus>, lc: &Lifecycle<'_>) -> bool 
         // Registering too: a new Server with an image goes on to Provisioning in the same pass.
         && matches!(
             state,
-            ServerState::Registering | ServerState::Available | ServerState::Error
+            ServerState::Registering
+                | ServerState::Available
+                | ServerState::Error
+                | ServerState::Standby
         )
 }
 
@@ -140,13 +158,7 @@ pub fn advance(
                     Step::Blocked(reason, message.clone()),
                 ),
                 Ok(address) => {
-                    if let Some(a) = address {
-                        status.addresses.retain(|x| x.network != NODE_NETWORK);
-                        status.addresses.push(AllocatedAddress {
-                            network: NODE_NETWORK.into(),
-                            address: a.clone(),
-                        });
-                    }
+                    grant(status, address.as_deref());
                     status.error_count = 0;
                     let step = open_attempt(status, BootPurpose::Provision, 1, now);
                     (ServerState::Provisioning, step)
@@ -170,7 +182,119 @@ pub fn advance(
             provisioning(status, image, lc, now)
         }
         ServerState::Deprovisioning => deprovisioning(status, lc, now),
+        ServerState::Standby => standby(status, lc, now),
         other => (other, Step::Idle),
+    }
+}
+
+/// Where a server that may wait warm goes once the ramdisk's work is done (inspection or
+/// cleaning): Standby when the gate admits it, else Available.
+pub fn idle_state(lc: &Lifecycle<'_>) -> ServerState {
+    if lc.standby == Gate::Admit && !lc.deleting {
+        ServerState::Standby
+    } else {
+        ServerState::Available
+    }
+}
+
+/// On standby: hand an image to the waiting agent, give up a silent agent, or leave when the
+/// policy or the budget no longer allow it.
+fn standby(status: &mut ServerStatus, lc: &Lifecycle<'_>, now: &Time) -> (ServerState, Step) {
+    let Some(attempt) = status.boot_attempt.clone() else {
+        return (
+            ServerState::Available,
+            Step::Act(
+                PowerAction::Off,
+                "on standby without a boot attempt: no agent to hand work to; powering off".into(),
+            ),
+        );
+    };
+    let heard = last_heartbeat(status, &attempt);
+    if elapsed(&heard, now) > lc.heartbeat_timeout {
+        status.last_error = Some(format!(
+            "the standby agent was silent for more than {} s; powered off",
+            lc.heartbeat_timeout.as_secs()
+        ));
+        return (
+            ServerState::Available,
+            Step::Act(
+                PowerAction::Off,
+                format!(
+                    "standby agent silent since {}; powering off through the BMC",
+                    heard.0
+                ),
+            ),
+        );
+    }
+    // An image goes to the waiting agent even when the gate now refuses standby: provisioning
+    // commits the power either way, and the warm path is the faster one.
+    let wanted = lc
+        .image
+        .filter(|_| !lc.deleting && !lc.externally_provisioned);
+    let Some(image) = wanted else {
+        if lc.deleting || lc.standby != Gate::Admit {
+            // The agent's next task is PowerOff (the server is no longer Standby).
+            return (ServerState::Available, Step::Idle);
+        }
+        return (ServerState::Standby, Step::Idle);
+    };
+    match &lc.allocation {
+        Err((reason, message)) => (ServerState::Standby, Step::Blocked(reason, message.clone())),
+        Ok(address) => {
+            grant(status, address.as_deref());
+            status.error_count = 0;
+            let stamp = now.0.as_millisecond();
+            status.boot_attempt = Some(BootAttempt {
+                id: format!("{}-{stamp}-1", BootPurpose::Provision.mode()),
+                purpose: BootPurpose::Provision,
+                requested_at: now.clone(),
+                try_number: 1,
+                disk_boot_at: None,
+                ramdisk_attempt: Some(attempt.credential_attempt().to_string()),
+                kexec_at: None,
+            });
+            (
+                ServerState::Provisioning,
+                Step::Wait(
+                    "HandingOver",
+                    format!("handing {} to the agent waiting on standby", image.url),
+                ),
+            )
+        }
+    }
+}
+
+/// The standby agent's last sign of life: its heartbeat, registration or last result in the
+/// record of the attempt that booted its ramdisk (or the attempt itself, when nothing is
+/// recorded).
+fn last_heartbeat(status: &ServerStatus, attempt: &BootAttempt) -> Time {
+    let ramdisk = attempt.credential_attempt();
+    status
+        .boot_progress
+        .as_ref()
+        .filter(|p| p.attempt == attempt.id || p.attempt == ramdisk)
+        .and_then(|p| {
+            [
+                p.heartbeat_at.as_ref(),
+                p.result_at.as_ref(),
+                p.called_back_at.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .max_by_key(|t| t.0)
+            .cloned()
+        })
+        .unwrap_or_else(|| attempt.requested_at.clone())
+}
+
+/// Records the node address granted for provisioning.
+fn grant(status: &mut ServerStatus, address: Option<&str>) {
+    if let Some(a) = address {
+        status.addresses.retain(|x| x.network != NODE_NETWORK);
+        status.addresses.push(AllocatedAddress {
+            network: NODE_NETWORK.into(),
+            address: a.to_string(),
+        });
     }
 }
 
@@ -204,6 +328,11 @@ fn provisioning(
         .boot_attempt
         .as_ref()
         .and_then(|a| a.disk_boot_at.clone());
+    let kexec_at = status
+        .boot_attempt
+        .as_ref()
+        .and_then(|a| a.kexec_at.clone());
+    let checked_in = progress.as_ref().is_some_and(|p| p.checked_in_at.is_some());
     match (result, disk_boot) {
         (Some(r), _) if !r.ok => fail(
             status,
@@ -213,30 +342,57 @@ fn provisioning(
                 r.message.as_deref().unwrap_or("no message")
             ),
         ),
-        (Some(r), None) => {
-            if let Some(a) = status.boot_attempt.as_mut() {
-                a.disk_boot_at = Some(now.clone());
-            }
-            let what = if r.adopted {
-                "the disk already holds the image (adopted)"
-            } else {
-                "image written"
-            };
-            (
-                ServerState::Provisioning,
-                Step::Act(
-                    PowerAction::DiskBoot,
-                    format!("{what}; booting the installed disk through the BMC"),
-                ),
-            )
-        }
-        (Some(r), Some(asked)) => {
-            if progress.as_ref().is_some_and(|p| p.checked_in_at.is_some()) {
-                status.provisioned_image = Some(provisioned(image, r.device, r.adopted));
-                if let (Some(a), Some(p)) = (status.boot_attempt.clone(), progress.as_ref()) {
-                    record_phases(status, &a, p);
+        (Some(r), None) => match (kexec_at, r.kexec) {
+            (None, Some(KexecOutcome::Loaded)) => {
+                if let Some(a) = status.boot_attempt.as_mut() {
+                    a.kexec_at = Some(now.clone());
                 }
-                (ServerState::Provisioned, Step::Idle)
+                (
+                    ServerState::Provisioning,
+                    Step::Wait(
+                        "WaitingForFirstBoot",
+                        "the agent kexecs into the installed OS; waiting for it to check in".into(),
+                    ),
+                )
+            }
+            (Some(_), _) if checked_in => done(status, image, r, progress.as_ref()),
+            (Some(k), _) if elapsed(&k, now) <= KEXEC_CHECKIN_TIMEOUT => (
+                ServerState::Provisioning,
+                Step::Wait(
+                    "WaitingForFirstBoot",
+                    "kexec into the installed OS; waiting for it to check in".into(),
+                ),
+            ),
+            (kexec, outcome) => {
+                if let Some(a) = status.boot_attempt.as_mut() {
+                    a.disk_boot_at = Some(now.clone());
+                }
+                let what = match (kexec, outcome, r.adopted) {
+                    (Some(_), _, _) => format!(
+                        "no check-in {} s after the kexec",
+                        KEXEC_CHECKIN_TIMEOUT.as_secs()
+                    ),
+                    (None, Some(KexecOutcome::NoBootEntry), _) => {
+                        "image written; it declares no boot entry kexec can use".into()
+                    }
+                    (None, Some(KexecOutcome::LoadFailed), _) => {
+                        "image written; the ramdisk's kernel refused to kexec it".into()
+                    }
+                    (None, _, true) => "the disk already holds the image (adopted)".into(),
+                    (None, _, false) => "image written".into(),
+                };
+                (
+                    ServerState::Provisioning,
+                    Step::Act(
+                        PowerAction::DiskBoot,
+                        format!("{what}; booting the installed disk through the BMC"),
+                    ),
+                )
+            }
+        },
+        (Some(r), Some(asked)) => {
+            if checked_in {
+                done(status, image, r, progress.as_ref())
             } else if elapsed(&asked, now) > lc.timeout {
                 fail(
                     status,
@@ -260,6 +416,20 @@ fn provisioning(
     }
 }
 
+/// The installed OS checked in: Provisioned, with the provisioning's sub-phases.
+fn done(
+    status: &mut ServerStatus,
+    image: &Image,
+    r: crds::server::TaskOutcome,
+    progress: Option<&BootProgress>,
+) -> (ServerState, Step) {
+    status.provisioned_image = Some(provisioned(image, r.device, r.adopted));
+    if let (Some(a), Some(p)) = (status.boot_attempt.clone(), progress) {
+        record_phases(status, &a, p);
+    }
+    (ServerState::Provisioned, Step::Idle)
+}
+
 fn deprovisioning(
     status: &mut ServerStatus,
     lc: &Lifecycle<'_>,
@@ -268,7 +438,7 @@ fn deprovisioning(
     match progress_of(status).and_then(|p| p.result.clone()) {
         Some(r) if r.ok => {
             release(status);
-            (ServerState::Available, Step::Idle)
+            (idle_state(lc), Step::Idle)
         }
         Some(r) => fail(
             status,
@@ -302,7 +472,14 @@ fn ramdisk_wait(
     };
     let progress = progress_of(status);
     let (last_at, last) = last_sign_of_life(&attempt, progress);
-    if elapsed(&last_at, now) <= lc.timeout {
+    // A warm attempt whose agent has not taken the task yet is retried cold soon: the agent
+    // on standby answers within a long-poll, or it is gone.
+    let timeout = if attempt.ramdisk_attempt.is_some() && progress.is_none() {
+        lc.timeout.min(lc.heartbeat_timeout)
+    } else {
+        lc.timeout
+    };
+    if elapsed(&last_at, now) <= timeout {
         let message = match progress.and_then(|p| p.progress.as_ref()) {
             Some(p) if p.bytes_total > 0 => format!(
                 "agent {}: {} of {} MiB at {} MiB/s",
@@ -318,7 +495,7 @@ fn ramdisk_wait(
     }
     let message = format!(
         "no sign of the ramdisk for {} s (try {} of {MAX_TRIES}); last step: {last}",
-        lc.timeout.as_secs(),
+        timeout.as_secs(),
         attempt.try_number
     );
     if attempt.try_number < MAX_TRIES {
@@ -372,6 +549,8 @@ fn open_attempt(
         requested_at: now.clone(),
         try_number,
         disk_boot_at: None,
+        ramdisk_attempt: None,
+        kexec_at: None,
     });
     Step::Act(
         PowerAction::Netboot,
@@ -404,12 +583,30 @@ fn provisioned(image: &Image, device: Option<String>, adopted: bool) -> Provisio
     }
 }
 
-/// The provisioning's sub-phases, from the boot services' record.
+/// The provisioning's sub-phases, from the boot services' record: a cold one from the power-on
+/// through DHCP and the ramdisk, a warm one from the handoff to the agent on standby; the OS
+/// boot by kexec or by the BMC (a kexec that never checked in is followed by a disk boot).
 fn record_phases(status: &mut ServerStatus, a: &BootAttempt, p: &BootProgress) {
+    let warm = a.ramdisk_attempt.is_some();
+    let kexec_end = if a.disk_boot_at.is_none() {
+        p.checked_in_at.as_ref()
+    } else {
+        None
+    };
     let spans = [
-        ("PowerOnToDHCP", Some(&a.requested_at), p.dhcp_at.as_ref()),
+        (
+            "PowerOnToDHCP",
+            Some(&a.requested_at).filter(|_| !warm),
+            p.dhcp_at.as_ref(),
+        ),
         ("RamdiskBoot", p.dhcp_at.as_ref(), p.called_back_at.as_ref()),
+        (
+            "StandbyToWrite",
+            Some(&a.requested_at).filter(|_| warm),
+            p.called_back_at.as_ref(),
+        ),
         ("Image", p.called_back_at.as_ref(), p.result_at.as_ref()),
+        ("Kexec", a.kexec_at.as_ref(), kexec_end),
         (
             "DiskBootToCheckIn",
             a.disk_boot_at.as_ref(),
@@ -459,6 +656,8 @@ mod tests {
             allocation: Ok(Some("10.20.0.15".into())),
             timeout: Duration::from_secs(60),
             spec_changed: false,
+            standby: Gate::Off,
+            heartbeat_timeout: Duration::from_secs(30),
         }
     }
 
@@ -552,6 +751,283 @@ mod tests {
         assert_eq!(state, ServerState::Available);
         assert!(s.addresses.is_empty());
         assert!(s.provisioned_image.is_none());
+    }
+
+    /// A server on standby after inspection attempt `inspect-r1`, its agent registered at 0 s.
+    fn on_standby() -> ServerStatus {
+        let mut s = ServerStatus {
+            boot_attempt: Some(BootAttempt {
+                id: "inspect-r1".into(),
+                purpose: BootPurpose::Inspect,
+                requested_at: t(-10),
+                try_number: 1,
+                disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
+            }),
+            ..Default::default()
+        };
+        record(&mut s, |p| p.called_back_at = Some(t(0)));
+        s
+    }
+
+    fn admitted(image: Option<&Image>) -> Lifecycle<'_> {
+        Lifecycle {
+            standby: Gate::Admit,
+            ..lc(image)
+        }
+    }
+
+    #[test]
+    fn cleaning_ends_on_standby_when_admitted_else_available() {
+        let img = image();
+        for (gate, to) in [
+            (Gate::Admit, ServerState::Standby),
+            (Gate::Off, ServerState::Available),
+            (
+                Gate::Refuse("OverBudget", "no room".into()),
+                ServerState::Available,
+            ),
+        ] {
+            let mut s = ServerStatus::default();
+            advance(ServerState::Available, &mut s, &lc(Some(&img)), &t(0));
+            record(&mut s, |p| {
+                p.result = Some(TaskOutcome {
+                    ok: true,
+                    ..Default::default()
+                })
+            });
+            s.provisioned_image = Some(provisioned(&img, None, false));
+            let (state, step) = advance(ServerState::Provisioned, &mut s, &lc(None), &t(2));
+            assert_eq!(state, ServerState::Deprovisioning);
+            assert!(matches!(step, Step::Act(PowerAction::Netboot, _)));
+            record(&mut s, |p| {
+                p.result = Some(TaskOutcome {
+                    ok: true,
+                    ..Default::default()
+                })
+            });
+            let release = Lifecycle {
+                standby: gate.clone(),
+                ..lc(None)
+            };
+            let (state, step) = advance(state, &mut s, &release, &t(3));
+            assert_eq!((state, step), (to, Step::Idle), "{gate:?}");
+            assert!(s.addresses.is_empty());
+        }
+        assert_eq!(idle_state(&admitted(None)), ServerState::Standby);
+        let deleting = Lifecycle {
+            deleting: true,
+            ..admitted(None)
+        };
+        assert_eq!(idle_state(&deleting), ServerState::Available);
+    }
+
+    #[test]
+    fn standby_waits_while_the_agent_beats_and_falls_back_when_it_falls_silent() {
+        let mut s = on_standby();
+        // 30 s heartbeat timeout in tests: silent for 20 s is fine.
+        assert_eq!(
+            advance(ServerState::Standby, &mut s, &admitted(None), &t(20)),
+            (ServerState::Standby, Step::Idle)
+        );
+        record(&mut s, |p| p.heartbeat_at = Some(t(25)));
+        assert_eq!(
+            advance(ServerState::Standby, &mut s, &admitted(None), &t(50)),
+            (ServerState::Standby, Step::Idle)
+        );
+        // Silent past the timeout: Available, powered off through the BMC (nobody else will).
+        let (state, step) = advance(ServerState::Standby, &mut s, &admitted(None), &t(56));
+        assert_eq!(state, ServerState::Available);
+        assert!(matches!(step, Step::Act(PowerAction::Off, ref m) if m.contains("silent")));
+        assert!(s.last_error.as_deref().unwrap().contains("silent"));
+    }
+
+    #[test]
+    fn standby_ends_when_the_gate_closes_or_the_server_goes() {
+        for lc in [
+            lc(None),
+            Lifecycle {
+                standby: Gate::Refuse("OverBudget", "a cold provisioning needs the power".into()),
+                ..lc(None)
+            },
+            Lifecycle {
+                deleting: true,
+                ..admitted(None)
+            },
+        ] {
+            let mut s = on_standby();
+            // The agent is told PowerOff by the agent API once the server is not Standby.
+            assert_eq!(
+                advance(ServerState::Standby, &mut s, &lc, &t(5)),
+                (ServerState::Available, Step::Idle)
+            );
+        }
+    }
+
+    #[test]
+    fn an_image_on_standby_opens_a_warm_attempt_without_a_power_action() {
+        let img = image();
+        let mut s = on_standby();
+        // Even with the gate closed: provisioning commits the power anyway, warm is faster.
+        let closed = Lifecycle {
+            standby: Gate::Refuse("OverBudget", "full".into()),
+            ..lc(Some(&img))
+        };
+        let (state, step) = advance(ServerState::Standby, &mut s, &closed, &t(5));
+        assert_eq!(state, ServerState::Provisioning);
+        assert!(matches!(step, Step::Wait("HandingOver", _)), "{step:?}");
+        let warm = s.boot_attempt.clone().unwrap();
+        assert_eq!(warm.purpose, BootPurpose::Provision);
+        assert_eq!(warm.ramdisk_attempt.as_deref(), Some("inspect-r1"));
+        assert_eq!(warm.credential_attempt(), "inspect-r1");
+        assert_ne!(warm.id, "inspect-r1");
+        assert_eq!(s.addresses[0].address, "10.20.0.15");
+        // A warm attempt handed over again (say a second warm attempt) keeps naming the
+        // attempt that booted the ramdisk, never itself.
+        let mut again = s.clone();
+        let (_, _) = advance(
+            ServerState::Standby,
+            &mut again,
+            &admitted(Some(&img)),
+            &t(6),
+        );
+        assert_eq!(
+            again.boot_attempt.unwrap().ramdisk_attempt.as_deref(),
+            Some("inspect-r1")
+        );
+        // No address: blocked, still on standby, nothing opened.
+        let mut s = on_standby();
+        let full = Lifecycle {
+            allocation: Err(("PoolExhausted", "no free address".into())),
+            ..admitted(Some(&img))
+        };
+        assert!(matches!(
+            advance(ServerState::Standby, &mut s, &full, &t(5)),
+            (ServerState::Standby, Step::Blocked("PoolExhausted", _))
+        ));
+        assert_eq!(s.boot_attempt.unwrap().id, "inspect-r1");
+    }
+
+    #[test]
+    fn warm_provisioning_kexecs_and_records_warm_phases() {
+        let img = image();
+        let mut s = on_standby();
+        let (state, _) = advance(ServerState::Standby, &mut s, &admitted(Some(&img)), &t(10));
+        // The agent API starts the new attempt's record at the handoff.
+        record(&mut s, |p| p.called_back_at = Some(t(11)));
+        record(&mut s, |p| {
+            p.result_at = Some(t(15));
+            p.result = Some(TaskOutcome {
+                ok: true,
+                device: Some("/dev/vda".into()),
+                kexec: Some(KexecOutcome::Loaded),
+                ..Default::default()
+            });
+        });
+        let (state, step) = advance(state, &mut s, &lc(Some(&img)), &t(16));
+        assert_eq!(state, ServerState::Provisioning);
+        assert!(
+            matches!(step, Step::Wait("WaitingForFirstBoot", _)),
+            "{step:?}"
+        );
+        let a = s.boot_attempt.clone().unwrap();
+        assert_eq!((a.kexec_at, a.disk_boot_at), (Some(t(16)), None));
+        // Still waiting within the kexec check-in timeout: no BMC action.
+        assert!(matches!(
+            advance(state, &mut s, &lc(Some(&img)), &t(100)).1,
+            Step::Wait("WaitingForFirstBoot", _)
+        ));
+        record(&mut s, |p| p.checked_in_at = Some(t(20)));
+        let (state, step) = advance(state, &mut s, &lc(Some(&img)), &t(101));
+        assert_eq!((state, step), (ServerState::Provisioned, Step::Idle));
+        let phases: Vec<_> = s
+            .phases
+            .iter()
+            .map(|p| (p.name.as_str(), p.duration_ms))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                ("StandbyToWrite", Some(1_000)),
+                ("Image", Some(4_000)),
+                ("Kexec", Some(4_000))
+            ]
+        );
+    }
+
+    #[test]
+    fn kexec_unavailable_or_silent_falls_back_to_the_bmc_disk_boot() {
+        let img = image();
+        for outcome in [
+            None,
+            Some(KexecOutcome::NoBootEntry),
+            Some(KexecOutcome::LoadFailed),
+        ] {
+            let mut s = on_standby();
+            let (state, _) = advance(ServerState::Standby, &mut s, &admitted(Some(&img)), &t(10));
+            record(&mut s, |p| {
+                p.called_back_at = Some(t(11));
+                p.result = Some(TaskOutcome {
+                    ok: true,
+                    kexec: outcome,
+                    ..Default::default()
+                });
+            });
+            let (_, step) = advance(state, &mut s, &lc(Some(&img)), &t(16));
+            assert!(
+                matches!(step, Step::Act(PowerAction::DiskBoot, _)),
+                "{outcome:?}: {step:?}"
+            );
+        }
+        // Loaded, but the OS never checks in: one BMC disk boot after the kexec timeout.
+        let mut s = on_standby();
+        let (state, _) = advance(ServerState::Standby, &mut s, &admitted(Some(&img)), &t(10));
+        record(&mut s, |p| {
+            p.called_back_at = Some(t(11));
+            p.result = Some(TaskOutcome {
+                ok: true,
+                kexec: Some(KexecOutcome::Loaded),
+                ..Default::default()
+            });
+        });
+        let (state, _) = advance(state, &mut s, &lc(Some(&img)), &t(16));
+        let late = t(16 + KEXEC_CHECKIN_TIMEOUT.as_secs() as i64 + 1);
+        let (state, step) = advance(state, &mut s, &lc(Some(&img)), &late);
+        assert!(
+            matches!(step, Step::Act(PowerAction::DiskBoot, ref m) if m.contains("after the kexec"))
+        );
+        // Then the ordinary first-boot wait; the check-in records the disk boot's phase.
+        assert!(matches!(
+            advance(state, &mut s, &lc(Some(&img)), &late).1,
+            Step::Wait("WaitingForFirstBoot", _)
+        ));
+        record(&mut s, |p| p.checked_in_at = Some(late.clone()));
+        let (state, _) = advance(state, &mut s, &lc(Some(&img)), &late);
+        assert_eq!(state, ServerState::Provisioned);
+        let names: Vec<_> = s.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["StandbyToWrite", "DiskBootToCheckIn"]);
+    }
+
+    #[test]
+    fn a_warm_handoff_nobody_takes_is_retried_cold() {
+        let img = image();
+        let mut s = on_standby();
+        let (state, _) = advance(ServerState::Standby, &mut s, &admitted(Some(&img)), &t(10));
+        // Within the heartbeat timeout (30 s here): waiting for the agent.
+        assert!(matches!(
+            advance(state, &mut s, &lc(Some(&img)), &t(35)).1,
+            Step::Wait("WaitingForRamdisk", _)
+        ));
+        // Past it, well before the ramdisk timeout (60 s): try 2, a network boot.
+        let (state, step) = advance(state, &mut s, &lc(Some(&img)), &t(41));
+        assert_eq!(state, ServerState::Provisioning);
+        assert!(
+            matches!(step, Step::Act(PowerAction::Netboot, _)),
+            "{step:?}"
+        );
+        let cold = s.boot_attempt.unwrap();
+        assert_eq!((cold.try_number, cold.ramdisk_attempt), (2, None));
     }
 
     #[test]

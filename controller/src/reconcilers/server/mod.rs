@@ -6,13 +6,14 @@ mod decide;
 mod lifecycle;
 mod observe;
 mod read;
+mod standby;
 mod validate;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use crds::Server;
-use crds::server::{NODE_NETWORK, PowerState, SystemIdentity};
+use crds::server::{NODE_NETWORK, PowerState, StandbyPolicy, SystemIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
@@ -72,6 +73,8 @@ pub async fn reconcile(
         timeout: ctx.ramdisk_timeout,
         spec_changed: server.status.as_ref().and_then(|s| s.observed_generation)
             != server.metadata.generation,
+        standby: standby_gate(&ctx, server),
+        heartbeat_timeout: ctx.standby_heartbeat_timeout,
     };
     if lifecycle::needs_address(server.status.as_ref(), &lc) {
         lc.allocation = node_address(&ctx, server);
@@ -309,7 +312,61 @@ fn node_address(ctx: &Context, server: &Server) -> Result<Option<String>, (&'sta
         .map_err(|e| (e.reason(), e.to_string()))
 }
 
-/// The BMC observation in the decide stage's terms.
+/// What the standby policy and the rack's power budget allow `server`, from the caches: the
+/// rack's servers on for their own reasons commit their draw first, then the rack's servers on
+/// standby hold seats in arrival order (`standby::gate`).
+fn standby_gate(ctx: &Context, server: &Server) -> standby::Gate {
+    let namespace = server.namespace().unwrap_or_default();
+    let rack_name = server.spec.rack_ref.as_ref().map(|r| r.name.as_str());
+    let rack = rack_name.and_then(|name| {
+        ctx.racks
+            .get(&ObjectRef::new(name).within(&namespace))
+            .and_then(|g| g.0.as_ref().ok().cloned())
+    });
+    let rack_standby = rack.as_ref().and_then(|r| r.spec.standby.as_ref());
+    let policy = StandbyPolicy::effective(server.spec.standby, rack_standby.map(|s| s.policy));
+    if policy == crds::server::StandbyPolicy::Off || server.spec.externally_provisioned {
+        return standby::Gate::Off;
+    }
+    let me = server.uid();
+    let members: Vec<Arc<DeserializeGuard<Server>>> = ctx.servers.state();
+    let others: Vec<&Server> = members
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|s| s.spec.rack_ref.as_ref().map(|r| r.name.as_str()) == rack_name)
+        .filter(|s| rack_name.is_some() && s.uid() != me)
+        .collect();
+    let state = |s: &Server| s.status.as_ref().and_then(|st| st.state);
+    let watts = |s: &Server| u64::from(s.spec.max_power_watts.unwrap_or(0));
+    let limits = standby::Limits {
+        budget_watts: rack
+            .as_ref()
+            .map_or(0, |r| u64::from(r.spec.power.budget_watts)),
+        committed_watts: others
+            .iter()
+            .filter(|s| standby::committed(state(s), s.spec.online))
+            .map(|s| watts(s))
+            .sum(),
+        max_servers: rack_standby.and_then(|s| s.max_servers),
+    };
+    let seated: Vec<standby::Seat<'_>> = others
+        .iter()
+        .filter(|s| state(s) == Some(crds::server::ServerState::Standby))
+        .map(|s| seat(s))
+        .collect();
+    standby::gate(policy, limits, &seated, seat(server))
+}
+
+/// A server's standby seat, as the budget rule reads it.
+fn seat(s: &Server) -> standby::Seat<'_> {
+    standby::Seat {
+        name: s.metadata.name.as_deref().unwrap_or_default(),
+        watts: s.spec.max_power_watts,
+        since: s.status.as_ref().and_then(|st| st.standby_since.as_ref()),
+    }
+}
+
 /// Performs a decided BMC action.
 async fn act(
     ctx: &Context,
