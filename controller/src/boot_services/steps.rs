@@ -77,31 +77,6 @@ pub fn now() -> Instant {
     Instant(Timestamp::now())
 }
 
-/// Applies `patch` to `status.bootProgress` (and `hardware` to `status.hardware`) under the
-/// boot services' field manager.
-pub async fn write(
-    client: &kube::Client,
-    server: &Server,
-    patch: &BootProgressPatch,
-    hardware: Option<&HardwareInventory>,
-) -> Result<(), kube::Error> {
-    let mut status = json!({ "bootProgress": patch });
-    if let Some(hw) = hardware {
-        status["hardware"] = json!(hw);
-    }
-    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
-    api.patch_status(
-        &server.name_any(),
-        &PatchParams {
-            field_manager: Some(crds::field_managers::BOOT.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map(|_| ())
-}
-
 /// `server` as the API has it now when the cached copy shows no open attempt: an attempt
 /// opened a moment ago may not have reached the cache yet (a fast firmware asking a loaded
 /// controller). Costs one read per request of a machine with no attempt (an installed OS
@@ -120,8 +95,82 @@ pub async fn confirmed(client: &kube::Client, server: Server) -> Server {
     }
 }
 
+/// Applies `patch` to `status.bootProgress` (and `hardware` to `status.hardware`) under the
+/// boot services' field manager.
+pub async fn write(
+    client: &kube::Client,
+    server: &Server,
+    patch: &BootProgressPatch,
+    hardware: Option<&HardwareInventory>,
+) -> Result<(), kube::Error> {
+    write_at(client, server, patch, hardware, None).await
+}
+
+/// [`write`], refused (409) unless the Server is still at `resource_version` when one is given.
+async fn write_at(
+    client: &kube::Client,
+    server: &Server,
+    patch: &BootProgressPatch,
+    hardware: Option<&HardwareInventory>,
+    resource_version: Option<String>,
+) -> Result<(), kube::Error> {
+    let mut status = json!({ "bootProgress": patch });
+    if let Some(hw) = hardware {
+        status["hardware"] = json!(hw);
+    }
+    let mut body = json!({ "status": status });
+    if let Some(rv) = resource_version {
+        body["metadata"] = json!({ "resourceVersion": rv });
+    }
+    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
+    api.patch_status(
+        &server.name_any(),
+        &PatchParams {
+            field_manager: Some(crds::field_managers::BOOT.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(body),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// What recording a step on a Server as it is known means (pure).
+#[derive(Debug, PartialEq)]
+enum Plan {
+    /// No open attempt awaits the ramdisk.
+    NoAttempt,
+    /// The attempt's record holds the step already.
+    Recorded,
+    /// Add the step to the attempt's record.
+    Add(String),
+    /// Start the attempt's record (clearing an earlier attempt's) with the step.
+    Start(String),
+}
+
+fn plan(server: &Server, step: Step) -> Plan {
+    let status = server.status.as_ref();
+    let Target::Ramdisk(attempt) = target(status) else {
+        return Plan::NoAttempt;
+    };
+    match status
+        .and_then(|s| s.boot_progress.as_ref())
+        .filter(|p| p.attempt == attempt.id)
+    {
+        Some(p) if step.recorded(p) => Plan::Recorded,
+        Some(_) => Plan::Add(attempt.id.clone()),
+        None => Plan::Start(attempt.id.clone()),
+    }
+}
+
+/// Tries to record one step: a stale cache, and another step of the same new attempt being
+/// recorded at the same moment, each cost one more read.
+const RECORD_TRIES: usize = 4;
+
 /// Records `step` for `server` if it has an open attempt and the step is new for it. Returns
-/// whether it was recorded.
+/// whether it was recorded. Starting an attempt's record is decided on a fresh read and
+/// written with its resourceVersion: two steps of a new attempt (the DHCP report and the
+/// script request race) never clear each other.
 pub async fn record(
     client: &kube::Client,
     recorder: &Recorder,
@@ -129,41 +178,138 @@ pub async fn record(
     step: Step,
     details: Details,
 ) -> bool {
-    let server = &confirmed(client, server.clone()).await;
-    let status = server.status.as_ref();
-    let Target::Ramdisk(attempt) = target(status) else {
-        return false;
+    let api: Api<Server> = Api::namespaced(client.clone(), &server.namespace().unwrap_or_default());
+    let mut current = server.clone();
+    let mut read = false;
+    for _ in 0..RECORD_TRIES {
+        let (attempt, mut patch, precondition) = match plan(&current, step) {
+            Plan::Recorded => return false,
+            Plan::NoAttempt | Plan::Start(_) if !read => {
+                match api.get(&server.name_any()).await {
+                    Ok(now) => current = now,
+                    Err(e) => {
+                        warn!(server = %server.name_any(), step = step.reason(), error = %e, "boot step not recorded: server not read");
+                        return false;
+                    }
+                }
+                read = true;
+                continue;
+            }
+            Plan::NoAttempt => return false,
+            Plan::Add(a) => {
+                let patch = BootProgressPatch::of(&a);
+                (a, patch, None)
+            }
+            Plan::Start(a) => {
+                let patch = BootProgressPatch::fresh(&a);
+                (a, patch, current.resource_version())
+            }
+        };
+        *step.field(&mut patch) = Field::Set(now());
+        if let Some((address, firmware)) = &details.dhcp {
+            patch.dhcp_address = Field::Set(address.clone());
+            patch.firmware = Field::Set(firmware.clone());
+        }
+        match write_at(
+            client,
+            &current,
+            &patch,
+            details.hardware.as_ref(),
+            precondition,
+        )
+        .await
+        {
+            Ok(()) => {
+                info!(server = %server.name_any(), attempt = %attempt, step = step.reason(), note = %details.note, "boot step");
+                kube_kit::events::publish(
+                    recorder,
+                    &current,
+                    EventType::Normal,
+                    step.reason(),
+                    "Netboot",
+                    details.note,
+                )
+                .await;
+                return true;
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => read = false,
+            Err(e) => {
+                warn!(server = %server.name_any(), step = step.reason(), error = %e, "boot step not recorded");
+                return false;
+            }
+        }
+    }
+    warn!(server = %server.name_any(), step = step.reason(), "boot step not recorded: the server kept changing");
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::server::{
+        BootAttempt, BootProgress, BootPurpose, ServerSpec, ServerState, ServerStatus,
     };
-    let progress = status
-        .and_then(|s| s.boot_progress.as_ref())
-        .filter(|p| p.attempt == attempt.id);
-    if progress.is_some_and(|p| step.recorded(p)) {
-        return false;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn server(state: ServerState, progress: Option<BootProgress>) -> Server {
+        let mut s = Server::new(
+            "s1",
+            serde_json::from_value::<ServerSpec>(json!({})).unwrap(),
+        );
+        s.status = Some(ServerStatus {
+            state: Some(state),
+            boot_attempt: Some(BootAttempt {
+                id: "inspect-2".into(),
+                purpose: BootPurpose::Inspect,
+                requested_at: Time(Timestamp::now()),
+                try_number: 1,
+                disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
+            }),
+            boot_progress: progress,
+            ..Default::default()
+        });
+        s
     }
-    // A new attempt: clear what an earlier attempt left.
-    let mut patch = if progress.is_none() {
-        BootProgressPatch::fresh(&attempt.id)
-    } else {
-        BootProgressPatch::of(&attempt.id)
-    };
-    *step.field(&mut patch) = Field::Set(now());
-    if let Some((address, firmware)) = &details.dhcp {
-        patch.dhcp_address = Field::Set(address.clone());
-        patch.firmware = Field::Set(firmware.clone());
+
+    #[test]
+    fn only_a_step_of_an_attempt_without_a_record_starts_one() {
+        let earlier = BootProgress {
+            attempt: "inspect-1".into(),
+            ..Default::default()
+        };
+        let mine = |dhcp: bool| BootProgress {
+            attempt: "inspect-2".into(),
+            dhcp_at: dhcp.then(|| Time(Timestamp::now())),
+            ..Default::default()
+        };
+        let start = Plan::Start("inspect-2".into());
+        assert_eq!(
+            plan(&server(ServerState::Inspecting, None), Step::Dhcp),
+            start
+        );
+        assert_eq!(
+            plan(&server(ServerState::Inspecting, Some(earlier)), Step::Dhcp),
+            start
+        );
+        assert_eq!(
+            plan(
+                &server(ServerState::Inspecting, Some(mine(false))),
+                Step::Dhcp
+            ),
+            Plan::Add("inspect-2".into())
+        );
+        assert_eq!(
+            plan(
+                &server(ServerState::Inspecting, Some(mine(true))),
+                Step::Dhcp
+            ),
+            Plan::Recorded
+        );
+        assert_eq!(
+            plan(&server(ServerState::Available, None), Step::Dhcp),
+            Plan::NoAttempt
+        );
     }
-    if let Err(e) = write(client, server, &patch, details.hardware.as_ref()).await {
-        warn!(server = %server.name_any(), step = step.reason(), error = %e, "boot step not recorded");
-        return false;
-    }
-    info!(server = %server.name_any(), attempt = %attempt.id, step = step.reason(), note = %details.note, "boot step");
-    kube_kit::events::publish(
-        recorder,
-        server,
-        EventType::Normal,
-        step.reason(),
-        "Netboot",
-        details.note,
-    )
-    .await;
-    true
 }
