@@ -46,24 +46,14 @@ async fn main() {
             let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
             site(&client, &ns, &rig.ports, &image(file, &sha, &format)).await;
             let api: Api<Server> = Api::namespaced(client.clone(), &ns);
-            let mut spans = Vec::new();
-            for i in 0..n {
-                let name = format!("s{}", i + 1);
-                let s = wait_for(&rig.lab, &api, &name, ServerState::Provisioned, 600).await;
-                let (start, end) = span(&s);
-                println!(
-                    "ours vms={n} format={format} server={name} power_on_to_provisioned_s={:.1} phases_s: {}",
-                    end.duration_since(start).as_secs_f64(),
-                    phases(&s)
-                );
-                spans.push((start, end));
-            }
-            let first = spans.iter().map(|s| s.0).min().unwrap();
-            let last = spans.iter().map(|s| s.1).max().unwrap();
-            println!(
-                "RESULT ours vms={n} format={format} total_s={:.1}",
-                last.duration_since(first).as_secs_f64()
-            );
+            report(
+                &rig,
+                &api,
+                ("ours", "power_on_to_provisioned_s"),
+                n,
+                &format,
+            )
+            .await;
             controller.stop().await;
             warm(&client, n, file, &format).await;
         }
@@ -89,13 +79,27 @@ async fn warm(client: &kube::Client, n: usize, file: &str, format: &str) {
         .await
         .unwrap();
     }
+    report(&rig, &api, ("warm", "image_to_provisioned_s"), n, format).await;
+    controller.stop().await;
+}
+
+/// Waits for the rig's `n` servers to be Provisioned; prints each one's span (Provisioning →
+/// Provisioned) and phases, then the run's total, as `label` lines (`hack/bench-provision.sh`
+/// reads the `RESULT` line).
+async fn report(
+    rig: &e2e::provisioning::Rig,
+    api: &Api<Server>,
+    (label, figure): (&str, &str),
+    n: usize,
+    format: &str,
+) {
     let mut spans = Vec::new();
     for i in 0..n {
         let name = format!("s{}", i + 1);
-        let s = wait_for(&rig.lab, &api, &name, ServerState::Provisioned, 600).await;
+        let s = wait_for(&rig.lab, api, &name, ServerState::Provisioned, 600).await;
         let (start, end) = span(&s);
         println!(
-            "warm vms={n} format={format} server={name} image_to_provisioned_s={:.1} phases_s: {}",
+            "{label} vms={n} format={format} server={name} {figure}={:.1} phases_s: {}",
             end.duration_since(start).as_secs_f64(),
             phases(&s)
         );
@@ -104,10 +108,9 @@ async fn warm(client: &kube::Client, n: usize, file: &str, format: &str) {
     let first = spans.iter().map(|s| s.0).min().unwrap();
     let last = spans.iter().map(|s| s.1).max().unwrap();
     println!(
-        "RESULT warm vms={n} format={format} total_s={:.1}",
+        "RESULT {label} vms={n} format={format} total_s={:.1}",
         last.duration_since(first).as_secs_f64()
     );
-    controller.stop().await;
 }
 
 /// The sub-phases' durations, `name=seconds`.
