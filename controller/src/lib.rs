@@ -1,7 +1,7 @@
 //! The Groundwork controller: one process, two wings over a shared floor.
 //!
 //! - The floor: [`config`], [`metrics`], [`health`] (the endpoints), [`agent_logs`],
-//!   [`ipam`], [`leader`], [`admission`], [`view`]. They import nothing else of this crate
+//!   [`ipam`], [`refresh_slots`], [`leader`], [`admission`], [`view`]. They import nothing else of this crate
 //!   ([`health`] only the floor: metrics, agent logs, the view).
 //! - The [`reconcilers`] wing: the caches and the Rack, Server and UpstreamLink controllers,
 //!   run by the leader. The [`boot_services`] wing: DHCP, TFTP, HTTP boot, metadata and the
@@ -26,6 +26,7 @@ pub mod leader;
 pub mod metrics;
 pub mod provider;
 pub mod reconcilers;
+pub mod refresh_slots;
 pub mod view;
 
 /// Whether the object carries the `groundwork.dev/paused` annotation (hands off).

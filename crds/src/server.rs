@@ -686,6 +686,11 @@ pub struct BootProgress {
     /// When the initrd was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd_at: Option<Time>,
+    /// The version of the ramdisk the boot services served with the initrd (`sha256:` and the
+    /// first 16 hex digits of the SHA-256 of its kernel and initrd): a standby server whose
+    /// agent runs another version than the one served now is netbooted again (a refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramdisk_version: Option<String>,
     /// When the ramdisk called back (the agent registered with its inventory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub called_back_at: Option<Time>,
@@ -777,6 +782,9 @@ pub struct BootProgressPatch {
     pub initrd_at: Field<Instant>,
     /// The [`BootProgress`] field of the same name.
     #[serde(skip_serializing_if = "Field::is_keep")]
+    pub ramdisk_version: Field<String>,
+    /// The [`BootProgress`] field of the same name.
+    #[serde(skip_serializing_if = "Field::is_keep")]
     pub called_back_at: Field<Instant>,
     /// The [`BootProgress`] field of the same name.
     #[serde(skip_serializing_if = "Field::is_keep")]
@@ -817,6 +825,7 @@ impl BootProgressPatch {
             script_at: Field::Clear,
             kernel_at: Field::Clear,
             initrd_at: Field::Clear,
+            ramdisk_version: Field::Clear,
             called_back_at: Field::Clear,
             progress: Field::Clear,
             result_at: Field::Clear,
@@ -969,6 +978,7 @@ mod patch_tests {
             script_at: Some(Time(at.0)),
             kernel_at: Some(Time(at.0)),
             initrd_at: Some(Time(at.0)),
+            ramdisk_version: Some(String::new()),
             called_back_at: Some(Time(at.0)),
             progress: Some(TaskProgress {
                 phase: String::new(),

@@ -1,6 +1,9 @@
 //! The warm pool end to end (issue 16), against real peers: a BIOS and a UEFI QEMU machine
 //! behind IPMI BMC simulators, netbooted by the controller's boot services into the ramdisk,
 //! where the agent inspects them and stays on standby holding its NextTask poll. Then:
+//! 0. the pool survives a controller restart, and a new ramdisk served after it refreshes the
+//!    pool one server at a time (each netbooted again, its standby seat kept; the other keeps
+//!    waiting on its heartbeat meanwhile);
 //! 1. a warm provisioning: `spec.image` set → the waiting agent writes the test OS and kexecs
 //!    into it — no BMC power or boot-device change, no firmware banner on the console between
 //!    the agent and the installed OS, the image on disk byte for byte, `StandbyToWrite`,
@@ -27,8 +30,9 @@ use serde_json::json;
 
 /// How long a silent ramdisk may stay silent before its attempt is retried.
 const RAMDISK_TIMEOUT: u64 = 90;
-/// How long a standby agent may stay silent before its server is given up.
-const HEARTBEAT_TIMEOUT: u64 = 12;
+/// How long a standby agent may stay silent before its server is given up (longer than an
+/// in-process controller restart plus the agent's reconnect backoff).
+const HEARTBEAT_TIMEOUT: u64 = 20;
 const MIB: u64 = 1 << 20;
 
 async fn patch_spec(api: &Api<Server>, name: &str, spec: serde_json::Value) {
@@ -39,6 +43,14 @@ async fn patch_spec(api: &Api<Server>, name: &str, spec: serde_json::Value) {
     )
     .await
     .unwrap();
+}
+
+/// The ramdisk version recorded with the initrd of the attempt that booted the agent.
+fn ramdisk_version(s: &ServerStatus) -> String {
+    s.boot_progress
+        .as_ref()
+        .and_then(|p| p.ramdisk_version.clone())
+        .unwrap_or_else(|| panic!("no ramdisk version recorded: {s:?}"))
 }
 
 fn bmc_events(lab_dir: &Path, name: &str) -> Vec<String> {
@@ -100,7 +112,7 @@ async fn standby_servers_provision_with_kexec_and_fall_back_when_they_must() {
     let mut flags = boot_flags(&rig, RAMDISK_TIMEOUT);
     flags.push("--standby-heartbeat-timeout-seconds".into());
     flags.push(HEARTBEAT_TIMEOUT.to_string());
-    let _controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    let controller = RunningController::start_with(client.clone(), &ns, &flags).await;
     let api: Api<Server> = Api::namespaced(client.clone(), &ns);
     let names = ["s1", "s2"];
     let pool = standby_pool(&client, &ns, &rig, &["Legacy", "UEFI"]).await;
@@ -116,12 +128,74 @@ async fn standby_servers_provision_with_kexec_and_fall_back_when_they_must() {
             "{name}: {events:?}"
         );
     }
-    // The heartbeat keeps the pool: still on standby after more than the timeout.
-    tokio::time::sleep(Duration::from_secs(HEARTBEAT_TIMEOUT + 5)).await;
-    for name in names {
-        let s = api.get(name).await.unwrap().status.unwrap();
-        assert_eq!(s.state, Some(ServerState::Standby), "{name}: {s:?}");
+    let old_version = ramdisk_version(&pool[0]);
+    assert_eq!(ramdisk_version(&pool[1]), old_version);
+
+    let pxe_boots = |name: &str| {
+        bmc_events(lab.dir(), name)
+            .iter()
+            .filter(|e| e.contains("vm_started") && e.contains("\"pxe\""))
+            .count()
+    };
+    let boots_before: Vec<usize> = names.iter().map(|n| pxe_boots(n)).collect();
+    // 0. A controller restart keeps the pool; the ramdisk it serves after the restart is new
+    // (trailing zeros after the initrd's cpio archives: the same files, another version).
+    controller.stop().await;
+    let initrd = lab.dir().join("artifacts/initrd.img");
+    let mut bytes = std::fs::read(&initrd).unwrap();
+    bytes.extend_from_slice(&[0u8; 512]);
+    let next = initrd.with_extension("next");
+    std::fs::write(&next, bytes).unwrap();
+    std::fs::rename(&next, &initrd).unwrap();
+    let _controller = RunningController::start_with(client.clone(), &ns, &flags).await;
+    let refreshed: Vec<ServerStatus> = eventually(
+        Duration::from_secs(360),
+        "both standby servers on the new ramdisk",
+        || async {
+            let mut now = Vec::new();
+            for name in names {
+                now.push(api.get(name).await.ok()?.status?);
+            }
+            for (name, s) in names.iter().zip(&now) {
+                assert!(
+                    matches!(
+                        s.state,
+                        Some(ServerState::Standby | ServerState::Inspecting)
+                    ),
+                    "{name} left the pool: {s:?}"
+                );
+            }
+            let inspecting = now
+                .iter()
+                .filter(|s| s.state == Some(ServerState::Inspecting))
+                .count();
+            assert!(inspecting <= 1, "both servers of the rack refresh at once");
+            now.iter()
+                .all(|s| s.state == Some(ServerState::Standby) && ramdisk_version(s) != old_version)
+                .then_some(now)
+        },
+    )
+    .await;
+    let new_version = ramdisk_version(&refreshed[0]);
+    assert_eq!(ramdisk_version(&refreshed[1]), new_version);
+    let mut windows = Vec::new();
+    for (i, (name, s)) in names.iter().zip(&refreshed).enumerate() {
+        assert_eq!(s.standby_since, pool[i].standby_since, "{name}: seat kept");
+        assert_eq!(pxe_boots(name), boots_before[i] + 1, "{name}: one netboot");
+        let inspecting = s
+            .phases
+            .iter()
+            .rev()
+            .find(|p| p.name == "Inspecting")
+            .unwrap_or_else(|| panic!("{name}: {:?}", s.phases));
+        windows.push((
+            inspecting.started_at.0,
+            inspecting.finished_at.clone().unwrap().0,
+        ));
     }
+    // One at a time: the refreshes' Inspecting phases do not overlap.
+    windows.sort();
+    assert!(windows[0].1 <= windows[1].0, "{windows:?}");
 
     // 1. Warm provisioning with kexec: no BMC power or boot change.
     let before: Vec<usize> = names

@@ -36,8 +36,8 @@ pub struct BootHttp {
     pub recorder: Recorder,
     /// Boot token key.
     pub key: TokenKey,
-    /// Ramdisk artifacts directory.
-    pub artifacts: std::path::PathBuf,
+    /// The ramdisk (its directory and version).
+    pub ramdisk: boot::ramdisk::Ramdisk,
     /// iPXE binaries directory.
     pub ipxe_dir: std::path::PathBuf,
     /// Discovery for undeclared machines.
@@ -112,7 +112,7 @@ async fn agent_ca(State(st): State<Arc<BootHttp>>) -> Response {
         .into_response()
 }
 
-async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static str, String) {
+async fn script(st: &Arc<BootHttp>, base: &str, agent: &str, mac: Mac) -> (&'static str, String) {
     let mac_s = mac.to_string();
     let Some(server) = st.shared.server_by_mac(mac) else {
         if st.auto_enroll {
@@ -154,7 +154,7 @@ async fn script(st: &BootHttp, base: &str, agent: &str, mac: Mac) -> (&'static s
                 note: format!("iPXE script served: {} ramdisk", attempt.purpose.mode()),
                 ..Default::default()
             };
-            steps::record(&st.client, &st.recorder, &server, Step::Script, details).await;
+            record_later(st, server, Step::Script, details);
             ("ramdisk", s)
         }
     }
@@ -169,17 +169,34 @@ async fn artifact(
         ipxe::INITRD => Step::Initrd,
         _ => return text(StatusCode::NOT_FOUND, "not found"),
     };
-    let response = send_file(&st, &st.artifacts.join(&artifact), &artifact).await;
+    let response = send_file(&st, &st.ramdisk.dir().join(&artifact), &artifact).await;
     if response.status() == StatusCode::OK
         && let Some(server) = Mac::parse(&mac).and_then(|m| st.shared.server_by_mac(m))
     {
+        // The version goes with the initrd: the kernel alone does not make a running agent.
+        let ramdisk_version = (step == Step::Initrd)
+            .then(|| st.ramdisk.version())
+            .and_then(|v| {
+                v.inspect_err(|e| warn!(error = %e, "ramdisk version unknown"))
+                    .ok()
+            });
         let details = Details {
             note: format!("{artifact} fetched"),
+            ramdisk_version,
             ..Default::default()
         };
-        steps::record(&st.client, &st.recorder, &server, step, details).await;
+        record_later(&st, server, step, details);
     }
     response
+}
+
+/// Records a boot step without holding up the answer: a slow API server must not make the
+/// firmware's download time out (the step is still recorded, moments later).
+fn record_later(st: &Arc<BootHttp>, server: Server, step: Step, details: Details) {
+    let st = st.clone();
+    tokio::spawn(async move {
+        steps::record(&st.client, &st.recorder, &server, step, details).await;
+    });
 }
 
 async fn send_file(st: &BootHttp, path: &std::path::Path, name: &str) -> Response {

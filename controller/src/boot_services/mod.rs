@@ -228,7 +228,7 @@ pub async fn serve(
         client,
         recorder,
         key,
-        artifacts: config.boot_artifacts.clone(),
+        ramdisk: boot::ramdisk::Ramdisk::new(&config.boot_artifacts),
         ipxe_dir: config.ipxe_dir.clone(),
         auto_enroll: config.auto_enroll,
         kernel_args: config.boot_kernel_args.clone(),
@@ -287,7 +287,7 @@ async fn report_dhcp(
                 s.mac, s.address, s.firmware, s.rack
             ),
             dhcp: Some((s.address.to_string(), s.firmware.to_string())),
-            hardware: None,
+            ..steps::Details::default()
         };
         steps::record(&client, &recorder, &server, steps::Step::Dhcp, details).await;
     }

@@ -72,8 +72,8 @@ pub async fn report_in(
     };
     let details = Details {
         note,
-        dhcp: None,
         hardware,
+        ..Details::default()
     };
     if steps::record(client, recorder, &server, Step::CalledBack, details).await {
         Ok((server, attempt))

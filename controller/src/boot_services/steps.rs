@@ -70,6 +70,8 @@ pub struct Details {
     pub dhcp: Option<(String, String)>,
     /// The inventory the ramdisk reported.
     pub hardware: Option<HardwareInventory>,
+    /// The version of the ramdisk served (the initrd step).
+    pub ramdisk_version: Option<String>,
 }
 
 /// The current time, precise enough for the boot timeline.
@@ -209,6 +211,9 @@ pub async fn record(
         if let Some((address, firmware)) = &details.dhcp {
             patch.dhcp_address = Field::Set(address.clone());
             patch.firmware = Field::Set(firmware.clone());
+        }
+        if let Some(version) = &details.ramdisk_version {
+            patch.ramdisk_version = Field::Set(version.clone());
         }
         match write_at(
             client,

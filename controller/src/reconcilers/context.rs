@@ -44,6 +44,10 @@ pub struct Context {
     pub ramdisk_timeout: Duration,
     /// How long a standby agent may stay silent.
     pub standby_heartbeat_timeout: Duration,
+    /// The ramdisk the boot services serve (its version, for the warm pool's refresh).
+    pub ramdisk: boot::ramdisk::Ramdisk,
+    /// Each rack's refresh slot (one standby server refreshes at a time per rack).
+    pub refreshes: crate::refresh_slots::Slots,
 }
 
 impl Context {

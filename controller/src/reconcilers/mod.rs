@@ -186,6 +186,8 @@ pub async fn run(
         standby_heartbeat_timeout: Duration::from_secs(
             config.boot.standby_heartbeat_timeout_seconds,
         ),
+        ramdisk: boot::ramdisk::Ramdisk::new(&config.boot.boot_artifacts),
+        refreshes: crate::refresh_slots::Slots::default(),
     });
 
     let cc = ControllerConfig::default().concurrency(config.concurrency);

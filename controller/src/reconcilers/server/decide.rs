@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::action::PowerAction;
 use super::lifecycle::{self, Lifecycle, Step};
+use super::refresh;
 use super::standby::Gate;
 use crate::reconcilers::references::{Unresolved, references_resolved};
 use kube_kit::conditions::{Blocker, Desired, kstatus, merge};
@@ -186,9 +187,10 @@ pub fn decide(inp: &Inputs<'_>, resync: Duration) -> Decision {
         record_phase(&mut status, state, inp.now);
     }
     status.state = Some(state);
-    status.standby_since = match (state, previous) {
-        (ServerState::Standby, Some(ServerState::Standby)) => status.standby_since,
-        (ServerState::Standby, _) => Some(inp.now.clone()),
+    status.standby_since = match state {
+        // Kept through a refresh (Standby → Inspecting → Standby): the seat is the server's.
+        ServerState::Standby => status.standby_since.or_else(|| Some(inp.now.clone())),
+        ServerState::Inspecting => status.standby_since,
         _ => None,
     };
 
@@ -317,6 +319,14 @@ impl Draft {
                     ConditionStatus::True,
                     "OnStandby",
                     "powered on in the ramdisk, the agent waiting for a task",
+                )
+            }
+            (_, state) if refresh::refreshing(Some(state), self.status.standby_since.as_ref()) => {
+                Desired::new(
+                    STANDBY,
+                    ConditionStatus::False,
+                    "Refreshing",
+                    "netbooted into the current ramdisk; back on standby once inspected",
                 )
             }
             (Gate::Refuse(reason, message), _) => {
@@ -725,6 +735,74 @@ mod tests {
             again.status.last_error.is_some(),
             "the error stays until a new request"
         );
+    }
+
+    #[test]
+    fn a_refresh_netboots_a_standby_server_and_keeps_its_seat() {
+        let since = t("2026-01-01T00:00:00Z");
+        let on_standby = ServerStatus {
+            state: Some(ServerState::Standby),
+            standby_since: Some(since.clone()),
+            boot_attempt: Some(BootAttempt {
+                id: "inspect-r1".into(),
+                purpose: BootPurpose::Inspect,
+                requested_at: since.clone(),
+                try_number: 1,
+                disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
+            }),
+            boot_progress: Some(crds::server::BootProgress {
+                attempt: "inspect-r1".into(),
+                called_back_at: Some(since.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let now = t("2026-01-01T00:00:20Z");
+        let mut inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&on_standby),
+            &now,
+        );
+        inp.lifecycle.standby = Gate::Admit;
+        inp.lifecycle.refresh = Some("the agent runs ramdisk sha256:old".into());
+        let d = decide(&inp, RESYNC);
+        assert_eq!(d.status.state, Some(ServerState::Inspecting));
+        assert_eq!(d.action, Some(PowerAction::Netboot));
+        assert_eq!(
+            d.status.standby_since,
+            Some(since.clone()),
+            "the seat is kept"
+        );
+        let attempt = d.status.boot_attempt.clone().unwrap();
+        assert!(attempt.id.starts_with("inspect-refresh-"), "{attempt:?}");
+        assert_eq!(attempt.purpose, BootPurpose::Inspect);
+        let standby = d.status.conditions.iter().find(|c| c.type_ == "Standby");
+        assert_eq!(standby.map(|c| c.reason.as_str()), Some("Refreshing"));
+        // The new ramdisk calls back: on standby again, since the first arrival.
+        let mut refreshed = d.status.clone();
+        let later = t("2026-01-01T00:00:50Z");
+        refreshed.boot_progress = Some(crds::server::BootProgress {
+            attempt: attempt.id.clone(),
+            called_back_at: Some(later.clone()),
+            ramdisk_version: Some("sha256:new".into()),
+            ..Default::default()
+        });
+        let mut inp = inputs(
+            observed(PowerState::On),
+            false,
+            None,
+            Some(&refreshed),
+            &later,
+        );
+        inp.lifecycle.standby = Gate::Admit;
+        let back = decide(&inp, RESYNC);
+        assert_eq!(back.status.state, Some(ServerState::Standby));
+        assert_eq!(back.status.standby_since, Some(since));
+        assert_eq!(back.action, None);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Lifecycle<'a> {
     /// A standby agent silent this long is given up (powered off, Available); a warm attempt
     /// whose agent has not taken its task within this long is retried cold.
     pub heartbeat_timeout: Duration,
+    /// Set when this server's standby agent runs an older ramdisk and the server holds its
+    /// rack's refresh slot: why it is netbooted again (`refresh.rs`).
+    pub refresh: Option<String>,
 }
 
 #[cfg(test)]
@@ -85,6 +88,7 @@ impl Lifecycle<'_> {
             spec_changed: false,
             standby: Gate::Off,
             heartbeat_timeout: Duration::from_secs(300),
+            refresh: None,
         }
     }
 }
@@ -235,6 +239,22 @@ fn standby(status: &mut ServerStatus, lc: &Lifecycle<'_>, now: &Time) -> (Server
         if lc.deleting || lc.standby != Gate::Admit {
             // The agent's next task is PowerOff (the server is no longer Standby).
             return (ServerState::Available, Step::Idle);
+        }
+        if let Some(why) = &lc.refresh {
+            // Back through the ramdisk as an inspection; standbySince (the seat) is kept.
+            status.boot_attempt = Some(BootAttempt {
+                id: format!("inspect-refresh-{}", now.0.as_millisecond()),
+                purpose: BootPurpose::Inspect,
+                requested_at: now.clone(),
+                try_number: 1,
+                disk_boot_at: None,
+                ramdisk_attempt: None,
+                kexec_at: None,
+            });
+            return (
+                ServerState::Inspecting,
+                Step::Act(PowerAction::Netboot, why.clone()),
+            );
         }
         return (ServerState::Standby, Step::Idle);
     };
@@ -658,6 +678,7 @@ mod tests {
             spec_changed: false,
             standby: Gate::Off,
             heartbeat_timeout: Duration::from_secs(30),
+            refresh: None,
         }
     }
 
@@ -776,6 +797,38 @@ mod tests {
             standby: Gate::Admit,
             ..lc(image)
         }
+    }
+
+    #[test]
+    fn a_refresh_yields_to_an_image_and_to_a_closed_gate() {
+        let refresh = || Some("the agent runs ramdisk sha256:old".to_string());
+        // Due and admitted: back through the ramdisk as an inspection.
+        let mut s = on_standby();
+        let due = Lifecycle {
+            refresh: refresh(),
+            ..admitted(None)
+        };
+        let (state, step) = advance(ServerState::Standby, &mut s, &due, &t(5));
+        assert_eq!(state, ServerState::Inspecting);
+        assert!(matches!(step, Step::Act(PowerAction::Netboot, ref m) if m.contains("sha256:old")));
+        // An image goes to the waiting agent, however old its ramdisk.
+        let img = image();
+        let mut s = on_standby();
+        let wanted = Lifecycle {
+            refresh: refresh(),
+            ..admitted(Some(&img))
+        };
+        let (state, _) = advance(ServerState::Standby, &mut s, &wanted, &t(5));
+        assert_eq!(state, ServerState::Provisioning);
+        // A closed gate powers it off instead: nothing to refresh.
+        let mut s = on_standby();
+        let closed = Lifecycle {
+            refresh: refresh(),
+            standby: Gate::Refuse("OverBudget", "full".into()),
+            ..lc(None)
+        };
+        let (state, step) = advance(ServerState::Standby, &mut s, &closed, &t(5));
+        assert_eq!((state, step), (ServerState::Available, Step::Idle));
     }
 
     #[test]

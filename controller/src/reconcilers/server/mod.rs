@@ -6,6 +6,7 @@ mod decide;
 mod lifecycle;
 mod observe;
 mod read;
+mod refresh;
 mod standby;
 mod validate;
 
@@ -20,7 +21,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use read::secret_refs;
 
@@ -75,6 +76,7 @@ pub async fn reconcile(
             != server.metadata.generation,
         standby: standby_gate(&ctx, server),
         heartbeat_timeout: ctx.standby_heartbeat_timeout,
+        refresh: ramdisk_refresh(&ctx, server),
     };
     if lifecycle::needs_address(server.status.as_ref(), &lc) {
         lc.allocation = node_address(&ctx, server);
@@ -328,15 +330,8 @@ fn standby_gate(ctx: &Context, server: &Server) -> standby::Gate {
     if policy == crds::server::StandbyPolicy::Off || server.spec.externally_provisioned {
         return standby::Gate::Off;
     }
-    let me = server.uid();
-    let members: Vec<Arc<DeserializeGuard<Server>>> = ctx.servers.state();
-    let others: Vec<&Server> = members
-        .iter()
-        .filter_map(|g| g.0.as_ref().ok())
-        .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|s| s.spec.rack_ref.as_ref().map(|r| r.name.as_str()) == rack_name)
-        .filter(|s| rack_name.is_some() && s.uid() != me)
-        .collect();
+    let peers = rack_peers(ctx, server);
+    let others: Vec<&Server> = peers.iter().filter_map(|g| g.0.as_ref().ok()).collect();
     let state = |s: &Server| s.status.as_ref().and_then(|st| st.state);
     let watts = |s: &Server| u64::from(s.spec.max_power_watts.unwrap_or(0));
     let limits = standby::Limits {
@@ -356,6 +351,84 @@ fn standby_gate(ctx: &Context, server: &Server) -> standby::Gate {
         .map(|s| seat(s))
         .collect();
     standby::gate(policy, limits, &seated, seat(server))
+}
+
+/// The other servers of `server`'s rack, from the cache (none for a server without a rack).
+fn rack_peers(ctx: &Context, server: &Server) -> Vec<Arc<DeserializeGuard<Server>>> {
+    let Some(rack) = server.spec.rack_ref.as_ref().map(|r| r.name.as_str()) else {
+        return Vec::new();
+    };
+    let (namespace, me) = (server.namespace(), server.uid());
+    ctx.servers
+        .state()
+        .into_iter()
+        .filter(|g| {
+            g.0.as_ref().is_ok_and(|s| {
+                s.namespace() == namespace
+                    && s.spec.rack_ref.as_ref().map(|r| r.name.as_str()) == Some(rack)
+                    && s.uid() != me
+            })
+        })
+        .collect()
+}
+
+/// Why `server`, on standby, goes back through the ramdisk now: its agent runs another ramdisk
+/// than the one the boot services serve, and it holds its rack's refresh slot (`refresh.rs`).
+fn ramdisk_refresh(ctx: &Context, server: &Server) -> Option<String> {
+    let status = server.status.as_ref()?;
+    if status.state != Some(crds::server::ServerState::Standby) || server.spec.image.is_some() {
+        return None;
+    }
+    let attempt = status.boot_attempt.as_ref()?;
+    let running = status
+        .boot_progress
+        .as_ref()
+        .filter(|p| p.attempt == attempt.credential_attempt())
+        .and_then(|p| p.ramdisk_version.as_deref());
+    let served = ctx
+        .ramdisk
+        .version()
+        .inspect_err(|e| warn!(server = %server.name_any(), error = %e, "ramdisk version unknown: no refresh"))
+        .ok()?;
+    let rack = format!(
+        "{}/{}",
+        server.namespace().unwrap_or_default(),
+        server
+            .spec
+            .rack_ref
+            .as_ref()
+            .map_or("", |r| r.name.as_str())
+    );
+    if !refresh::due(running, &served) {
+        ctx.refreshes.release(&rack, &server.name_any());
+        return None;
+    }
+    let peers = rack_peers(ctx, server);
+    let refreshing: Vec<&str> = peers
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|s| {
+            let st = s.status.as_ref();
+            refresh::refreshing(
+                st.and_then(|x| x.state),
+                st.and_then(|x| x.standby_since.as_ref()),
+            )
+        })
+        .map(|s| s.metadata.name.as_deref().unwrap_or_default())
+        .collect();
+    match ctx
+        .refreshes
+        .claim(&rack, &server.name_any(), &refreshing, Instant::now())
+    {
+        Ok(()) => Some(format!(
+            "the agent runs ramdisk {}, the boot services serve {served}: netbooting into the current one",
+            running.unwrap_or_default()
+        )),
+        Err(holder) => {
+            debug!(server = %server.name_any(), %holder, "ramdisk refresh waits for its rack's slot");
+            None
+        }
+    }
 }
 
 /// A server's standby seat, as the budget rule reads it.
