@@ -65,6 +65,10 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        // Its logs go with its directory: a failing test shows them first.
+        if std::thread::panicking() {
+            crate::netlab::dump_logs_of(&self.dir);
+        }
         // Cluster API's processes too.
         let _ = Command::new(repo_root().join("hack/controlplane.sh"))
             .args(["down", &self.path()])
@@ -480,7 +484,7 @@ pub async fn rig() -> Rig {
     .map(|s| s.to_string())
     .collect();
     let kubeconfig = cp.kubeconfig();
-    let controller = ControllerProcess::spawn_on(
+    let controller = ControllerProcess::supervised_on(
         &kubeconfig,
         NS,
         "groundwork-site",
@@ -490,7 +494,7 @@ pub async fn rig() -> Rig {
     .ready(15)
     .await;
     let provider_flags = ["--provider", "--lease-seconds", "15"].map(String::from);
-    let provider = ControllerProcess::spawn_on(
+    let provider = ControllerProcess::supervised_on(
         &kubeconfig,
         NS,
         "groundwork-provider",

@@ -303,19 +303,26 @@ impl NetLab {
 
     /// Prints the logs in the scratch directory (for a failing test).
     pub fn dump_logs(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let is_log = p.extension().is_some_and(|x| x == "log" || x == "serial");
-            if is_log {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("==== {} (last 40 lines)", p.display());
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
+        dump_logs_of(&self.dir);
+    }
+}
+
+/// Prints the last 40 lines of every `.log` and `.serial` file in `dir` (not below it).
+pub fn dump_logs_of(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        // The audit log is one JSON document per request: not a tail anyone reads.
+        let is_log = p.extension().is_some_and(|x| x == "log" || x == "serial")
+            && p.file_name().is_some_and(|n| n != "audit.log");
+        if is_log {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("==== {} (last 40 lines)", p.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
             }
         }
     }

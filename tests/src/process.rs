@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -13,6 +14,9 @@ use crate::{controlplane_dir, eventually};
 /// A `groundwork-controller` process of the workspace's debug build, with the admin kubeconfig.
 pub struct ControllerProcess {
     child: Child,
+    /// The child is a shell that starts the binary again whenever it exits (its own process
+    /// group, killed as a whole).
+    supervised: bool,
     /// Its stdout and stderr.
     pub log: PathBuf,
     /// Its `/metrics`, `/healthz` and `/readyz` port on 127.0.0.1.
@@ -58,13 +62,49 @@ impl ControllerProcess {
         extra: &[String],
         log: &Path,
     ) -> Self {
+        Self::launch(kubeconfig, namespace, lease, extra, log, false)
+    }
+
+    /// [`Self::spawn_on`], started again a second after each exit, as a Deployment's Pod is
+    /// restarted: a controller that loses its Lease (the API server unreachable for longer)
+    /// exits by design. Each restart is a `supervisor:` line in the log.
+    pub fn supervised_on(
+        kubeconfig: &Path,
+        namespace: &str,
+        lease: &str,
+        extra: &[String],
+        log: &Path,
+    ) -> Self {
+        Self::launch(kubeconfig, namespace, lease, extra, log, true)
+    }
+
+    fn launch(
+        kubeconfig: &Path,
+        namespace: &str,
+        lease: &str,
+        extra: &[String],
+        log: &Path,
+        supervised: bool,
+    ) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let out = File::options().create(true).append(true).open(log).unwrap();
-        let child = Command::new(controller_binary())
+        let mut command = if supervised {
+            let mut c = Command::new("sh");
+            c.args([
+                "-c",
+                r#"while :; do "$0" "$@"; echo "supervisor: exited with $?; restarting in 1 s"; sleep 1; done"#,
+            ])
+            .arg(controller_binary())
+            .process_group(0);
+            c
+        } else {
+            Command::new(controller_binary())
+        };
+        let child = command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KUBECONFIG", kubeconfig)
@@ -79,6 +119,7 @@ impl ControllerProcess {
             .unwrap();
         Self {
             child,
+            supervised,
             log: log.to_path_buf(),
             port,
         }
@@ -146,6 +187,10 @@ impl ControllerProcess {
 
     /// SIGTERM (as Kubernetes stops a Pod) and waits for the exit.
     pub async fn stop(mut self) -> ExitStatus {
+        assert!(
+            !self.supervised,
+            "a supervised process is only stopped by drop"
+        );
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -174,6 +219,10 @@ impl ControllerProcess {
 
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
+        if self.supervised {
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

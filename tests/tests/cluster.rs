@@ -371,4 +371,12 @@ async fn machine_deployment_becomes_nodes_that_run_the_app() {
         .map(ResourceExt::name_any)
         .collect();
     assert!(tokens.is_empty(), "bootstrap tokens left: {tokens:?}");
+    // Restarts after a lost Lease are allowed (a Deployment's Pod would restart too), a panic
+    // is not.
+    for (name, process) in [("controller", &rig.controller), ("provider", &rig.provider)] {
+        let log = process.text();
+        assert!(!log.contains("panicked at"), "the {name} panicked:\n{log}");
+        let restarts = log.matches("supervisor: exited").count();
+        eprintln!("{name}: {restarts} restarts");
+    }
 }
