@@ -13,10 +13,11 @@ declare -a timings=()
 stage() {
   local name="$1"; shift
   local t0=$SECONDS
-  echo "=== $name"
+  # On stderr: a stage whose output is sent to /dev/null still shows its start and time.
+  echo "=== $name" >&2
   "$@"
   timings+=("$(printf '%-28s %4d s' "$name" $((SECONDS - t0)))")
-  echo "=== $name: $((SECONDS - t0)) s"
+  echo "=== $name: $((SECONDS - t0)) s" >&2
 }
 # CI's budget on a 2-core machine (the whole run must stay far inside CI's 90 min limit).
 # Warm = ~/.cache/groundwork kept from an earlier run (cargo target, Go binaries, images).
@@ -37,6 +38,25 @@ deps() {
   for script in hack/deps/*.sh; do [[ "$script" == hack/deps/base.sh ]] || "$script"; done
 }
 stage deps deps
+# Cargo judges a workspace crate fresh by mtimes: every file of a fresh clone is newer than a
+# cached target, so every workspace crate would be rebuilt (minutes on 2 cores) though most did
+# not change. The ledger holds `git ls-files -s` (path → blob hash) of the tree the cached target
+# was built from; it is written only when a whole run passed (every build of the run finished)
+# and removed as soon as it is read. Files whose content is the one in the ledger get an old
+# mtime, so cargo rebuilds only the crates whose files changed. No ledger: everything is new.
+ledger="$CARGO_TARGET_DIR/.groundwork-sources"
+same_content_is_old() {
+  [[ -s "$ledger" ]] && git rev-parse --git-dir >/dev/null 2>&1 || return 0
+  local same
+  same="$(mktemp)"
+  comm -12 <(sort "$ledger") <(git ls-files -s | sort) | cut -f2- >"$same"
+  xargs -r -d '\n' touch -h -d @946684800 <"$same" || true  # a file left new is rebuilt: safe
+  echo "files unchanged since the cached build: $(wc -l <"$same") of $(git ls-files | wc -l)"
+  rm -f "$same"
+}
+same_content_is_old
+rm -f "$ledger"
+record_ledger() { mkdir -p "$CARGO_TARGET_DIR" && git ls-files -s >"$ledger"; }
 gw_env  # the Go toolchain and the Python virtual environment that deps made sure of
 # Kubernetes (control plane, kubeadm, kubelet) and Cluster API (hack/capi-bins/build.sh):
 # cached steps.
@@ -55,7 +75,12 @@ stage crd-drift hack/crdgen.sh --check
 stage clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 
 cp_dir="$(mktemp -d /tmp/groundwork-test-cp.XXXXXX)"
-cleanup() { hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1 || true; report; }
+cleanup() {
+  local rc=$?
+  hack/controlplane.sh down "$cp_dir" >/dev/null 2>&1 || true
+  ((rc != 0)) || record_ledger
+  report
+}
 trap cleanup EXIT
 stage control-plane-up hack/controlplane.sh up "$cp_dir"
 stage install-crds kubectl --kubeconfig "$cp_dir/kubeconfig" apply --server-side -f charts/groundwork/crds/
