@@ -73,6 +73,9 @@ stage node-os-image bash -c 'd="$(mktemp -d)" && hack/node-os/build.sh "$d/node-
 stage build cargo build --workspace --all-targets --locked
 stage crd-drift hack/crdgen.sh --check
 stage clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+# The controller image (hack/image/build.sh: the static release build is its cost; tests/tests/
+# image.rs builds it twice more, in seconds, to compare digests).
+stage image bash -c 'd="$(mktemp -d)" && hack/image/build.sh "$d/image" >/dev/null && rm -rf "$d"'
 
 cp_dir="$(mktemp -d /tmp/groundwork-test-cp.XXXXXX)"
 cleanup() {
