@@ -44,15 +44,21 @@ stage deps deps
 # was built from; it is written only when a whole run passed (every build of the run finished)
 # and removed as soon as it is read. Files whose content is the one in the ledger get an old
 # mtime, so cargo rebuilds only the crates whose files changed. No ledger: everything is new.
+# Except files naming CARGO_MANIFEST_DIR: `env!` bakes the checkout's path into the binary and
+# cargo does not count a new path as a change, so their targets are rebuilt from this clone
+# (a test binary of an earlier clone would look for its files in a directory that is gone).
 ledger="$CARGO_TARGET_DIR/.groundwork-sources"
 same_content_is_old() {
   [[ -s "$ledger" ]] && git rev-parse --git-dir >/dev/null 2>&1 || return 0
-  local same
-  same="$(mktemp)"
+  local same paths
+  same="$(mktemp)" paths="$(mktemp)"
   comm -12 <(sort "$ledger") <(git ls-files -s | sort) | cut -f2- >"$same"
-  xargs -r -d '\n' touch -h -d @946684800 <"$same" || true  # a file left new is rebuilt: safe
-  echo "files unchanged since the cached build: $(wc -l <"$same") of $(git ls-files | wc -l)"
-  rm -f "$same"
+  xargs -r -d '\n' grep -l -F CARGO_MANIFEST_DIR -- <"$same" >"$paths" || true
+  grep -v -x -F -f "$paths" "$same" >"$same.old" || true
+  xargs -r -d '\n' touch -h -d @946684800 <"$same.old" || true  # a file left new is rebuilt: safe
+  echo "files unchanged since the cached build: $(wc -l <"$same.old") of $(git ls-files | wc -l) made old" \
+    "($(wc -l <"$paths") naming CARGO_MANIFEST_DIR left new)"
+  rm -f "$same" "$same.old" "$paths"
 }
 same_content_is_old
 rm -f "$ledger"
