@@ -263,6 +263,16 @@ gw_env() {
   gw_go
 }
 
+# A cargo build started from a test inherits the test's cargo variables (CARGO_MANIFEST_DIR,
+# CARGO_PKG_*, ...) and LD_LIBRARY_PATH; ring's build script tracks CARGO_MANIFEST_DIR, so a
+# nested build run with them rebuilds ring and everything above it whenever the caller differs
+# from the last build's. Builds of this repo's binaries call this first.
+gw_plain_cargo_env() {
+  local var
+  while read -r var; do unset "$var"; done < <(env | grep -oE '^CARGO_(MANIFEST|PKG|CRATE|BIN|PRIMARY)[A-Z_]*' || true)
+  unset LD_LIBRARY_PATH
+}
+
 # Gives this host ADDR/PREFIX on bridge BRIDGE inside network namespace NS, through a veth pair
 # (IFNAME here, `IFNAME` too in NS, a port of BRIDGE): the lab's node VMs on that bridge then reach
 # services bound to ADDR (the API server of `controlplane.sh up --cluster --node-address ADDR`),

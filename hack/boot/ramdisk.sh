@@ -23,6 +23,7 @@ gw_guest_inputs
 agent="${GROUNDWORK_AGENT_BIN:-}"
 if [[ -z "$agent" ]]; then
   gw_log "building the static agent (cargo, $CARGO_TARGET_DIR)"
+  gw_plain_cargo_env
   # A RUSTFLAGS build with an explicit --target lands in its own subdirectory, so it does not
   # invalidate the host build's artifacts. cargo's output goes to stderr: stdout lists files.
   (cd "$GW_ROOT" && CARGO_INCREMENTAL=0 RUSTFLAGS="-C target-feature=+crt-static" \

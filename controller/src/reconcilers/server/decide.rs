@@ -778,7 +778,7 @@ mod tests {
             "the seat is kept"
         );
         let attempt = d.status.boot_attempt.clone().unwrap();
-        assert!(attempt.id.starts_with("inspect-refresh-"), "{attempt:?}");
+        assert!(attempt.id.starts_with("inspect-"), "{attempt:?}");
         assert_eq!(attempt.purpose, BootPurpose::Inspect);
         let standby = d.status.conditions.iter().find(|c| c.type_ == "Standby");
         assert_eq!(standby.map(|c| c.reason.as_str()), Some("Refreshing"));

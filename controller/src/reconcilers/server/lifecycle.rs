@@ -242,15 +242,7 @@ fn standby(status: &mut ServerStatus, lc: &Lifecycle<'_>, now: &Time) -> (Server
         }
         if let Some(why) = &lc.refresh {
             // Back through the ramdisk as an inspection; standbySince (the seat) is kept.
-            status.boot_attempt = Some(BootAttempt {
-                id: format!("inspect-refresh-{}", now.0.as_millisecond()),
-                purpose: BootPurpose::Inspect,
-                requested_at: now.clone(),
-                try_number: 1,
-                disk_boot_at: None,
-                ramdisk_attempt: None,
-                kexec_at: None,
-            });
+            open_attempt(status, BootPurpose::Inspect, 1, now);
             return (
                 ServerState::Inspecting,
                 Step::Act(PowerAction::Netboot, why.clone()),
