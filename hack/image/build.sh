@@ -23,11 +23,7 @@ done
 gw_go
 
 gw_log "building the static controller and edge daemon (cargo release, $CARGO_TARGET_DIR)"
-# Run from a test, this script inherits cargo's variables for the test (CARGO_MANIFEST_DIR,
-# LD_LIBRARY_PATH, ...): ring's build script tracks CARGO_MANIFEST_DIR, so the inherited value
-# would make the nested build rebuild ring and everything above it. Build from a clean slate.
-while read -r var; do unset "$var"; done < <(env | grep -oE '^CARGO_(MANIFEST|PKG|CRATE|BIN|PRIMARY)[A-Z_]*')
-unset LD_LIBRARY_PATH
+gw_plain_cargo_env
 (cd "$GW_ROOT" && CARGO_INCREMENTAL=0 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked -q --target x86_64-unknown-linux-gnu \
   -p controller --bin groundwork-controller -p edge --bin groundwork-edge) >&2
