@@ -5,6 +5,9 @@
 #                                   start (if not running), write DIR/kubeconfig, wait for /readyz
 #   hack/controlplane.sh down DIR   stop every process by PID (hack/capi.sh's too) and remove DIR
 #   hack/controlplane.sh env  DIR   print `export KUBECONFIG=...` lines
+#   hack/controlplane.sh user DIR NAME SUBJECT
+#                                   a client certificate for SUBJECT (e.g. /O=system:nodes/CN=system:node:n1)
+#                                   and DIR/NAME.kubeconfig using it (a running control plane's address)
 #
 # Certificates are generated with openssl; the admin identity is a client certificate in
 # O=system:masters. Service-account tokens are signed with DIR/pki/sa.key (TokenRequest works).
@@ -24,6 +27,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cmd="$1" dir="$2"
 shift 2
 cluster=0 node_ip=""
+if [[ "$cmd" == user ]]; then
+  (($# == 2)) || gw_usage 2 "user needs NAME SUBJECT"
+  user_name="$1" user_subject="$2"; shift 2
+fi
 while (($#)); do
   case "$1" in
   --cluster) cluster=1 ;;
@@ -45,7 +52,40 @@ stop() {
   done
 }
 
+pki="$dir/pki"; mkdir -p "$pki"
+client_cert() { # NAME SUBJECT: pki/NAME.{key,crt}, a client certificate signed by the lab CA
+  openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 30 \
+    -extfile "$pki/client.ext" -out "$pki/$1.crt" 2>/dev/null
+}
+kubeconfig() { # FILE USER: a kubeconfig for the client certificate pki/USER.{crt,key}
+  cat > "$1" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster:
+    server: https://$api_ip:$api_port
+    certificate-authority: $pki/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $pki/$2.crt
+    client-key: $pki/$2.key
+contexts:
+- name: lab
+  context: {cluster: lab, user: $2}
+current-context: lab
+KC
+}
 case "$cmd" in
+user)
+  [[ -f "$dir/kubeconfig" ]] || gw_die "no control plane in $dir"
+  server="$(sed -n 's/^ *server: https:\/\///p' "$dir/kubeconfig")"
+  api_ip="${server%:*}" api_port="${server##*:}"
+  client_cert "$user_name" "$user_subject"
+  kubeconfig "$dir/$user_name.kubeconfig" "$user_name"
+  echo "$dir/$user_name.kubeconfig"; exit 0 ;;
 down) stop; rm -rf "$dir"; exit 0 ;;
 env) echo "export KUBECONFIG=$dir/kubeconfig"; exit 0 ;;
 up) ;;
@@ -61,12 +101,6 @@ fi
 bins="$("$here/k8s-bins/build.sh")"
 command -v openssl >/dev/null || gw_apt_install openssl >&2
 
-pki="$dir/pki"; mkdir -p "$pki"
-client_cert() { # NAME SUBJECT: pki/NAME.{key,crt}, a client certificate signed by the lab CA
-  openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
-  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 30 \
-    -extfile "$pki/client.ext" -out "$pki/$1.crt" 2>/dev/null
-}
 if [[ ! -f "$pki/ca.crt" ]]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=groundwork-lab-ca" \
     -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
@@ -121,26 +155,6 @@ echo "http://127.0.0.1:$etcd_port" > "$dir/etcd-url"
   >"$dir/apiserver.log" 2>&1 &
 echo $! > "$dir/apiserver.pid"
 
-kubeconfig() { # FILE USER: a kubeconfig for the client certificate pki/USER.{crt,key}
-  cat > "$1" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: lab
-  cluster:
-    server: https://$api_ip:$api_port
-    certificate-authority: $pki/ca.crt
-users:
-- name: $2
-  user:
-    client-certificate: $pki/$2.crt
-    client-key: $pki/$2.key
-contexts:
-- name: lab
-  context: {cluster: lab, user: $2}
-current-context: lab
-KC
-}
 kubeconfig "$dir/kubeconfig" admin
 ln -sf "$bins/kubectl" "$dir/kubectl"; ln -sf "$bins/helm" "$dir/helm" 2>/dev/null || true
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd, kubectl, kube-controller-manager, kube-scheduler, kubeadm, kubelet
+# Builds kube-apiserver, etcd, kubectl, kube-controller-manager, kube-scheduler, kubeadm, kubelet, kube-proxy
 # (and helm) from Go modules into a cache keyed by go.mod, go.sum and the mains.
 # Prints the directory holding the binaries on stdout. Second runs cost nothing.
 set -euo pipefail
@@ -9,7 +9,7 @@ gw_go  # Go >= 1.26: the machine's, or fetched once from the Go module proxy
 export CGO_ENABLED=0
 key="$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go | sha256sum | cut -c1-16)"
 out="$GW_CACHE/k8s-bins/$key"
-bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kubeadm kubelet)
+bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kubeadm kubelet kube-proxy)
 all_present() {
   local b
   for b in "${bins[@]}" helm; do [[ -x "$1/$b" ]] || return 1; done
