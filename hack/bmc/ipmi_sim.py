@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A small stateful IPMI BMC simulator on pyghmi, for tests.
 
-Serves one BMC per ``--port`` on 127.0.0.1 (all in one process). Each BMC keeps
+Serves one BMC per ``--port`` on ``--address`` (127.0.0.1 unless given; all in
+one process). Each BMC keeps
 its own power state, boot device and boot flags (persistent / EFI bits, which
 pyghmi's base class would drop), a fixed system GUID derived from its port, and
 answers ``mc info`` / ``mc guid`` / ``chassis power *`` / ``chassis bootdev`` /
@@ -48,9 +49,9 @@ def emit(**event):
 class SimBmc(bmc.Bmc):
     vm_command = None
 
-    def __init__(self, authdata, port, power):
+    def __init__(self, authdata, port, power, address="127.0.0.1"):
         guid = uuid.UUID(int=0x5A5A0000_0000_4000_8000_000000000000 + port)
-        super().__init__(authdata, port=port, bmcuuid=guid, address="127.0.0.1")
+        super().__init__(authdata, port=port, bmcuuid=guid, address=address)
         self.powerstate = power
         self.bootdevice = "default"
         self.bootflags = 0b10000000  # valid, once, legacy
@@ -216,12 +217,14 @@ def main():
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", required=True)
     parser.add_argument("--port", type=int, action="append", required=True)
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="address to listen on (one of this host's; the lab gives Pods on its nodes a route to it)")
     parser.add_argument("--power", choices=["on", "off"], default="off")
     parser.add_argument("--vm-command", help="shell command that starts this BMC's VM and prints its PID")
     args = parser.parse_args()
     SimBmc.vm_command = args.vm_command
     auth = {args.user: args.password}
-    bmcs = [SimBmc(auth, port, args.power) for port in args.port]
+    bmcs = [SimBmc(auth, port, args.power, args.address) for port in args.port]
     emit(event="ready", ports=[b.port for b in bmcs])
     sys.stdout.write("READY\n")
     sys.stdout.flush()

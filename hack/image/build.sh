@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 here="$GW_ROOT/hack/image"
 ref="${GROUNDWORK_IMAGE_REF:-ghcr.io/groundwork-dev/groundwork-controller:dev}"
 missing=()
-for pkg in ipmitool ipxe ca-certificates file; do
+for pkg in ipmitool bird2 ipxe ca-certificates file; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 ((${#missing[@]} == 0)) || gw_apt_install "${missing[@]}"
@@ -40,7 +40,7 @@ fi
 epoch="$(git -C "$GW_ROOT" log -1 --format=%ct 2>/dev/null || echo 0)"
 key="$({
   sha256sum "$bins/groundwork-controller" "$bins/groundwork-edge" "$here/rootfs.sh" "$tool" | cut -c1-64
-  dpkg-query -W ipmitool ipxe ca-certificates libc6 libfreeipmi17
+  dpkg-query -W ipmitool bird2 ipxe ca-certificates libc6 libfreeipmi17 libssh-gcrypt-4 libgcrypt20 libkrb5-3
   sha256sum /etc/ssl/certs/ca-certificates.crt | cut -c1-64
   echo "$epoch $ref"
 } | sha256sum | cut -c1-16)"

@@ -2,6 +2,8 @@
 # Assembles the controller image's root filesystem in DIR (created; must not exist) from BINDIR's
 # static groundwork-controller and groundwork-edge and from the Debian packages installed here:
 # ipmitool and exactly the shared libraries it loads (the IPMI driver runs it, as Ironic does),
+# BIRD's daemon binary and its libraries (the edge daemon checks a configuration with `bird -p`
+# before it hands it to the BIRD running on the border router),
 # Debian's iPXE binaries (at /usr/lib/ipxe, the controller's default --ipxe-dir), the CA bundle,
 # and passwd/group entries for the non-root user 65532. No shell, no package manager.
 #
@@ -9,14 +11,14 @@
 #
 # One list for both ways to build the image: hack/image/build.sh (no container engine) and the
 # Containerfile's rootfs stage run this same script, so both images hold the same files.
-# Needs bash, coreutils, ldd (libc-bin) and the packages ipmitool, ipxe, ca-certificates.
+# Needs bash, coreutils, ldd (libc-bin) and the packages ipmitool, bird2, ipxe, ca-certificates.
 set -euo pipefail
 (($# == 2)) || { echo "usage: $0 DIR BINDIR" >&2; exit 2; }
 dir="$1" bindir="$2"
 die() { echo "rootfs.sh: $*" >&2; exit 1; }
 [[ ! -e "$dir" ]] || die "$dir exists"
-for f in /usr/bin/ipmitool /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /etc/ssl/certs/ca-certificates.crt; do
-  [[ -e "$f" ]] || die "$f missing (install ipmitool, ipxe and ca-certificates)"
+for f in /usr/bin/ipmitool /usr/sbin/bird /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /etc/ssl/certs/ca-certificates.crt; do
+  [[ -e "$f" ]] || die "$f missing (install ipmitool, bird2, ipxe and ca-certificates)"
 done
 
 # FILE keeps its path in the image; symlinks in it are resolved (the image holds plain files).
@@ -35,10 +37,11 @@ for b in groundwork-controller groundwork-edge; do
 done
 
 put /usr/bin/ipmitool 0755
+put /usr/sbin/bird 0755
 # The loader and every library ldd resolves, at the paths the loader looks them up by.
 while read -r lib; do
   put "$lib" 0644
-done < <(ldd /usr/bin/ipmitool | grep -o '/[^ ]*' | sort -u)
+done < <(for b in /usr/bin/ipmitool /usr/sbin/bird; do ldd "$b"; done | grep -o '/[^ ]*' | sort -u)
 chmod 0755 "$dir"/lib64/ld-linux-x86-64.so.2
 
 put /usr/lib/ipxe/undionly.kpxe 0644

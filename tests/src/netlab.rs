@@ -44,6 +44,9 @@ pub struct NetLab {
     pidfiles: Vec<PathBuf>,
     /// Scratch directory (logs, key, artifacts); removed on drop unless the test failed.
     pub dir: PathBuf,
+    /// The address the IPMI BMC simulators listen on (127.0.0.1 unless a test's controllers run
+    /// in another network namespace).
+    pub bmc_address: String,
 }
 
 impl NetLab {
@@ -69,6 +72,7 @@ impl NetLab {
             children: Vec::new(),
             pidfiles: Vec::new(),
             dir,
+            bmc_address: "127.0.0.1".into(),
         }
     }
 
@@ -233,7 +237,7 @@ impl NetLab {
         p
     }
 
-    /// An IPMI BMC simulator on 127.0.0.1:`port` whose power-on starts a QEMU VM with `mac` on
+    /// An IPMI BMC simulator on [`Self::bmc_address`]:`port` whose power-on starts a QEMU VM with `mac` on
     /// `tap` in `ns` (firmware from the boot mode the controller sets), serial log
     /// `<dir>/<name>.serial`.
     pub fn vm_bmc(&mut self, name: &str, port: u16, ns: &str, tap: &str, mac: &str) -> PathBuf {
@@ -289,6 +293,7 @@ impl NetLab {
                 .arg(crate::repo_root().join("hack/bmc/ipmi_sim.py"))
                 .args(["--user", "admin", "--password", "lab-password", "--port"])
                 .arg(port.to_string())
+                .args(["--address", &self.bmc_address])
                 .arg("--vm-command")
                 .arg(command),
             &format!("{name}-bmc.log"),

@@ -132,6 +132,11 @@ fn the_image_is_reproducible_minimal_and_what_the_containerfile_builds() {
     // Both run from the image's own files, as the image's user.
     let ipmitool = chrooted(&root, &["/usr/bin/ipmitool", "-V"]);
     assert!(ipmitool.starts_with("ipmitool version"), "{ipmitool}");
+    // The edge daemon's syntax check: `bird -p` parses a configuration and exits.
+    std::fs::write(root.join("tmp-check.conf"), "router id 192.0.2.1;\nprotocol device {}\n")
+        .unwrap();
+    chrooted(&root, &["/usr/sbin/bird", "-p", "-c", "/tmp-check.conf"]);
+    std::fs::remove_file(root.join("tmp-check.conf")).unwrap();
     let help = chrooted(&root, &["/usr/local/bin/groundwork-controller", "--help"]);
     assert!(help.contains("--boot-services"), "{help}");
 
