@@ -4,7 +4,10 @@
 //! `/boot/ca.crt` and trusts it only if it matches the pin on its kernel command line, which
 //! the iPXE script puts there.
 //!
-//! Delete the Secret and restart the replicas to rotate the CA (ramdisks booted before keep
+//! The chart creates the Secret empty (so that `helm uninstall` removes it); an empty Secret is
+//! filled the same way, first writer wins (the replace carries the resourceVersion read).
+//!
+//! Delete the Secret's data and restart the replicas to rotate the CA (ramdisks booted before keep
 //! the old pin and fail with `CAFingerprintMismatch`; their attempts are retried). A Secret
 //! created beforehand with another CA (`ca.crt` and `ca.key`, PEM) is used as it is.
 
@@ -119,7 +122,29 @@ pub async fn load_or_create(
         name: name.to_string(),
         source,
     };
+    let data = |ca: &AgentCa| {
+        BTreeMap::from([
+            (CA_CERT.to_string(), ByteString(ca.cert_pem.clone().into())),
+            (CA_KEY.to_string(), ByteString(ca.key_pem.clone().into())),
+        ])
+    };
     let stored = match secrets.get_opt(name).await.map_err(api_err)? {
+        // The chart's empty Secret (so `helm uninstall` removes it): filled by the first
+        // replica; a replica that loses the race (409) reads the winner's.
+        Some(mut empty) if empty.data.as_ref().is_none_or(|d| d.is_empty()) => {
+            let ca = generate()?;
+            empty.data = Some(data(&ca));
+            match secrets.replace(name, &PostParams::default(), &empty).await {
+                Ok(_) => {
+                    info!(%namespace, %name, "filled the agent API CA");
+                    return Ok(ca);
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    secrets.get(name).await.map_err(api_err)?
+                }
+                Err(e) => return Err(api_err(e)),
+            }
+        }
         Some(s) => s,
         None => {
             let ca = generate()?;
@@ -132,10 +157,7 @@ pub async fn load_or_create(
                     )])),
                     ..Default::default()
                 },
-                data: Some(BTreeMap::from([
-                    (CA_CERT.to_string(), ByteString(ca.cert_pem.clone().into())),
-                    (CA_KEY.to_string(), ByteString(ca.key_pem.clone().into())),
-                ])),
+                data: Some(data(&ca)),
                 ..Default::default()
             };
             match secrets.create(&PostParams::default(), &secret).await {
