@@ -78,7 +78,10 @@ while (($#)); do
 done
 [[ -n "$cp" && -n "$name" && -n "$netns" && -n "$address" ]] || gw_usage 2 "--cp, --name, --netns and --address are required"
 [[ -e "/run/netns/$netns" ]] || gw_die "no network namespace $netns"
-ip -n "$netns" -o addr show | grep -q "inet $address/" || gw_die "$address is no address in $netns"
+[[ "$(ip -n "$netns" -o addr show)" == *"inet $address/"* ]] || gw_die "$address is no address in $netns"
+# Service ClusterIPs (kube-proxy's DNAT) are reached through the node's routes like any address.
+ip -n "$netns" route get 10.96.0.1 >/dev/null 2>&1 \
+  || gw_die "no route to the Service network (10.96.0.1) in $netns: give the node a default route"
 [[ ! -d "/sys/fs/cgroup/pids/gw-node-$name" ]] || gw_die "a node $name is running (hack/lab-node.sh down its DIR first)"
 missing=()
 for b in containerd:containerd runc:runc iptables:iptables conntrack:conntrack; do

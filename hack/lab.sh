@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The local lab: a real control plane, Groundwork installed through its chart, the controller
-# running under the chart's ServiceAccount, the example site applied, and the site's edge:
-# BIRD on border router edge1 (network namespace gw-lab-border) run by groundwork-edge under
-# the chart's edge ServiceAccount, peering with two emulated ISPs in their own namespaces:
+# The local lab: a real control plane with two infrastructure nodes of its own (hack/lab-node.sh:
+# containerd + kubelet + kube-proxy on this kernel, network namespaces gw-lab-node1/2 on both
+# racks' provisioning networks), Groundwork installed the way users do — `helm install` of the
+# chart with the image built here (hack/image/build.sh, imported into the nodes' containerd) —
+# so the controller (two replicas, one leads), its boot services (host network), the edge daemon
+# and the Cluster API provider run as the chart's Pods; the example site applied, and the site's
+# edge: BIRD on border router edge1 (network namespace gw-lab-border) driven by the edge Pod
+# through its control socket, peering with two emulated ISPs in their own namespaces:
 # ISP A = GoBGP (AS 64500, gw-lab-isp-a), ISP B = FRR bgpd+bfdd+zebra (AS 64501, TCP-MD5 and
 # BFD, gw-lab-isp-b). Each ISP announces a default route. Rack a01's provisioning network is a
-# bridge in gw-lab-boot where the controller's boot services (DHCP, TFTP, HTTP) answer, and
+# bridge in gw-lab-boot where the controller Pods' boot services (DHCP, TFTP, HTTP) answer, and
 # server a01-u05 is a real QEMU machine behind its IPMI BMC: the lab asks to inspect it and
 # shows it network-booting into the Groundwork ramdisk; then Cluster API (core + kubeadm bootstrap,
 # as processes) and the Groundwork provider turn a01-u07 (rack a01) and a02-u01 (rack a02) into
@@ -26,9 +30,9 @@ cmd="${1:-up}"
 kc() { kubectl --kubeconfig "$lab/kubeconfig" "$@"; }
 
 # Network namespaces of the lab (fixed names: one lab per machine).
-netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b gw-lab-boot)
+netns_all=(gw-lab-border gw-lab-isp-a gw-lab-isp-b gw-lab-node1 gw-lab-node2 gw-lab-boot)
 # Every process the lab starts, stopped in this order by PID (.lab/<name>.pid).
-procs=(edge provider controller sushy ipmi ipmi-vm ipmi-vm6 ipmi-vm7 ipmi-a02 www ra-br-prov ra-br-a02 bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
+procs=(sushy ipmi ipmi-vm ipmi-vm6 ipmi-vm7 ipmi-a02 www ra-br-prov ra-br-a02 bird gobgpd-isp-a bgpd-isp-b bfdd-isp-b zebra-isp-b)
 
 down() {
   local p
@@ -41,6 +45,7 @@ down() {
   hack/boot/vm.sh --stop "$lab/a01-u06-vm.pid" 2>/dev/null || true
   hack/boot/vm.sh --stop "$lab/a01-u07-vm.pid" 2>/dev/null || true
   hack/boot/vm.sh --stop "$lab/a02-u01-vm.pid" 2>/dev/null || true
+  for n in 1 2; do hack/lab-node.sh down "$lab/node-$n" 2>/dev/null || true; done
   for ns in "${netns_all[@]}"; do
     if [[ -e "/run/netns/$ns" ]]; then ip netns del "$ns" || true; fi
   done
@@ -57,7 +62,17 @@ up) ;;
 *) gw_usage 2 "unknown command $cmd" ;;
 esac
 
-die() { [[ ! -d "$lab" ]] || gw_log "hack/lab.sh down removes what was started"; gw_die "$*"; }
+die() {
+  if [[ -d "$lab" ]]; then
+    # Groundwork's Pods' logs, for the reason (their containers go with `down`).
+    mkdir -p "$lab/pods"
+    for pod in $(kc -n groundwork-system get pods -o name 2>/dev/null); do
+      kc -n groundwork-system logs "$pod" --all-containers >"$lab/pods/${pod#pod/}.log" 2>&1 || true
+    done
+    gw_log "Pod logs in .lab/pods/; hack/lab.sh down removes what was started"
+  fi
+  gw_die "$*"
+}
 # The BGP part needs root and network namespaces: refuse up front, not half-way.
 [[ "$(id -u)" == 0 ]] || die "the lab needs root: it creates network namespaces (${netns_all[*]}) for BIRD and the emulated ISPs. Run it as root."
 ip netns add gw-lab-probe 2>/dev/null && ip netns del gw-lab-probe \
@@ -73,9 +88,12 @@ for b in bird birdc gobgpd gobgp vtysh "$frr_bin/zebra" "$frr_bin/bgpd" "$frr_bi
 done
 gw_step "building the control plane binaries (cached under ~/.cache/groundwork)"
 export PATH="$(hack/k8s-bins/build.sh):$PATH"
-gw_step "building the controller and the edge daemon"
-cargo build -q -p controller -p edge -p kubectl-groundwork --bin groundwork-controller --bin groundwork-edge --bin kubectl-groundwork
+gw_step "building the kubectl plugin, and the Groundwork image without a container engine (static release binaries, OCI archive; cached)"
+cargo build -q -p kubectl-groundwork --bin kubectl-groundwork
 mkdir -p "$lab"
+read -r archive digest image_ref < <(hack/image/build.sh "$lab/image")
+[[ -n "${image_ref:-}" ]] || die "hack/image/build.sh failed"
+echo "  $image_ref $digest"
 gw_step "the racks' networks in gw-lab-boot: a01 = bridge br-prov (provisioning 10.10.0.2/24, node gateway 10.20.0.1/24), a02 = br-a02 (10.11.0.2/24, node gateway 10.21.0.1/24), routed between; taps for the QEMU servers; IPv6 router adverts; this host on a01's node network as 10.20.0.254 (the API server's address for nodes)"
 ip netns add gw-lab-boot || die "cannot create network namespace gw-lab-boot"
 ip -n gw-lab-boot link set lo up
@@ -99,37 +117,36 @@ for tap in tap-u05:br-prov tap-u06:br-prov tap-u07:br-prov tap-a02-u01:br-a02; d
 done
 gw_host_veth gw-lab-boot br-prov gw-lab-host 10.20.0.254/24
 ip route add 10.21.0.0/24 via 10.20.0.1
+# The emulated BMCs listen on this host's 10.20.0.254 too: the controller Pods reach it from the
+# nodes' namespaces (examples/ name 127.0.0.1, which is the Pods' own loopback: rewritten below).
+bmc_host=10.20.0.254
 gw_step "starting etcd, kube-apiserver (for the nodes on 10.20.0.254), kube-controller-manager, kube-scheduler"
 hack/controlplane.sh up "$lab/cp" --cluster --node-address 10.20.0.254
 ln -sf "$lab/cp/kubeconfig" "$lab/kubeconfig"
-gw_step "installing Groundwork with Helm (CRDs, RBAC, ServiceAccount)"
+gw_step "two infrastructure nodes for Groundwork's Pods: infra-1 (namespace gw-lab-node1, 10.20.0.3) and infra-2 (gw-lab-node2, 10.20.0.4), each on a01's (interface a01: 10.10.0.3|4) and a02's (a02: 10.11.0.3|4) provisioning networks, labelled and tainted groundwork.dev/infra, the image imported"
+for n in 1 2; do
+  ns="gw-lab-node$n"
+  ip netns add "$ns" || die "cannot create network namespace $ns"
+  ip -n "$ns" link set lo up
+  for rack in a01:br-prov:10.10 a02:br-a02:10.11; do
+    IFS=: read -r ifname br prefix <<<"$rack"
+    ip link add "$ifname" netns "$ns" type veth peer name "n$n-$ifname" netns gw-lab-boot
+    ip -n gw-lab-boot link set "n$n-$ifname" master "$br" up
+    # The provisioning address first: the boot services advertise the interface's first address.
+    ip -n "$ns" addr add "$prefix.0.$((n + 2))/24" dev "$ifname"
+    ip -n "$ns" link set "$ifname" up
+  done
+  ip -n "$ns" addr add "10.20.0.$((n + 2))/24" dev a01
+  ip -n "$ns" route add default via 10.20.0.1
+  hack/lab-node.sh up "$lab/node-$n" --cp "$lab/cp" --name "infra-$n" --netns "$ns" --address "10.20.0.$((n + 2))" \
+    --pod-cidr "10.250.$n.0/24" --label groundwork.dev/infra=true --taint groundwork.dev/infra=true:NoSchedule \
+    --image "$archive" || die "lab node infra-$n did not come up ($lab/node-$n/logs)"
+done
 kc create namespace groundwork-system --dry-run=client -o yaml | kc apply -f - >/dev/null
 # The site namespace first, so the edge daemon's RoleBinding is scoped to it (least privilege).
 kc apply -f examples/00-namespace.yaml >/dev/null
-KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system \
-  --set replicas=0 --set 'edge.namespaces={fra1}' --set boot.enabled=true \
-  --set provider.enabled=true --set provider.replicas=0 >/dev/null
-# No Pods run on a bare API server: run the controller binary locally under the chart's
-# ServiceAccount token, with exactly the chart's permissions.
-server="$(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
-sa_kubeconfig() { # service-account file: a kubeconfig with a 24 h token of that ServiceAccount
-  local token; token="$(kc -n groundwork-system create token "$1" --duration 24h)"
-  cat > "$2" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: lab, cluster: {server: "$server", certificate-authority: "$lab/cp/pki/ca.crt"}}]
-users: [{name: $1, user: {token: "$token"}}]
-contexts: [{name: lab, context: {cluster: lab, user: $1, namespace: groundwork-system}}]
-current-context: lab
-KC
-  chmod 600 "$2"
-}
-sa_kubeconfig groundwork-controller "$lab/controller.kubeconfig"
-sa_kubeconfig groundwork-edge "$lab/edge.kubeconfig"
-sa_kubeconfig groundwork-provider "$lab/provider.kubeconfig"
 gw_step "building the netboot ramdisk (Debian kernel + busybox, cached) into .lab/boot"
 hack/boot/ramdisk.sh "$lab/boot" >/dev/null
-(umask 077; head -c 48 /dev/urandom | base64 > "$lab/boot-token.key")
 gw_step "building the test OS image (boots under BIOS and UEFI, reads its config drive, checks in) and serving it from gw-lab-boot at http://10.10.0.2:8090/"
 mkdir -p "$lab/www"
 # The node OS image (the cluster's nodes; cached, minutes when cold) builds meanwhile.
@@ -141,21 +158,39 @@ nohup ip netns exec gw-lab-boot python3 -m http.server 8090 --bind 10.10.0.2 --d
 echo $! > "$lab/www.pid"
 for u in 05 06; do truncate -s 256M "$lab/a01-u$u.disk"; done
 for n in a01-u07 a02-u01; do truncate -s 3G "$lab/$n.disk"; done
-gw_step "starting the controller with its boot services in gw-lab-boot (log: .lab/controller.log, metrics: http://127.0.0.1:18080/metrics)"
-POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/controller.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" \
-  --metrics-addr 127.0.0.1:18080 --lease-name groundwork-controller --lease-namespace groundwork-system \
-  --admission-policy groundwork-controller-server-writes \
-  --boot-services --dhcp-interface br-prov,br-a02 --boot-netns gw-lab-boot --boot-artifacts "$lab/boot" \
-  --boot-token-key-file "$lab/boot-token.key" \
-  --agent-ca-secret groundwork-controller-agent-ca --agent-ca-namespace groundwork-system \
-  >"$lab/controller.log" 2>&1 &
-echo $! > "$lab/controller.pid"
-gw_step "starting emulated BMCs: Redfish (sushy-tools) on 127.0.0.1:8000, IPMI (pyghmi) on udp/6230-6231"
+gw_step "installing Groundwork with helm: 2 controller replicas with boot services on the host network of infra-1/infra-2 (DHCP on a01, a02), the edge daemon for edge1, the Cluster API provider (values: .lab/values.yaml)"
+# The edge Pod (UID 65532) writes BIRD's included configuration and talks to its control socket.
+mkdir -p "$lab/bird/conf"; chown 65532:65532 "$lab/bird/conf"
+cat >"$lab/values.yaml" <<VALUES
+image: {repository: "${image_ref%:*}", tag: "${image_ref##*:}", pullPolicy: Never}
+replicas: 2
+hostNetwork: true
+nodeSelector: {groundwork.dev/infra: "true"}
+tolerations: [{key: groundwork.dev/infra, operator: Exists, effect: NoSchedule}]
+boot:
+  enabled: true
+  dhcpInterfaces: [a01, a02]
+  artifactsHostPath: $lab/boot
+edge:
+  namespaces: [fra1]
+  routers:
+    - name: edge1
+      namespace: fra1
+      nodeSelector: {kubernetes.io/hostname: infra-1}
+      birdSocket: $lab/bird/bird.ctl
+      configDir: $lab/bird/conf
+      birdLogFile: $lab/bird/bird.log
+provider: {enabled: true, replicas: 2}
+VALUES
+KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system \
+  -f "$lab/values.yaml" --wait --timeout 5m >/dev/null || die "helm install failed (kubectl -n groundwork-system get pods)"
+kc -n groundwork-system get pods -o wide | sed 's/^/  /'
+gw_step "starting emulated BMCs: Redfish (sushy-tools) on $bmc_host:8000, IPMI (pyghmi) on udp/6230-6234"
 mkdir -p "$lab/sushy"
 hash="$(python3 -c 'import bcrypt; print(bcrypt.hashpw(b"lab-password", bcrypt.gensalt(4)).decode())')"
 echo "admin:$hash" > "$lab/sushy/htpasswd"
 cat > "$lab/sushy/emulator.conf" <<CONF
-SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'
+SUSHY_EMULATOR_LISTEN_IP = '$bmc_host'
 SUSHY_EMULATOR_LISTEN_PORT = 8000
 SUSHY_EMULATOR_FAKE_DRIVER = True
 SUSHY_EMULATOR_STATE_DIR = '$lab/sushy/state'
@@ -167,7 +202,7 @@ SUSHY_EMULATOR_FAKE_SYSTEMS = [
 CONF
 SUSHY_FAKE_POWER_DELAY=2 nohup python3 hack/bmc/sushy_launcher.py --config "$lab/sushy/emulator.conf" >"$lab/sushy.log" 2>&1 &
 echo $! > "$lab/sushy.pid"
-nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port 6230 >"$lab/ipmi.log" 2>&1 &
+nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --address "$bmc_host" --port 6230 >"$lab/ipmi.log" 2>&1 &
 echo $! > "$lab/ipmi.pid"
 # The BMCs of a01-u05, a01-u06 (256 MiB disks, the test OS) and of a01-u07, a02-u01 (3 GiB disks,
 # 1536 MiB of memory: the cluster's nodes) power real QEMU machines (firmware from the boot mode
@@ -178,18 +213,18 @@ vm_cmd() { # name mac tap memory-MiB
 for vm in ipmi-vm:6231:a01-u05:52:54:00:a0:01:05:tap-u05:512 ipmi-vm6:6232:a01-u06:52:54:00:a0:01:06:tap-u06:512 \
   ipmi-vm7:6233:a01-u07:52:54:00:a0:01:07:tap-u07:1536 ipmi-a02:6234:a02-u01:52:54:00:a0:02:01:tap-a02-u01:1536; do
   IFS=: read -r log port name m1 m2 m3 m4 m5 m6 tap mem <<<"$vm"
-  nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --port "$port" \
+  nohup python3 hack/bmc/ipmi_sim.py --user admin --password lab-password --address "$bmc_host" --port "$port" \
     --vm-command "$(vm_cmd "$name" "$m1:$m2:$m3:$m4:$m5:$m6" "$tap" "$mem")" >"$lab/$log.log" 2>&1 &
   echo $! > "$lab/$log.pid"
 done
 for _ in $(seq 100); do
   ok=1
   for log in ipmi ipmi-vm ipmi-vm6 ipmi-vm7 ipmi-a02; do grep -q READY "$lab/$log.log" 2>/dev/null || ok=0; done
-  ((ok)) && curl -s -o /dev/null 127.0.0.1:8000/redfish/v1/ && break
+  ((ok)) && curl -s -o /dev/null "$bmc_host:8000/redfish/v1/" && break
   sleep 0.2
 done
-gw_step "applying examples/"
-kc apply -f examples/ >/dev/null
+gw_step "applying examples/ (BMC addresses 127.0.0.1 -> $bmc_host, where the lab's emulators are)"
+cat examples/*.yaml | sed "s#//127\.0\.0\.1:#//$bmc_host:#" | kc apply -f - >/dev/null
 for _ in $(seq 120); do
   ready="$(kc -n fra1 get rack a01 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
   powered="$(kc -n fra1 get servers -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="PowerMatchesSpec")].status}{" "}{end}' 2>/dev/null || true)"
@@ -291,11 +326,9 @@ printf 'router id 192.0.2.2;\nprotocol device gw_device {\n  scan time 10;\n}\n'
 spawn bird gw-lab-border bird -f -s "$lab/bird/bird.ctl" -c "$lab/bird/bird.conf" -P "$lab/bird/bird.pid"
 wait_for "BIRD's control socket" 50 birdc -s "$lab/bird/bird.ctl" show status
 
-gw_step "starting groundwork-edge --router edge1 --namespace fra1 under the chart's edge ServiceAccount (log: .lab/edge.log)"
-KUBECONFIG="$lab/edge.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-edge" \
-  --router edge1 --namespace fra1 --config-dir "$lab/bird/conf" --bird-socket "$lab/bird/bird.ctl" \
-  --bird-log-file "$lab/bird/bird.log" --poll-interval-ms 500 >"$lab/edge.log" 2>&1 &
-echo $! > "$lab/edge.pid"
+# The edge Pod (UID 65532) talks to BIRD's control socket.
+chown 65532 "$lab/bird/bird.ctl"
+edge_logs() { kc -n groundwork-system logs deploy/groundwork-edge-edge1 --tail 20 >&2 || true; }
 
 gw_step "waiting for both UpstreamLinks to report sessionState Established"
 links=""
@@ -303,12 +336,11 @@ for i in $(seq 90); do
   links="$(kc -n fra1 get upstreamlinks -o jsonpath='{range .items[*]}{.metadata.name}={.status.sessionState}{" "}{end}' 2>/dev/null || true)"
   echo "  [$i s] $links"
   [[ "$links" == "isp-a=Established isp-b=Established " ]] && break
-  kill -0 "$(cat "$lab/edge.pid")" 2>/dev/null || { tail -20 "$lab/edge.log" >&2; die "groundwork-edge exited"; }
   sleep 1
 done
 if [[ "$links" != "isp-a=Established isp-b=Established " ]]; then
-  tail -20 "$lab/edge.log" >&2
-  die "the BGP sessions did not come up in 90 s (logs: .lab/edge.log, .lab/bird/bird.log, .lab/*-isp-*.log)"
+  edge_logs
+  die "the BGP sessions did not come up in 90 s (logs: kubectl -n groundwork-system logs deploy/groundwork-edge-edge1, .lab/bird/bird.log, .lab/*-isp-*.log)"
 fi
 
 gw_step "inspecting a01-u05: the controller sets a one-time network boot through its IPMI BMC and powers it on; QEMU boots through our DHCP + iPXE script into the ramdisk (serial log: .lab/a01-u05.serial)"
@@ -321,7 +353,7 @@ for i in $(seq 180); do
   [[ "$state" == Available && "$steps" == *calledBack* ]] && break
   sleep 1
 done
-[[ "$state" == Available ]] || die "a01-u05 did not finish inspection (see .lab/a01-u05.serial and .lab/controller.log)"
+[[ "$state" == Available ]] || die "a01-u05 did not finish inspection (see .lab/a01-u05.serial and .lab/pods/)"
 kc -n fra1 get server a01-u05 -o jsonpath='  hardware: {.status.hardware.cpuCount} CPUs, {.status.hardware.memoryBytes} bytes of memory, NICs {.status.hardware.nics[*].mac}{"\n"}'
 
 gw_step "provisioning a01-u05 (UEFI) and a01-u06 (BIOS) with the test OS: netboot into the agent, image + config drive written, disk boot through the BMC, first check-in"
@@ -335,7 +367,7 @@ metadata: {name: a01-u06, namespace: fra1}
 spec:
   rackRef: {name: a01}
   rackUnit: 6
-  bmc: {address: "ipmi://127.0.0.1:6232", credentialsSecretRef: {name: bmc-a01}}
+  bmc: {address: "ipmi://$bmc_host:6232", credentialsSecretRef: {name: bmc-a01}}
   bootMACAddress: "52:54:00:a0:01:06"
   bootMode: Legacy
   online: true
@@ -358,7 +390,7 @@ for s in json.load(sys.stdin)["items"]:
   [[ "$states" != *Error* ]] || die "provisioning failed: $(kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}{.metadata.name}: {.status.lastError}{"\n"}{end}')"
   sleep 1
 done
-[[ "$states" == "a01-u05=Provisioned a01-u06=Provisioned " ]] || die "provisioning did not finish (see .lab/a01-u0*.serial and .lab/controller.log)"
+[[ "$states" == "a01-u05=Provisioned a01-u06=Provisioned " ]] || die "provisioning did not finish (see .lab/a01-u0*.serial and .lab/pods/)"
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name}: node address {.status.addresses[0].address}; the installed OS says hostname {.status.bootProgress.checkIn.hostname}, addresses {.status.bootProgress.checkIn.addresses[*]}{"\n"}{end}'
 kc -n fra1 get server a01-u05 a01-u06 -o jsonpath='{range .items[*]}  {.metadata.name} phases:{range .status.phases[*]} {.name}={.durationMs}ms{end}{"\n"}{end}'
 
@@ -386,7 +418,7 @@ wait_state() { # server state seconds
     ((i % 5)) || echo "  [$i s] $1 $st"
     sleep 1
   done
-  die "$1 did not reach $2 in $3 s (state $st; see .lab/$1.serial and .lab/controller.log)"
+  die "$1 did not reach $2 in $3 s (state $st; see .lab/$1.serial and .lab/pods/)"
 }
 wait_state a01-u06 Standby 240
 kc -n fra1 get server a01-u06 -o jsonpath='  a01-u06 on standby since {.status.standbySince}; agent heartbeat {.status.bootProgress.heartbeatAt}{"\n"}'
@@ -413,7 +445,7 @@ metadata: {name: a01-u07, namespace: fra1, labels: {node-pool: workers}}
 spec:
   rackRef: {name: a01}
   rackUnit: 7
-  bmc: {address: "ipmi://127.0.0.1:6233", credentialsSecretRef: {name: bmc-a01}}
+  bmc: {address: "ipmi://$bmc_host:6233", credentialsSecretRef: {name: bmc-a01}}
   bootMACAddress: "52:54:00:a0:01:07"
   bootMode: Legacy
 ---
@@ -423,18 +455,14 @@ metadata: {name: a02-u01, namespace: fra1, labels: {node-pool: workers}}
 spec:
   rackRef: {name: a02}
   rackUnit: 1
-  bmc: {address: "ipmi://127.0.0.1:6234", credentialsSecretRef: {name: bmc-a01}}
+  bmc: {address: "ipmi://$bmc_host:6234", credentialsSecretRef: {name: bmc-a01}}
   bootMACAddress: "52:54:00:a0:02:01"
   bootMode: UEFI
 EOF4
 
-gw_step "Cluster API core + its kubeadm bootstrap provider (processes, webhooks on 127.0.0.1), the lab's API server as workload cluster fra1/lab, the Groundwork provider under its ServiceAccount (log: .lab/provider.log)"
+gw_step "Cluster API core + its kubeadm bootstrap provider (processes, webhooks on 127.0.0.1), the lab's API server as workload cluster fra1/lab (the Groundwork provider: the chart's Pods)"
 hack/capi.sh up "$lab/cp" >"$lab/capi-up.log" 2>&1 || { tail -20 "$lab/capi-up.log" >&2; die "Cluster API did not start"; }
 hack/workload-cluster.sh up "$lab/cp" fra1 lab >"$lab/workload-cluster.log" 2>&1 || { tail -20 "$lab/workload-cluster.log" >&2; die "workload cluster setup failed"; }
-POD_NAMESPACE=groundwork-system KUBECONFIG="$lab/provider.kubeconfig" nohup "$CARGO_TARGET_DIR/debug/groundwork-controller" --provider \
-  --metrics-addr 127.0.0.1:18081 --lease-name groundwork-provider --lease-namespace groundwork-system \
-  >"$lab/provider.log" 2>&1 &
-echo $! > "$lab/provider.pid"
 wait "$node_os_pid" || { tail -20 "$lab/node-os-build.log" >&2; die "the node OS image did not build (.lab/node-os-build.log)"; }
 cp "$lab/node-os.raw.zst" "$lab/www/node-os.raw.zst"
 rm -f "$lab/node-os.raw"
@@ -517,7 +545,7 @@ for _ in $(seq 900); do
   ((ready == 2)) && break
   sleep 1
 done
-((ready == 2)) || die "the workers did not become Ready nodes (see .lab/provider.log, .lab/a01-u07.serial, .lab/a02-u01.serial)"
+((ready == 2)) || die "the workers did not become Ready nodes (see .lab/pods/, .lab/a01-u07.serial, .lab/a02-u01.serial)"
 echo "  timeline, from the MachineDeployment's creation:"; printf '    %s\n' "${timeline[@]}"
 kc get nodes -L topology.kubernetes.io/zone,topology.kubernetes.io/region -o wide | sed 's/^/  /'
 kc get nodes -o jsonpath='{range .items[*]}  {.metadata.name}: providerID {.spec.providerID}{"\n"}{end}'
@@ -545,7 +573,7 @@ EOF6
 answers=()
 for _ in $(seq 240); do
   answers=()
-  for node_ip in $(kc get nodes -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{end}'); do
+  for node_ip in $(kc get nodes -l '!groundwork.dev/infra' -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{end}'); do
     r="$(curl -sf --max-time 2 "http://$node_ip:8080/" 2>/dev/null)" && answers+=("http://$node_ip:8080/ -> $r")
   done
   ((${#answers[@]} == 2)) && break
@@ -564,18 +592,21 @@ The lab is up ($SECONDS s).
   kubectl get groundwork -A                 # racks, servers, links
   kubectl describe rack -n fra1 a01         # conditions and events
   kubectl explain server.spec               # the API, documented
-  curl -s 127.0.0.1:18080/metrics           # controller metrics
+  kubectl -n groundwork-system get pods -o wide                               # Groundwork's Pods (helm release groundwork)
+  kubectl -n groundwork-system get lease groundwork-controller -o jsonpath='{.spec.holderIdentity}'   # the leading replica
+  curl -s 10.20.0.3:8080/metrics            # controller metrics (replica on infra-1; infra-2: 10.20.0.4)
   kubectl annotate server -n fra1 a01-u01 groundwork.dev/reboot=\$(date +%s)   # a reboot request
   kubectl patch server -n fra1 a01-u02 --type merge -p '{"spec":{"online":true}}' # power on
-  tail -f .lab/controller.log               # controller log
+  kubectl -n groundwork-system logs -f deploy/groundwork-controller          # a controller replica's log
+  helm -n groundwork-system upgrade groundwork charts/groundwork -f .lab/values.yaml --set logFormat=json   # roll the release
   kubectl get server -n fra1 a01-u05 -o jsonpath='{.status.bootProgress}'      # each boot step of the last netboot
   kubectl annotate server -n fra1 a01-u05 --overwrite groundwork.dev/inspect=\$(date +%s)   # inspect it again
   tail -f .lab/a01-u05.serial               # the QEMU machine's console (SeaBIOS/OVMF, iPXE, ramdisk, installed OS)
   kubectl get server -n fra1 a01-u06 -o jsonpath='{.status.phases}'           # how long each provisioning phase took
-  $CARGO_TARGET_DIR/debug/kubectl-groundwork -n fra1 logs a01-u06 --controller-url http://127.0.0.1:18080   # the agent's log
+  $CARGO_TARGET_DIR/debug/kubectl-groundwork -n fra1 logs a01-u06 --controller-url http://10.20.0.3:8080   # the agent's log
   kubectl patch server -n fra1 a01-u06 --type merge -p '{"spec":{"image":null}}'  # deprovision: clean, release the address
   kubectl get ul,br -n fra1 -o wide         # BGP sessions and the border router, as the edge daemon reports them
-  tail -f .lab/edge.log                     # edge daemon log
+  kubectl -n groundwork-system logs deploy/groundwork-edge-edge1             # edge daemon log
   birdc -s $lab/bird/bird.ctl show protocols all          # our BIRD (edge1)
   ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 global rib           # ISP A's RIB (our 203.0.113.0/24)
   ip netns exec gw-lab-isp-a gobgp -u 127.0.0.1 -p 50051 neighbor             # ISP A's session
@@ -584,6 +615,6 @@ The lab is up ($SECONDS s).
   kubectl get cluster,machinedeployment,machines,gwm -n fra1                  # the workload cluster, its Machines and their servers
   kubectl get nodes -L topology.kubernetes.io/zone                             # the nodes, zone = rack
   kubectl scale machinedeployment -n fra1 workers --replicas 1                # release a node: its server is cleaned, back in the pool
-  tail -f .lab/provider.log                 # the Cluster API provider's log
+  kubectl -n groundwork-system logs deploy/groundwork-provider               # the Cluster API provider's log
   hack/lab.sh down                          # stop everything
 EOF2

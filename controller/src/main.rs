@@ -6,16 +6,39 @@ use std::time::Duration;
 
 use clap::Parser;
 use controller::app::{self, App};
+use controller::boot_services::capabilities;
 use controller::config::Config;
 use controller::leader::Elector;
 use futures::FutureExt;
 use tracing::{error, info};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
     logging::init(config.log.log_format, "info,kube=warn");
-    match serve(config).await {
+    // Before the runtime's threads exist: they inherit the raised capabilities.
+    if config.boot.boot_services {
+        match capabilities::raise() {
+            Ok(raised) if !raised.is_empty() => {
+                info!(?raised, "raised the boot services' file capabilities");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                error!(error = %e, reason = e.reason(), "boot services cannot start");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "no async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %e, "controller stopped");

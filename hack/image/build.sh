@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 here="$GW_ROOT/hack/image"
 ref="${GROUNDWORK_IMAGE_REF:-ghcr.io/groundwork-dev/groundwork-controller:dev}"
 missing=()
-for pkg in ipmitool bird2 ipxe ca-certificates file; do
+for pkg in libcap2-bin ipmitool bird2 ipxe ca-certificates file; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 ((${#missing[@]} == 0)) || gw_apt_install "${missing[@]}"

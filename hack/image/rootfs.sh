@@ -11,14 +11,15 @@
 #
 # One list for both ways to build the image: hack/image/build.sh (no container engine) and the
 # Containerfile's rootfs stage run this same script, so both images hold the same files.
-# Needs bash, coreutils, ldd (libc-bin) and the packages ipmitool, bird2, ipxe, ca-certificates.
+# Needs bash, coreutils, ldd (libc-bin), setcap (libcap2-bin) and the packages ipmitool, bird2,
+# ipxe, ca-certificates.
 set -euo pipefail
 (($# == 2)) || { echo "usage: $0 DIR BINDIR" >&2; exit 2; }
 dir="$1" bindir="$2"
 die() { echo "rootfs.sh: $*" >&2; exit 1; }
 [[ ! -e "$dir" ]] || die "$dir exists"
-for f in /usr/bin/ipmitool /usr/sbin/bird /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /etc/ssl/certs/ca-certificates.crt; do
-  [[ -e "$f" ]] || die "$f missing (install ipmitool, bird2, ipxe and ca-certificates)"
+for f in /usr/sbin/setcap /usr/bin/ipmitool /usr/sbin/bird /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /etc/ssl/certs/ca-certificates.crt; do
+  [[ -e "$f" ]] || die "$f missing (install libcap2-bin, ipmitool, bird2, ipxe and ca-certificates)"
 done
 
 # FILE keeps its path in the image; symlinks in it are resolved (the image holds plain files).
@@ -35,6 +36,10 @@ for b in groundwork-controller groundwork-edge; do
   esac
   install -D -m 0755 "$bindir/$b" "$dir/usr/local/bin/$b"
 done
+# The boot services bind ports 67/69 and sockets to interfaces as UID 65532: the controller
+# carries CAP_NET_BIND_SERVICE and CAP_NET_RAW as permitted file capabilities and raises them
+# itself (permitted only: where a Pod grants neither, the binary still starts).
+setcap cap_net_bind_service,cap_net_raw=p "$dir/usr/local/bin/groundwork-controller"
 
 put /usr/bin/ipmitool 0755
 put /usr/sbin/bird 0755

@@ -44,10 +44,15 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// `hack/controlplane.sh up DIR --cluster --node-address` [`HOST`].
     pub fn up(dir: PathBuf) -> Self {
+        Self::up_at(dir, HOST)
+    }
+
+    /// `hack/controlplane.sh up DIR --cluster --node-address ADDRESS` (one of this host's).
+    pub fn up_at(dir: PathBuf, address: &str) -> Self {
         let cp = Self { dir };
         script(
             "hack/controlplane.sh",
-            &["up", &cp.path(), "--cluster", "--node-address", HOST],
+            &["up", &cp.path(), "--cluster", "--node-address", address],
         );
         cp
     }
@@ -99,6 +104,27 @@ impl Drop for HostLink {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", &self.0]).status();
     }
+}
+
+/// This host on `bridge` of namespace `ns` with address `cidr` (a veth named after the lab, its
+/// far end a port of the bridge), as hack/lib.sh's `gw_host_veth` does: Pods of lab nodes on that
+/// bridge reach an API server or BMCs listening there. Removed on drop.
+pub fn host_port(lab: &NetLab, ns: &str, bridge: &str, cidr: &str) -> HostLink {
+    let address = cidr.split('/').next().unwrap_or(cidr);
+    let taken = run(Command::new("ip").args(["-o", "-4", "addr", "show"]));
+    assert!(
+        !taken.contains(&format!(" {address}/")),
+        "this host already has {address} (a rig left over, or running): {taken}"
+    );
+    let host_if = format!("{}p", lab.dir().file_name().unwrap().to_string_lossy());
+    ip(&[
+        "link", "add", &host_if, "type", "veth", "peer", "name", &host_if, "netns", ns,
+    ]);
+    let link = HostLink(host_if.clone());
+    ip(&["-n", ns, "link", "set", &host_if, "master", bridge, "up"]);
+    ip(&["addr", "add", cidr, "dev", &host_if]);
+    ip(&["link", "set", &host_if, "up"]);
+    link
 }
 
 /// Namespace `<lab>-site`: both racks' bridges, boot addresses, node gateways, router adverts,

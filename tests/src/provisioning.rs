@@ -55,12 +55,21 @@ pub struct Rig {
     pub throttle: Arc<AtomicU64>,
     /// Server `s<i+1>`'s disk file.
     pub disks: Vec<PathBuf>,
-    /// Server `s<i+1>`'s BMC port (IPMI on 127.0.0.1).
+    /// Server `s<i+1>`'s BMC port (IPMI on the lab's `bmc_address`).
     pub ports: Vec<u16>,
+    /// This host on the segment (see [`rig_with_host`]).
+    pub host: Option<crate::cluster::HostLink>,
 }
 
 /// Builds the rig for `servers` QEMU servers.
 pub async fn rig(servers: usize) -> Rig {
+    rig_with_host(servers, None).await
+}
+
+/// Like [`rig`], with this host on the segment as `host_cidr` (an address of the node network,
+/// 10.72.0.0/24), where the BMCs listen instead of 127.0.0.1: for controllers running in other
+/// namespaces on the segment (Pods of lab nodes).
+pub async fn rig_with_host(servers: usize, host_cidr: Option<&str>) -> Rig {
     crate::netlab::require("qemu-system-x86_64");
     crate::netlab::require("zstd");
     let mut lab = NetLab::new();
@@ -68,6 +77,10 @@ pub async fn rig(servers: usize) -> Rig {
     lab.bridge(&boot_ns, "br0", &format!("{BOOT_ADDR}/24"));
     let gateway = format!("{NODE_GATEWAY}/24");
     run(Command::new("ip").args(["-n", &boot_ns, "addr", "add", &gateway, "dev", "br0"]));
+    let host = host_cidr.map(|cidr| {
+        lab.bmc_address = cidr.split('/').next().unwrap_or(cidr).to_string();
+        crate::cluster::host_port(&lab, &boot_ns, "br0", cidr)
+    });
     lab.router_adverts(&boot_ns, "br0", "fd62::");
     let www = lab.dir().join("www");
     std::fs::create_dir_all(&www).unwrap_or_else(|e| panic!("{}: {e}", www.display()));
@@ -119,6 +132,7 @@ pub async fn rig(servers: usize) -> Rig {
         throttle,
         disks,
         ports,
+        host,
     }
 }
 

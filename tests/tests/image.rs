@@ -4,6 +4,8 @@
 //! - its one layer (read from the archive, not from the build's scratch files): the static
 //!   controller and edge daemon, ipmitool with its libraries, the iPXE binaries where the
 //!   controller looks for them, the CA bundle, and no shell at all;
+//! - the controller carries CAP_NET_BIND_SERVICE and CAP_NET_RAW as permitted file
+//!   capabilities (the boot services raise them), the edge none;
 //! - ipmitool and the controller run from the layer's own files (`chroot`, as UID 65532);
 //! - the Containerfile builds the same thing: it runs the same rootfs script, from scratch,
 //!   with the same user, entrypoint, port and labels.
@@ -94,10 +96,22 @@ fn the_image_is_reproducible_minimal_and_what_the_containerfile_builds() {
     std::fs::create_dir_all(&root).unwrap();
     let layer = blob(&layout, layers[0]["digest"].as_str().unwrap());
     run(Command::new("tar")
-        .arg("-xzf")
+        .args(["--xattrs", "--xattrs-include=security.capability", "-xzf"])
         .arg(&layer)
         .arg("-C")
         .arg(&root));
+    // The boot services' capabilities, permitted (not effective) on the controller only.
+    let caps = run(Command::new("getcap")
+        .arg(root.join("usr/local/bin/groundwork-controller"))
+        .arg(root.join("usr/local/bin/groundwork-edge")));
+    assert_eq!(
+        caps.trim(),
+        format!(
+            "{} cap_net_bind_service,cap_net_raw=p",
+            root.join("usr/local/bin/groundwork-controller").display()
+        ),
+        "file capabilities: {caps}"
+    );
     let listing = run(Command::new("tar").arg("-tzvf").arg(&layer));
     for line in listing.lines() {
         assert!(line.contains(" 0/0 "), "not owned by root: {line}");
@@ -133,8 +147,11 @@ fn the_image_is_reproducible_minimal_and_what_the_containerfile_builds() {
     let ipmitool = chrooted(&root, &["/usr/bin/ipmitool", "-V"]);
     assert!(ipmitool.starts_with("ipmitool version"), "{ipmitool}");
     // The edge daemon's syntax check: `bird -p` parses a configuration and exits.
-    std::fs::write(root.join("tmp-check.conf"), "router id 192.0.2.1;\nprotocol device {}\n")
-        .unwrap();
+    std::fs::write(
+        root.join("tmp-check.conf"),
+        "router id 192.0.2.1;\nprotocol device {}\n",
+    )
+    .unwrap();
     chrooted(&root, &["/usr/sbin/bird", "-p", "-c", "/tmp-check.conf"]);
     std::fs::remove_file(root.join("tmp-check.conf")).unwrap();
     let help = chrooted(&root, &["/usr/local/bin/groundwork-controller", "--help"]);

@@ -5,6 +5,7 @@
 
 pub mod agent_api;
 pub mod ca;
+pub mod capabilities;
 pub mod http;
 pub mod nocloud;
 pub mod report;

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -169,8 +170,14 @@ func tarTree(w io.Writer, dir string, at time.Time) error {
 		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
 		hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = at, time.Time{}, time.Time{}
 		hdr.Format = tar.FormatPAX
+		// Of the file's extended attributes only its capabilities (rootfs.sh's setcap) go in.
 		hdr.PAXRecords = nil
-		hdr.Xattrs = nil //nolint:staticcheck // cleared on purpose: no host xattrs in the image
+		hdr.Xattrs = nil //nolint:staticcheck // cleared on purpose: no other host xattrs in the image
+		if info.Mode().IsRegular() {
+			if caps, ok := fileCaps(path); ok {
+				hdr.PAXRecords = map[string]string{"SCHILY.xattr." + capsXattr: caps}
+			}
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -189,4 +196,16 @@ func tarTree(w io.Writer, dir string, at time.Time) error {
 		return err
 	}
 	return tw.Close()
+}
+
+const capsXattr = "security.capability"
+
+// fileCaps returns path's security.capability attribute, if it has one.
+func fileCaps(path string) (string, bool) {
+	buf := make([]byte, 64)
+	n, err := syscall.Getxattr(path, capsXattr, buf)
+	if err != nil || n <= 0 {
+		return "", false
+	}
+	return string(buf[:n]), true
 }

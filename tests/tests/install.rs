@@ -1,0 +1,409 @@
+//! Groundwork installed the way platform teams install it: `helm install` of the chart with the
+//! image built here (hack/image/build.sh, imported into containerd: no registry), onto two nodes
+//! of a real cluster (hack/lab-node.sh: Debian containerd + runc, kubelet and kube-proxy from Go
+//! modules, each node in a network namespace on the rack's provisioning segment), then operated:
+//!
+//! 1. both controller Pods Ready (their probes pass) on different nodes, one holding the Lease;
+//! 2. a QEMU server behind an IPMI BMC netboots through the Pods' DHCP/TFTP/HTTP (host network,
+//!    NET_BIND_SERVICE + NET_RAW only) and is being provisioned when the leader Pod is deleted:
+//!    the standby leads within the lease time and the provisioning completes;
+//! 3. the CRDs upgraded the documented way (`kubectl apply --server-side`), `helm upgrade` to
+//!    changed values rolls both Pods, no reconcile error is logged, the server stays Provisioned;
+//! 4. `helm uninstall` leaves only the CRDs and what the user created.
+//!
+//! Network (namespace `<lab>-boot`, bridge br0): provisioning 10.62.0.0/24 (image server
+//! 10.62.0.2), node network 10.72.0.0/24; this host 10.72.0.254 on the bridge (the API server and
+//! the BMC listen there); node infra-<i> 10.62.0.1<i> + 10.72.0.1<i> on its interface `prov`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crds::Server;
+use crds::server::ServerState;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use serde_json::json;
+use e2e::cluster::{ControlPlane, kubectl};
+use e2e::netlab::{require, run};
+use e2e::provisioning::{self, Rig};
+use e2e::{client_for, eventually, repo_root};
+
+const HOST: &str = "10.72.0.254";
+const RELEASE: &str = "gw";
+const SYSTEM: &str = "groundwork-system";
+const SITE: &str = "site";
+const LEASE_SECONDS: u64 = 10;
+
+/// A node of hack/lab-node.sh, stopped (every process of its cgroup) on drop.
+struct LabNode {
+    dir: PathBuf,
+}
+
+impl LabNode {
+    /// Node `name` in a new namespace on the rig's segment with `10.62.0.1<i>` (provisioning)
+    /// and `10.72.0.1<i>` (its InternalIP), the image archive imported.
+    fn up(rig: &mut Rig, cp: &ControlPlane, i: u8, archive: &Path) -> Self {
+        let ns = rig.lab.netns(&format!("n{i}"));
+        let boot_ns = rig.boot_ns.clone();
+        let prov = format!("10.62.0.1{i}/24");
+        rig.lab.veth(
+            &boot_ns,
+            &format!("n{i}"),
+            Some("br0"),
+            None,
+            &ns,
+            "prov",
+            None,
+            Some(&prov),
+        );
+        let address = format!("10.72.0.1{i}");
+        run(Command::new("ip").args([
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "prov",
+        ]));
+        run(Command::new("ip").args([
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            provisioning::NODE_GATEWAY,
+        ]));
+        let node = Self {
+            dir: rig.lab.dir().join(format!("node-{i}")),
+        };
+        run(Command::new(repo_root().join("hack/lab-node.sh"))
+            .arg("up")
+            .arg(&node.dir)
+            .args(["--cp", &cp.path(), "--name", &format!("infra-{i}")])
+            .args(["--netns", &ns, "--address", &address])
+            .args(["--label", "groundwork.dev/infra=true"])
+            .args(["--taint", "groundwork.dev/infra=true:NoSchedule"])
+            .arg("--image")
+            .arg(archive));
+        node
+    }
+}
+
+impl Drop for LabNode {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            e2e::netlab::dump_logs_of(&self.dir.join("logs"));
+        }
+        let _ = Command::new(repo_root().join("hack/lab-node.sh"))
+            .arg("down")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn helm(cp: &ControlPlane, args: &[&str]) -> String {
+    run(Command::new("helm")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig())
+        .args(args))
+}
+
+/// Every object the API server lists, as `kind.group/name` (namespaced: `ns/kind.group/name`).
+fn all_objects(cp: &ControlPlane) -> BTreeSet<String> {
+    let kinds = kubectl(cp, &["api-resources", "--verbs=list", "-o", "name"]);
+    let kinds: Vec<&str> = kinds.lines().collect();
+    let listed = kubectl(
+        cp,
+        &[
+            "get",
+            &kinds.join(","),
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}/{.kind}/{.metadata.name}{\"\\n\"}{end}",
+        ],
+    );
+    listed.lines().map(str::to_string).collect()
+}
+
+/// What is left of the install: anything but the CRDs' own API registrations, the user's site,
+/// the nodes' and the cluster's own objects (those existed before, or are the cluster's), Events.
+fn left_by(before: &BTreeSet<String>, after: &BTreeSet<String>) -> Vec<String> {
+    after
+        .difference(before)
+        .filter(|o| {
+            !o.starts_with(&format!("{SITE}/"))
+                && !o.starts_with(&format!("/Namespace/{SITE}"))
+                && !o.starts_with(&format!("/Namespace/{SYSTEM}"))
+                && !o.starts_with(&format!("{SYSTEM}/ConfigMap/kube-root-ca.crt"))
+                && !o.starts_with(&format!("{SYSTEM}/ServiceAccount/default"))
+                && !o.starts_with("/CustomResourceDefinition/")
+                && !o.starts_with("/APIService/")
+                && !o.contains("/Event/")
+                && !o.starts_with("kube-node-lease/")
+        })
+        .cloned()
+        .collect()
+}
+
+async fn leader(leases: &Api<Lease>) -> Option<String> {
+    let lease = leases.get(&format!("{RELEASE}-controller")).await.ok()?;
+    lease.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+async fn ready_pods(pods: &Api<Pod>) -> Vec<Pod> {
+    let lp = ListParams::default().labels("app.kubernetes.io/component=controller");
+    let list = pods.list(&lp).await.map(|l| l.items).unwrap_or_default();
+    list.into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .collect()
+}
+
+fn node_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_upgrade_and_uninstall()
+ {
+    require("kubectl");
+    require("helm");
+    let mut rig = provisioning::rig_with_host(1, Some(&format!("{HOST}/24"))).await;
+    // The Pods' user (65532) reads the ramdisk through a hostPath below the lab's directory.
+    run(Command::new("chmod").arg("0755").arg(rig.lab.dir()));
+    let ramdisk = rig.lab.ramdisk();
+    let cp = ControlPlane::up_at(rig.lab.dir().join("cp"), HOST);
+    let client = client_for(&cp.kubeconfig()).await;
+
+    // The image, built without a container engine (cached: the static release build is the cost).
+    let built =
+        run(Command::new(repo_root().join("hack/image/build.sh")).arg(rig.lab.dir().join("image")));
+    let fields: Vec<&str> = built.split_whitespace().collect();
+    let [archive, digest, reference] = fields[..] else {
+        panic!("hack/image/build.sh printed {built:?}");
+    };
+    let (repository, tag) = reference.rsplit_once(':').unwrap();
+    println!("image {reference} {digest}");
+
+    let mut nodes = Vec::new();
+    for i in 1..=2 {
+        nodes.push(LabNode::up(&mut rig, &cp, i, Path::new(archive)));
+    }
+    let before = all_objects(&cp);
+
+    // 1. helm install.
+    let values = rig.lab.dir().join("values.yaml");
+    let values_doc = json!({
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "replicas": 2,
+        "leaseSeconds": LEASE_SECONDS,
+        "hostNetwork": true,
+        "nodeSelector": {"groundwork.dev/infra": "true"},
+        "tolerations": [{"key": "groundwork.dev/infra", "operator": "Exists", "effect": "NoSchedule"}],
+        "boot": {"enabled": true, "dhcpInterfaces": ["prov"],
+                 "artifactsHostPath": ramdisk.display().to_string(), "ramdiskTimeoutSeconds": 600},
+    });
+    std::fs::write(&values, serde_json::to_string_pretty(&values_doc).unwrap()).unwrap();
+    let chart = repo_root().join("charts/groundwork");
+    let t0 = Instant::now();
+    helm(
+        &cp,
+        &[
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            SYSTEM,
+            "--create-namespace",
+            "-f",
+            values.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "3m",
+        ],
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), SYSTEM);
+    let ready = ready_pods(&pods).await;
+    assert_eq!(ready.len(), 2, "two Ready controller Pods");
+    assert_ne!(
+        node_of(&ready[0]),
+        node_of(&ready[1]),
+        "one replica per node"
+    );
+    let first = eventually(Duration::from_secs(30), "a leader", || leader(&leases)).await;
+    println!(
+        "installed: 2 Pods Ready in {:.1} s, leader {first}",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // 2. A server provisioned through the Pods; the leader deleted half-way.
+    kubectl(&cp, &["create", "namespace", SITE]);
+    let www = &rig.www;
+    let img = provisioning::image(
+        "os.raw.zst",
+        &provisioning::sha256(&www.join("os.raw.zst")),
+        "raw+zstd",
+    );
+    let port = rig.ports[0];
+    provisioning::site_with(&client, SITE, &[port], |_| {
+        json!({"bootMode": "Legacy", "online": true, "image": img,
+            "bmc": {"address": format!("ipmi://{HOST}:{port}"), "credentialsSecretRef": {"name": "bmc"}}})
+    })
+    .await;
+    let servers: Api<Server> = Api::namespaced(client.clone(), SITE);
+    eventually(
+        Duration::from_secs(240),
+        "s1 provisioning, its ramdisk's agent connected",
+        || async {
+            let s = servers.get("s1").await.ok()?.status?;
+            (s.state == Some(ServerState::Provisioning)
+                && s.boot_progress.as_ref()?.called_back_at.is_some())
+            .then_some(())
+        },
+    )
+    .await;
+    let killed = Instant::now();
+    pods.delete(&first, &DeleteParams::default()).await.unwrap();
+    let next = eventually(Duration::from_secs(60), "a new leader", || async {
+        leader(&leases).await.filter(|h| *h != first)
+    })
+    .await;
+    let handover = killed.elapsed();
+    println!(
+        "leader {first} deleted: {next} leads after {:.1} s",
+        handover.as_secs_f64()
+    );
+    assert!(
+        handover <= Duration::from_secs(LEASE_SECONDS + 5),
+        "handover took {handover:?} (lease {LEASE_SECONDS} s)"
+    );
+    let status =
+        provisioning::wait_for(&rig.lab, &servers, "s1", ServerState::Provisioned, 300).await;
+    println!(
+        "s1 Provisioned {:.1} s after the leader was deleted (attempt {:?})",
+        killed.elapsed().as_secs_f64(),
+        status.boot_progress.map(|b| b.attempt)
+    );
+    eventually(Duration::from_secs(120), "two Ready Pods again", || async {
+        (ready_pods(&pods).await.len() == 2).then_some(())
+    })
+    .await;
+
+    // 3. Upgrade: CRDs the documented way, then the release with changed values.
+    kubectl(
+        &cp,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            repo_root().join("charts/groundwork/crds").to_str().unwrap(),
+        ],
+    );
+    let old: BTreeSet<String> = ready_pods(&pods)
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect();
+    helm(
+        &cp,
+        &[
+            "upgrade",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            SYSTEM,
+            "-f",
+            values.to_str().unwrap(),
+            "--set",
+            "logFormat=json",
+            "--set",
+            "resyncSeconds=120",
+            "--wait",
+            "--timeout",
+            "3m",
+        ],
+    );
+    let upgraded = ready_pods(&pods).await;
+    assert_eq!(upgraded.len(), 2, "two Ready Pods after the upgrade");
+    for pod in &upgraded {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        assert!(
+            !old.contains(&name),
+            "{name} was not replaced by the upgrade"
+        );
+        let args = pod.spec.as_ref().unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap_or_default();
+        assert!(args.contains(&"--log-format=json".to_string()), "{args:?}");
+    }
+    eventually(
+        Duration::from_secs(30),
+        "a leader after the upgrade",
+        || leader(&leases),
+    )
+    .await;
+    // A few reconcile rounds on the new Pods: their logs hold no error.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for pod in &upgraded {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let log = kubectl(&cp, &["-n", SYSTEM, "logs", &name]);
+        assert!(
+            log.contains("\"level\":\"INFO\""),
+            "{name} logs no JSON: {log}"
+        );
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains("\"level\":\"WARN\""))
+            .collect();
+        assert!(errors.is_empty(), "{name} after the upgrade: {errors:#?}");
+    }
+    let s1 = servers.get("s1").await.unwrap();
+    assert_eq!(
+        s1.status.and_then(|s| s.state),
+        Some(ServerState::Provisioned)
+    );
+
+    // 4. Uninstall: only the CRDs and the user's objects stay.
+    helm(
+        &cp,
+        &["uninstall", RELEASE, "--namespace", SYSTEM, "--wait"],
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the release's Pods gone",
+        || async {
+            let all = pods.list(&ListParams::default()).await.ok()?;
+            all.items.is_empty().then_some(())
+        },
+    )
+    .await;
+    let after = all_objects(&cp);
+    let left = left_by(&before, &after);
+    assert!(left.is_empty(), "left behind by helm uninstall: {left:#?}");
+    assert!(
+        after
+            .iter()
+            .any(|o| o == "/CustomResourceDefinition/servers.groundwork.dev"),
+        "the CRDs stay"
+    );
+    assert!(
+        after.iter().any(|o| o == &format!("{SITE}/Server/s1")),
+        "the user's Server stays"
+    );
+    drop(nodes);
+}
