@@ -24,6 +24,9 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Set once every cache has synced (and cleared on shutdown).
     pub ready: AtomicBool,
+    /// Set while this replica waits for the Lease: a standby serves boot requests (it is one of
+    /// the Service's endpoints), so it is ready too.
+    pub standby: AtomicBool,
 }
 
 impl Health {
@@ -32,6 +35,7 @@ impl Health {
         Self {
             metrics,
             ready: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
         }
     }
 }
@@ -93,6 +97,8 @@ async fn agent_logs(
 async fn readyz(State(h): State<Arc<Health>>) -> impl IntoResponse {
     if h.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
+    } else if h.standby.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready (standby)")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
     }

@@ -2,6 +2,7 @@
 //! HTTP endpoints and the controllers together.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
@@ -101,10 +102,16 @@ async fn serve(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
         &identity,
         Duration::from_secs(config.lease_seconds),
     );
-    info!(%identity, lease = %config.lease_name(), namespace = %lease_namespace, "waiting for leadership");
-    tokio::select! {
-        () = elector.acquire() => {}
-        () = shutdown.clone() => return Ok(()),
+    // Ready while waiting only when another replica leads: a replica that takes the Lease at
+    // once is ready when its caches have synced.
+    if !elector.try_acquire().await.unwrap_or(false) {
+        app.health.standby.store(true, Ordering::Relaxed);
+        info!(%identity, lease = %config.lease_name(), namespace = %lease_namespace, "waiting for leadership");
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown.clone() => return Ok(()),
+        }
+        app.health.standby.store(false, Ordering::Relaxed);
     }
     info!(%identity, "leading");
     let outcome = tokio::select! {

@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use crds::Server;
 use crds::server::ServerState;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams};
-use serde_json::json;
 use e2e::cluster::{ControlPlane, kubectl};
 use e2e::netlab::{require, run};
 use e2e::provisioning::{self, Rig};
 use e2e::{client_for, eventually, repo_root};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use serde_json::json;
 
 const HOST: &str = "10.72.0.254";
 const RELEASE: &str = "gw";
@@ -237,8 +237,16 @@ async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_up
     );
     let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM);
     let leases: Api<Lease> = Api::namespaced(client.clone(), SYSTEM);
-    let ready = ready_pods(&pods).await;
-    assert_eq!(ready.len(), 2, "two Ready controller Pods");
+    // helm's --wait accepts replicas - maxUnavailable (1 here, the host network's rollout).
+    let ready = eventually(
+        Duration::from_secs(120),
+        "two Ready controller Pods",
+        || async {
+            let ready = ready_pods(&pods).await;
+            (ready.len() == 2).then_some(ready)
+        },
+    )
+    .await;
     assert_ne!(
         node_of(&ready[0]),
         node_of(&ready[1]),
@@ -337,8 +345,19 @@ async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_up
             "3m",
         ],
     );
-    let upgraded = ready_pods(&pods).await;
-    assert_eq!(upgraded.len(), 2, "two Ready Pods after the upgrade");
+    let upgraded = eventually(
+        Duration::from_secs(120),
+        "two Ready Pods after the upgrade",
+        || async {
+            let ready = ready_pods(&pods).await;
+            (ready.len() == 2
+                && ready
+                    .iter()
+                    .all(|p| !old.contains(p.metadata.name.as_deref().unwrap_or_default())))
+            .then_some(ready)
+        },
+    )
+    .await;
     for pod in &upgraded {
         let name = pod.metadata.name.clone().unwrap_or_default();
         assert!(
