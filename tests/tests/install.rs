@@ -13,7 +13,8 @@
 //!
 //! Network (namespace `<lab>-boot`, bridge br0): provisioning 10.62.0.0/24 (image server
 //! 10.62.0.2), node network 10.72.0.0/24; this host 10.72.0.254 on the bridge (the API server and
-//! the BMC listen there); node infra-<i> 10.62.0.1<i> + 10.72.0.1<i> on its interface `prov`.
+//! the BMC listen there); node infra-<i> 10.62.0.<2+i> + 10.72.0.24<i> on its interface `prov`
+//! (outside the addresses the site hands out: provisioning .11 + rack unit, node network from .2).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -43,12 +44,12 @@ struct LabNode {
 }
 
 impl LabNode {
-    /// Node `name` in a new namespace on the rig's segment with `10.62.0.1<i>` (provisioning)
-    /// and `10.72.0.1<i>` (its InternalIP), the image archive imported.
+    /// Node `infra-<i>` in a new namespace on the rig's segment with `10.62.0.<2+i>`
+    /// (provisioning) and `10.72.0.24<i>` (its InternalIP), the image archive imported.
     fn up(rig: &mut Rig, cp: &ControlPlane, i: u8, archive: &Path) -> Self {
         let ns = rig.lab.netns(&format!("n{i}"));
         let boot_ns = rig.boot_ns.clone();
-        let prov = format!("10.62.0.1{i}/24");
+        let prov = format!("10.62.0.{}/24", 2 + i);
         rig.lab.veth(
             &boot_ns,
             &format!("n{i}"),
@@ -59,7 +60,7 @@ impl LabNode {
             None,
             Some(&prov),
         );
-        let address = format!("10.72.0.1{i}");
+        let address = format!("10.72.0.24{i}");
         run(Command::new("ip").args([
             "-n",
             &ns,
