@@ -185,6 +185,16 @@ async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_up
     let mut rig = provisioning::rig_with_host(1, Some(&format!("{HOST}/24"))).await;
     // The Pods' user (65532) reads the ramdisk through a hostPath below the lab's directory.
     run(Command::new("chmod").arg("0755").arg(rig.lab.dir()));
+    // The installed OS (node network) checks in to the boot services (provisioning network) of
+    // a node's namespace through the segment's gateway: forwarding on.
+    run(Command::new("ip").args([
+        "netns",
+        "exec",
+        &rig.boot_ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]));
     let ramdisk = rig.lab.ramdisk();
     let cp = ControlPlane::up_at(rig.lab.dir().join("cp"), HOST);
     let client = client_for(&cp.kubeconfig()).await;
@@ -377,8 +387,9 @@ async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_up
         || leader(&leases),
     )
     .await;
-    // A few reconcile rounds on the new Pods: their logs hold no error.
+    // A few reconcile rounds on the new Pods: no reconcile error counted, no error logged.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut reconciles = 0.0;
     for pod in &upgraded {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let log = kubectl(&cp, &["-n", SYSTEM, "logs", &name]);
@@ -388,10 +399,31 @@ async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_up
         );
         let errors: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains("\"level\":\"WARN\""))
+            .filter(|l| l.contains("\"level\":\"ERROR\""))
             .collect();
         assert!(errors.is_empty(), "{name} after the upgrade: {errors:#?}");
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .unwrap_or_default();
+        let metrics = e2e::cluster::http_get(&format!("http://{ip}:8080/metrics"))
+            .unwrap_or_else(|| panic!("no metrics from {name} at {ip}"));
+        let sum = |prefix: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        assert_eq!(
+            sum("groundwork_reconcile_errors_total"),
+            0.0,
+            "{name}: {metrics}"
+        );
+        reconciles += sum("groundwork_reconciles_total");
     }
+    assert!(reconciles > 0.0, "the new leader reconciled nothing");
     let s1 = servers.get("s1").await.unwrap();
     assert_eq!(
         s1.status.and_then(|s| s.state),
