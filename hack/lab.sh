@@ -180,7 +180,11 @@ edge:
       birdSocket: $lab/bird/bird.ctl
       configDir: $lab/bird/conf
       birdLogFile: $lab/bird/bird.log
-provider: {enabled: true, replicas: 2}
+provider:
+  enabled: true
+  replicas: 2
+  nodeSelector: {groundwork.dev/infra: "true"}
+  tolerations: [{key: groundwork.dev/infra, operator: Exists, effect: NoSchedule}]
 VALUES
 KUBECONFIG="$lab/kubeconfig" helm upgrade --install groundwork charts/groundwork -n groundwork-system \
   -f "$lab/values.yaml" --wait --timeout 5m >/dev/null || die "helm install failed (kubectl -n groundwork-system get pods)"
