@@ -228,7 +228,7 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 gw_step "applying examples/ (BMC addresses 127.0.0.1 -> $bmc_host, where the lab's emulators are)"
-cat examples/*.yaml | sed "s#//127\.0\.0\.1:#//$bmc_host:#" | kc apply -f - >/dev/null
+for f in examples/*.yaml; do echo ---; cat "$f"; done | sed "s#//127\.0\.0\.1:#//$bmc_host:#" | kc apply -f - >/dev/null
 for _ in $(seq 120); do
   ready="$(kc -n fra1 get rack a01 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
   powered="$(kc -n fra1 get servers -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="PowerMatchesSpec")].status}{" "}{end}' 2>/dev/null || true)"
