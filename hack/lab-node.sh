@@ -169,7 +169,7 @@ authentication:
   x509: {clientCAFile: $cp/pki/ca.crt}
 authorization: {mode: Webhook}
 # This machine's disk is shared with everything else: never evict for it.
-evictionHard: {memory.available: 50Mi, nodefs.available: "1%", imagefs.available: "1%"}
+evictionHard: {memory.available: 50Mi, nodefs.available: 200Mi, imagefs.available: 200Mi}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 YAML
