@@ -552,7 +552,7 @@ done
 ((ready == 2)) || die "the workers did not become Ready nodes (see .lab/pods/, .lab/a01-u07.serial, .lab/a02-u01.serial)"
 echo "  timeline, from the MachineDeployment's creation:"; printf '    %s\n' "${timeline[@]}"
 kc get nodes -L topology.kubernetes.io/zone,topology.kubernetes.io/region -o wide | sed 's/^/  /'
-kc get nodes -o jsonpath='{range .items[*]}  {.metadata.name}: providerID {.spec.providerID}{"\n"}{end}'
+kc get nodes -l '!groundwork.dev/infra' -o jsonpath='{range .items[*]}  {.metadata.name}: providerID {.spec.providerID}{"\n"}{end}'
 
 gw_step "the app: a Deployment of two groundwork.dev/hello:v1 replicas spread across the zones (hostPort 8080), asked from this host"
 kc apply -f - >/dev/null <<'EOF6'
