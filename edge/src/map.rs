@@ -169,6 +169,7 @@ fn router_base(router: &BorderRouter) -> Result<RouterConfig, Problem> {
         own_prefixes,
         links: Vec::new(),
         blackholes: Vec::new(),
+        service_routes: Vec::new(),
     };
     routing::validate(&config).map_err(|e| Problem::new(e.reason(), e.to_string()))?;
     Ok(config)
