@@ -27,9 +27,22 @@ pub mod annotations {
 pub mod conditions {
     /// Written by the controller: the Service holds addresses from a pool, or why not.
     pub const ADDRESS_ALLOCATED: &str = "groundwork.dev/AddressAllocated";
-    /// Written by the edge daemon: the addresses are announced to the ISPs (the message names
-    /// the links and next hops; `lastTransitionTime` says since when), or why not.
-    pub const ANNOUNCED: &str = "groundwork.dev/Announced";
+    /// Written by the edge daemon of router `router` (its own type, so routers never clear
+    /// each other's): the Service's addresses in that router's pools are announced to the
+    /// ISPs (the message names the links and next hops; `lastTransitionTime` says since when),
+    /// or why not. `edge1` → `edge1.border.groundwork.dev/Announced`.
+    pub fn announced(router: &str) -> String {
+        format!("{router}.border.groundwork.dev/Announced")
+    }
+}
+
+/// The field manager under which the edge daemon of `router` writes Service status (one per
+/// router: a Service may hold addresses of two routers, and each router's apply must leave
+/// the other's condition alone). At most 128 characters, as the API server demands.
+pub fn edge_field_manager(router: &str) -> String {
+    let mut manager = format!("{}.{router}", crate::field_managers::EDGE);
+    manager.truncate(128);
+    manager
 }
 
 /// Condition reasons on a Service (CamelCase, stable).

@@ -14,6 +14,8 @@ pub mod error;
 pub mod expiry;
 pub mod map;
 pub mod metrics;
+pub mod problem;
 pub mod read;
 pub mod run;
+pub mod services;
 pub mod status;

@@ -315,8 +315,7 @@ fn validate_service_routes(cfg: &RouterConfig, errs: &mut Vec<ValidationError>) 
     let mut seen = BTreeSet::new();
     for route in &cfg.service_routes {
         let prefix = route.prefix;
-        if prefix.prefix_len() != prefix.max_prefix_len() || !owned_by(&cfg.own_prefixes, &prefix)
-        {
+        if prefix.prefix_len() != prefix.max_prefix_len() || !owned_by(&cfg.own_prefixes, &prefix) {
             errs.push(ValidationError::ServiceNotOwned { prefix });
         }
         let family_ok = |hop: &IpAddr| hop.is_ipv4() == matches!(prefix, IpNet::V4(_));

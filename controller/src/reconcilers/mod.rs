@@ -137,7 +137,12 @@ pub async fn run(
     };
 
     let synced = Arc::new(Synced::new(health.clone(), 6));
-    let (s1, s2, s3, s4) = (synced.clone(), synced.clone(), synced.clone(), synced.clone());
+    let (s1, s2, s3, s4) = (
+        synced.clone(),
+        synced.clone(),
+        synced.clone(),
+        synced.clone(),
+    );
     let (s5, s6) = (synced.clone(), synced);
     // A deleted Rack reaches no subscriber: the Racks that overlapped it are sent from here.
     let (rack_gone, racks_to_recheck) = futures::channel::mpsc::unbounded();

@@ -214,7 +214,11 @@ pub struct Outcome {
 }
 
 /// Allocates for a Service whose request was read (or failed to read).
-pub fn outcome(request: Result<Request, AllocError>, pools: &[Pool], holders: &[Holder]) -> Outcome {
+pub fn outcome(
+    request: Result<Request, AllocError>,
+    pools: &[Pool],
+    holders: &[Holder],
+) -> Outcome {
     match request {
         Ok(req) => match allocate(&req, pools, holders) {
             Ok(ips) => Outcome {
@@ -378,7 +382,10 @@ mod tests {
         let mut r = req();
         r.sharing.key = Some("k".into());
         let partner = [holder("a", &["203.0.113.65"], Some("k"), 443)];
-        assert_eq!(allocate(&r, &pools(), &partner), Ok(vec![ip("203.0.113.65")]));
+        assert_eq!(
+            allocate(&r, &pools(), &partner),
+            Ok(vec![ip("203.0.113.65")])
+        );
         let clash = [holder("a", &["203.0.113.65"], Some("k"), 80)];
         assert_eq!(allocate(&r, &pools(), &clash), Ok(vec![ip("203.0.113.64")]));
     }

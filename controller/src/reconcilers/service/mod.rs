@@ -63,7 +63,12 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if let Some(uid) = svc.uid() {
         grants.insert(uid, desired.addresses());
     }
-    let live: Vec<String> = ctx.services.state().iter().filter_map(|s| s.uid()).collect();
+    let live: Vec<String> = ctx
+        .services
+        .state()
+        .iter()
+        .filter_map(|s| s.uid())
+        .collect();
     grants.retain(|uid, _| live.contains(uid));
     drop(grants);
     ctx.metrics.reconciled(KIND, started.elapsed());

@@ -134,8 +134,12 @@ mod tests {
 
     #[test]
     fn serves_only_our_class_unless_default() {
-        let ours = svc(serde_json::json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS}}));
-        let other = svc(serde_json::json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "metallb.io/x"}}));
+        let ours = svc(
+            serde_json::json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS}}),
+        );
+        let other = svc(
+            serde_json::json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "metallb.io/x"}}),
+        );
         let none = svc(serde_json::json!({"spec": {"type": "LoadBalancer"}}));
         let cluster_ip = svc(
             serde_json::json!({"spec": {"type": "ClusterIP", "loadBalancerClass": LOAD_BALANCER_CLASS}}),
@@ -170,7 +174,8 @@ mod tests {
     #[test]
     fn bad_requested_addresses_are_typed_errors() {
         for bad in ["not-an-ip", "203.0.113.1,203.0.113.2"] {
-            let s = svc(serde_json::json!({"metadata": {"annotations": {annotations::ADDRESS: bad}}}));
+            let s =
+                svc(serde_json::json!({"metadata": {"annotations": {annotations::ADDRESS: bad}}}));
             assert_eq!(
                 request(&s).unwrap_err(),
                 AllocError::InvalidAddress { value: bad.into() }
