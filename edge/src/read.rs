@@ -87,6 +87,17 @@ where
     (reader, task)
 }
 
+/// An API of one namespace, or of all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Every object of a store.
 fn cloned<K>(store: &Store<K>) -> Vec<K>
 where
@@ -100,6 +111,7 @@ impl Stores {
     pub fn start(
         client: &Client,
         namespace: &str,
+        service_namespace: Option<&str>,
         router: &str,
         notify: Arc<Notify>,
     ) -> (Self, Vec<JoinHandle<()>>) {
@@ -125,12 +137,12 @@ impl Stores {
             notify.clone(),
         );
         let (services, t5) = spawn_watch(
-            Api::all(client.clone()),
+            scoped(client, service_namespace),
             watcher::Config::default(),
             notify.clone(),
         );
         let (slices, t6) = spawn_watch(
-            Api::all(client.clone()),
+            scoped(client, service_namespace),
             watcher::Config::default(),
             notify.clone(),
         );

@@ -36,6 +36,8 @@ pub struct Options {
     pub router: String,
     /// Its namespace (the site).
     pub namespace: String,
+    /// The namespace whose LoadBalancer Services are announced (`None`: every namespace).
+    pub service_namespace: Option<String>,
     /// Where the BIRD configuration is written.
     pub config_dir: PathBuf,
     /// BIRD's control socket.
@@ -71,7 +73,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let notify = Arc::new(Notify::new());
-    let (stores, tasks) = Stores::start(&client, &opts.namespace, &opts.router, notify.clone());
+    let (stores, tasks) = Stores::start(
+        &client,
+        &opts.namespace,
+        opts.service_namespace.as_deref(),
+        &opts.router,
+        notify.clone(),
+    );
     tokio::pin!(shutdown);
     tokio::select! {
         r = stores.wait_ready() => r?,
@@ -147,7 +155,7 @@ impl Daemon {
         config: Result<&ConfigState, (&'static str, &str)>,
         carrying: &[String],
         now: Timestamp,
-    ) -> Result<(), Error> {
+    ) {
         let type_ = crds::service::conditions::announced(&self.opts.router);
         let manager = crds::service::edge_field_manager(&self.opts.router);
         let mut samples = Vec::new();
@@ -180,27 +188,33 @@ impl Daemon {
             }
             let api: Api<k8s_openapi::api::core::v1::Service> =
                 Api::namespaced(self.client.clone(), &svc.namespace().unwrap_or_default());
-            if kube_kit::status::apply_if_changed(
+            // One Service's failed write never holds up the others (nor the metrics).
+            match kube_kit::status::apply_if_changed(
                 &api,
                 &manager,
                 &svc.name_any(),
                 Some(&current),
                 &desired,
             )
-            .await?
+            .await
             {
-                events::announce(
-                    &self.recorder,
-                    svc,
-                    &current.conditions,
-                    &desired.conditions,
-                    FirstStatus::Everything,
-                )
-                .await;
+                Ok(true) => {
+                    events::announce(
+                        &self.recorder,
+                        svc,
+                        &current.conditions,
+                        &desired.conditions,
+                        FirstStatus::Everything,
+                    )
+                    .await;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(service = %key, error = %e, reason = "StatusWriteFailed", "cannot write the Service's status; retrying on the next tick");
+                }
             }
         }
         self.opts.metrics.services(&samples);
-        Ok(())
     }
 
     /// The metrics sample of one link (flaps counted once, whatever the status writes do).
@@ -398,7 +412,7 @@ impl Daemon {
         }
         // LoadBalancer Services.
         self.services(&snap, mapped.as_ref().ok(), config, &carrying, now)
-            .await?;
+            .await;
 
         for (name, mut sample) in samples {
             sample.blackholes_announced = announced

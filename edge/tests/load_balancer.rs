@@ -1,0 +1,434 @@
+//! End-to-end: LoadBalancer Services over our own BGP edge. A real kube-apiserver (from
+//! `GROUNDWORK_TEST_CONTROLPLANE`), the controller and the edge daemon in-process, BIRD in a
+//! "border" network namespace, two ISPs (GoBGP) and a "nodes" namespace holding the node
+//! addresses the border routes Service addresses to. Nodes and EndpointSlices are created by
+//! the test, as the kubelet and the endpoint controller would. Needs root and the peers;
+//! panics without them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../routing/tests/support/mod.rs"]
+mod support;
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{condition, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon};
+use crds::service::{LOAD_BALANCER_CLASS, conditions};
+use crds::{BorderRouter, UpstreamLink};
+use e2e::{RunningController, admin_client, eventually, namespace};
+use edge::metrics::Metrics;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::{Gobgp, GobgpNeighbor, Lab, serial};
+
+const OWN: &str = "203.0.113.0/24";
+/// Four addresses: enough to exhaust in a test.
+const POOL: &str = "203.0.113.64/30";
+const NODE_NET: &str = "10.99.0.0/24";
+/// How fast a withdrawal must reach both ISPs.
+const WITHDRAW: Duration = Duration::from_secs(5);
+
+fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+/// A Node with an InternalIP and a Ready condition (its status written as the kubelet would).
+async fn node(client: &Client, name: &str, ip: &str, ready: bool) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let _ = nodes
+        .create(
+            &PostParams::default(),
+            &obj(json!({"metadata": {"name": name}})),
+        )
+        .await;
+    node_ready(client, name, ip, ready).await;
+}
+
+async fn node_ready(client: &Client, name: &str, ip: &str, ready: bool) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let status = json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": ip}],
+        "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
+                        "reason": "KubeletReady", "message": "test",
+                        "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// A LoadBalancer Service of our class with `externalTrafficPolicy: Local`.
+async fn service(client: &Client, ns: &str, name: &str, port: i32) {
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &obj(json!({
+            "metadata": {"name": name},
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS,
+                     "externalTrafficPolicy": "Local",
+                     "ports": [{"port": port, "protocol": "TCP"}], "selector": {"app": name}}
+        })),
+    )
+    .await
+    .unwrap();
+}
+
+/// The EndpointSlice of Service `name`: one ready endpoint on each of `nodes`.
+async fn endpoints(client: &Client, ns: &str, name: &str, nodes: &[&str]) {
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+    let eps: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"addresses": [format!("10.244.{i}.5")], "nodeName": n, "conditions": {"ready": true}}))
+        .collect();
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{name}-1"), "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4", "endpoints": eps,
+        "ports": [{"port": 8080, "protocol": "TCP"}]
+    });
+    api.patch(
+        &format!("{name}-1"),
+        &PatchParams::apply("lb-e2e").force(),
+        &Patch::Apply(&slice),
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until Service `name` holds an allocated address; returns it.
+async fn allocated(api: &Api<Service>, name: &str) -> String {
+    eventually(
+        Duration::from_secs(20),
+        &format!("{name} allocated"),
+        || {
+            let api = api.clone();
+            let name = name.to_string();
+            async move {
+                let s = api.get(&name).await.ok()?.status?;
+                let ok = condition(s.conditions.as_deref()?, conditions::ADDRESS_ALLOCATED)?.status
+                    == "True";
+                let ip = s.load_balancer?.ingress?.first()?.ip.clone()?;
+                ok.then_some(ip)
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until Service `name`'s Announced condition has `status` and `reason`; returns its
+/// message.
+async fn announced(api: &Api<Service>, name: &str, status: &str, reason: &str) -> String {
+    let type_ = conditions::announced("edge1");
+    eventually(
+        Duration::from_secs(20),
+        &format!("{name} {type_}={status} ({reason})"),
+        || {
+            let (api, name, type_) = (api.clone(), name.to_string(), type_.clone());
+            async move {
+                let s = api.get(&name).await.ok()?.status?;
+                let c = condition(s.conditions.as_deref()?, &type_)?;
+                (c.status == status && c.reason == reason).then(|| c.message.clone())
+            }
+        },
+    )
+    .await
+}
+
+/// The kernel route of `prefix` in namespace `ns` (`ip route show`).
+fn kernel_route(ns: &str, prefix: &str) -> String {
+    let out = Command::new(support::binary("ip"))
+        .args(["-n", ns, "route", "show", prefix])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the daemon's `/metrics` shows `expected` (announced, next hops) for the
+/// Service with `labels` (`None`: no series).
+async fn service_series(addr: std::net::SocketAddr, labels: &str, expected: Option<(f64, f64)>) {
+    eventually(
+        Duration::from_secs(5),
+        &format!("service series {labels} = {expected:?}"),
+        || async move {
+            let body = scrape(addr).await;
+            let announced = series(&body, "groundwork_edge_service_announced", labels);
+            let hops = series(&body, "groundwork_edge_service_next_hops", labels);
+            (announced.zip(hops) == expected && (expected.is_some() || announced.is_none()))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn both_gone(isps: &[&Gobgp], prefix: &str) {
+    for isp in isps {
+        isp.wait_gone(prefix, WITHDRAW).await;
+    }
+}
+
+/// Service → address from the pool → announced to both ISPs with each link's communities and
+/// prepends, routed to the node with the endpoint; endpoints gone, node NotReady, Service
+/// deleted → withdrawn within seconds; the address survives a controller restart; an exhausted
+/// pool is a condition and an Event; a deleted Service's address goes to the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_service_announced_to_both_isps() {
+    let _g = serial().await;
+    let mut lab = Lab::new();
+    let client = admin_client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "lb").await;
+
+    let border = lab.netns("border");
+    let isp_a_ns = lab.netns("ispa");
+    let isp_b_ns = lab.netns("ispb");
+    let nodes_ns = lab.netns("nodes");
+    lab.veth(
+        (&border, "upa", &["192.0.2.1/30"]),
+        (&isp_a_ns, "toborder", &["192.0.2.2/30"]),
+    );
+    lab.veth(
+        (&border, "upb", &["192.0.2.5/30"]),
+        (&isp_b_ns, "toborder", &["192.0.2.6/30"]),
+    );
+    lab.veth(
+        (&border, "nodes", &["10.99.0.1/24"]),
+        (&nodes_ns, "nodes", &["10.99.0.11/24", "10.99.0.12/24"]),
+    );
+    let bird = lab.start_bird(&border, "192.0.2.1").await;
+    let neighbor = |address: &str| GobgpNeighbor {
+        address: address.parse().unwrap(),
+        peer_as: 65000,
+    };
+    let isp_a = lab
+        .start_gobgp(&isp_a_ns, 64500, "192.0.2.2", &[neighbor("192.0.2.1")])
+        .await;
+    let isp_b = lab
+        .start_gobgp(&isp_b_ns, 64510, "192.0.2.6", &[neighbor("192.0.2.5")])
+        .await;
+
+    let pp = PostParams::default();
+    let routers: Api<BorderRouter> = Api::namespaced(client.clone(), &ns);
+    // Admission: a pool outside ownPrefixes is refused by the API server (CEL).
+    let refused = routers
+        .create(
+            &pp,
+            &obj(json!({
+                "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
+                "metadata": {"name": "edge1"},
+                "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN],
+                         "serviceAddressPools": [{"name": "public", "cidrs": ["198.51.100.0/30"]}]}
+            })),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, kube::Error::Api(e) if e.code == 422
+            && e.message.contains("every service address pool CIDR must lie inside one of ownPrefixes")),
+        "{refused:?}"
+    );
+    routers
+        .create(
+            &pp,
+            &obj(json!({
+                "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
+                "metadata": {"name": "edge1"},
+                "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN],
+                         "serviceAddressPools": [{"name": "public", "cidrs": [POOL]}],
+                         "nodeNetworks": [NODE_NET]}
+            })),
+        )
+        .await
+        .unwrap();
+    let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
+    for (name, peer_asn, local, peer, export) in [
+        (
+            "isp-a",
+            64500,
+            "192.0.2.1",
+            "192.0.2.2",
+            json!({"prefixes": [OWN], "communities": ["64500:100"]}),
+        ),
+        (
+            "isp-b",
+            64510,
+            "192.0.2.5",
+            "192.0.2.6",
+            json!({"prefixes": [OWN], "communities": ["64510:7:1"], "prepend": 2}),
+        ),
+    ] {
+        links
+            .create(&pp, &obj(json!({
+                "apiVersion": "groundwork.dev/v1alpha1", "kind": "UpstreamLink",
+                "metadata": {"name": name},
+                "spec": {"provider": name, "routerRef": "edge1",
+                         "bgp": {"peerASN": peer_asn, "ipv4": {"localAddress": local, "peerAddress": peer},
+                                 "holdTimeSeconds": 3, "keepaliveSeconds": 1},
+                         "import": {"mode": "DefaultOnly", "bogonFilter": false},
+                         "export": export}
+            })))
+            .await
+            .unwrap();
+    }
+
+    let n1 = format!("{ns}-n1");
+    let n2 = format!("{ns}-n2");
+    node(&client, &n1, "10.99.0.11", true).await;
+    node(&client, &n2, "10.99.0.12", true).await;
+
+    let mut controller = RunningController::start(client.clone(), &ns).await;
+    let metrics = Metrics::new();
+    let metrics_addr = serve_metrics(metrics.clone()).await;
+    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird, metrics);
+    isp_a.wait_route(OWN, Duration::from_secs(40)).await;
+    isp_b.wait_route(OWN, Duration::from_secs(40)).await;
+
+    // "early" takes the pool's lowest address, so web gets another one; early goes again
+    // before the controller restarts below, so a controller that forgot web's address would
+    // move it.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    service(&client, &ns, "early", 80).await;
+    let early_ip = allocated(&services, "early").await;
+    // A Service with a ready endpoint on n1: an address from the pool, announced on both links.
+    service(&client, &ns, "web", 80).await;
+    endpoints(&client, &ns, "web", &[&n1]).await;
+    let ip = allocated(&services, "web").await;
+    assert!(
+        POOL.parse::<ipnet::IpNet>()
+            .unwrap()
+            .contains(&ip.parse::<std::net::IpAddr>().unwrap()),
+        "{ip} not in {POOL}"
+    );
+    let host = format!("{ip}/32");
+    let at_a = isp_a.wait_route(&host, Duration::from_secs(10)).await;
+    assert_eq!(at_a.as_path, vec![65000]);
+    assert_eq!(at_a.communities, vec![(64500, 100)]);
+    let at_b = isp_b.wait_route(&host, Duration::from_secs(10)).await;
+    assert_eq!(at_b.as_path, vec![65000, 65000, 65000], "prepend 2");
+    assert_eq!(at_b.large_communities, vec![(64510, 7, 1)]);
+    let message = announced(&services, "web", "True", "Announced").await;
+    assert_eq!(
+        message,
+        format!("{host} announced on isp-a, isp-b via 10.99.0.11")
+    );
+    // The border's forwarding table sends it to the node.
+    let route = kernel_route(&border, &host);
+    assert!(route.contains("via 10.99.0.11"), "kernel route: {route:?}");
+    let labels = format!("namespace=\"{ns}\",service=\"web\"");
+    service_series(metrics_addr, &labels, Some((1.0, 1.0))).await;
+
+    // The controller restarts: web keeps its address (read back from its status) although a
+    // lower one is free now; the next Service gets that one, never web's.
+    services
+        .delete("early", &DeleteParams::default())
+        .await
+        .unwrap();
+    controller.stop().await;
+    controller = RunningController::start(client.clone(), &ns).await;
+    service(&client, &ns, "api", 443).await;
+    assert_eq!(allocated(&services, "api").await, early_ip);
+    assert_ne!(early_ip, ip, "two Services never share an address unasked");
+    assert_eq!(
+        allocated(&services, "web").await,
+        ip,
+        "address changed across a restart"
+    );
+
+    // Local policy: the endpoint moves to n2 → next hop n2; endpoints gone → withdrawn.
+    endpoints(&client, &ns, "web", &[&n2]).await;
+    let message = announced(&services, "web", "True", "Announced").await;
+    let message = if message.ends_with("10.99.0.12") {
+        message
+    } else {
+        eventually(Duration::from_secs(10), "next hop n2", || {
+            let services = services.clone();
+            async move {
+                let type_ = conditions::announced("edge1");
+                let s = services.get("web").await.ok()?.status?;
+                let c = condition(s.conditions.as_deref()?, &type_)?;
+                c.message
+                    .ends_with("via 10.99.0.12")
+                    .then(|| c.message.clone())
+            }
+        })
+        .await
+    };
+    assert!(message.ends_with("via 10.99.0.12"), "{message}");
+    endpoints(&client, &ns, "web", &[]).await;
+    both_gone(&[&isp_a, &isp_b], &host).await;
+    announced(&services, "web", "False", "NoNextHop").await;
+
+    // Back on n1, then n1 goes NotReady → withdrawn.
+    endpoints(&client, &ns, "web", &[&n1]).await;
+    isp_a.wait_route(&host, Duration::from_secs(10)).await;
+    isp_b.wait_route(&host, Duration::from_secs(10)).await;
+    node_ready(&client, &n1, "10.99.0.11", false).await;
+    both_gone(&[&isp_a, &isp_b], &host).await;
+    announced(&services, "web", "False", "NoNextHop").await;
+    node_ready(&client, &n1, "10.99.0.11", true).await;
+    isp_a.wait_route(&host, Duration::from_secs(10)).await;
+
+    // Exhaust the pool (4 addresses: api, web, two more), then one too many.
+    service(&client, &ns, "third", 80).await;
+    service(&client, &ns, "fourth", 80).await;
+    allocated(&services, "third").await;
+    allocated(&services, "fourth").await;
+    service(&client, &ns, "late", 80).await;
+    let exhausted = eventually(Duration::from_secs(20), "late: PoolExhausted", || {
+        let services = services.clone();
+        async move {
+            let s = services.get("late").await.ok()?.status?;
+            let c = condition(s.conditions.as_deref()?, conditions::ADDRESS_ALLOCATED)?;
+            (c.status == "False" && c.reason == "PoolExhausted").then(|| c.message.clone())
+        }
+    })
+    .await;
+    assert!(exhausted.contains("edge1/public"), "{exhausted}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    eventually(
+        Duration::from_secs(10),
+        "Event PoolExhausted on late",
+        || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await.ok()?;
+                list.items
+                    .iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some("PoolExhausted")
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("late")
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Deleting web withdraws its address at once and frees it for the waiting Service.
+    isp_b.wait_route(&host, Duration::from_secs(10)).await;
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    both_gone(&[&isp_a, &isp_b], &host).await;
+    assert_eq!(
+        allocated(&services, "late").await,
+        ip,
+        "the freed address goes to late"
+    );
+    service_series(metrics_addr, &labels, None).await;
+
+    stop_daemon(stop, daemon).await;
+    controller.stop().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for n in [&n1, &n2] {
+        let _ = nodes.delete(n, &DeleteParams::default()).await;
+    }
+}
