@@ -336,14 +336,27 @@ async fn load_balancer_service_announced_to_both_isps() {
         .unwrap();
     controller.stop().await;
     controller = RunningController::start(client.clone(), &ns).await;
-    service(&client, &ns, "api", 443).await;
-    assert_eq!(allocated(&services, "api").await, early_ip);
-    assert_ne!(early_ip, ip, "two Services never share an address unasked");
+    let metrics = controller.metrics.clone();
+    eventually(
+        Duration::from_secs(10),
+        "web reconciled after the restart",
+        || {
+            let mut body = String::new();
+            let encoded = prometheus_client::encoding::text::encode(&mut body, &metrics.registry);
+            let done = encoded.is_ok()
+                && series(&body, "groundwork_reconciles_total", "kind=\"Service\"") >= Some(1.0);
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
     assert_eq!(
         allocated(&services, "web").await,
         ip,
         "address changed across a restart"
     );
+    service(&client, &ns, "api", 443).await;
+    assert_eq!(allocated(&services, "api").await, early_ip);
+    assert_ne!(early_ip, ip, "two Services never share an address unasked");
 
     // Local policy: the endpoint moves to n2 → next hop n2; endpoints gone → withdrawn.
     endpoints(&client, &ns, "web", &[&n2]).await;
