@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use edge::metrics::Metrics;
 
-use common::{condition, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon};
+use common::{
+    condition, event_seen, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon,
+};
 use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
 use e2e::{AuditWindow, admin_client, eventually, namespace};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -183,21 +185,7 @@ async fn upstream_link_established_and_rtbh_from_the_api() {
     );
 
     // The transition was announced as an Event on the UpstreamLink.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    eventually(Duration::from_secs(10), "Event Established on isp1", || {
-        let events = events.clone();
-        async move {
-            let list = events.list(&Default::default()).await.ok()?;
-            list.items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("Established")
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("isp1")
-                })
-                .then_some(())
-        }
-    })
-    .await;
+    event_seen(&client, &ns, "Established", "isp1").await;
 
     // Idle: nothing changes, nothing is written.
     tokio::time::sleep(Duration::from_secs(2)).await;

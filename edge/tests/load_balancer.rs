@@ -15,7 +15,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{condition, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon};
+use common::{
+    condition, event_seen, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon,
+};
 use crds::service::{LOAD_BALANCER_CLASS, conditions};
 use crds::{BorderRouter, UpstreamLink};
 use e2e::{RunningController, admin_client, eventually, namespace};
@@ -225,16 +227,17 @@ async fn load_balancer_service_announced_to_both_isps() {
     let pp = PostParams::default();
     let routers: Api<BorderRouter> = Api::namespaced(client.clone(), &ns);
     // Admission: a pool outside ownPrefixes is refused by the API server (CEL).
+    let router = |pool: &str| {
+        obj::<BorderRouter>(json!({
+            "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
+            "metadata": {"name": "edge1"},
+            "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN],
+                     "serviceAddressPools": [{"name": "public", "cidrs": [pool]}],
+                     "nodeNetworks": [NODE_NET]}
+        }))
+    };
     let refused = routers
-        .create(
-            &pp,
-            &obj(json!({
-                "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
-                "metadata": {"name": "edge1"},
-                "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN],
-                         "serviceAddressPools": [{"name": "public", "cidrs": ["198.51.100.0/30"]}]}
-            })),
-        )
+        .create(&pp, &router("198.51.100.0/30"))
         .await
         .unwrap_err();
     assert!(
@@ -242,19 +245,7 @@ async fn load_balancer_service_announced_to_both_isps() {
             && e.message.contains("every service address pool CIDR must lie inside one of ownPrefixes")),
         "{refused:?}"
     );
-    routers
-        .create(
-            &pp,
-            &obj(json!({
-                "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
-                "metadata": {"name": "edge1"},
-                "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN],
-                         "serviceAddressPools": [{"name": "public", "cidrs": [POOL]}],
-                         "nodeNetworks": [NODE_NET]}
-            })),
-        )
-        .await
-        .unwrap();
+    routers.create(&pp, &router(POOL)).await.unwrap();
     let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
     for (name, peer_asn, local, peer, export) in [
         (
@@ -398,25 +389,7 @@ async fn load_balancer_service_announced_to_both_isps() {
     })
     .await;
     assert!(exhausted.contains("edge1/public"), "{exhausted}");
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    eventually(
-        Duration::from_secs(10),
-        "Event PoolExhausted on late",
-        || {
-            let events = events.clone();
-            async move {
-                let list = events.list(&Default::default()).await.ok()?;
-                list.items
-                    .iter()
-                    .any(|e| {
-                        e.reason.as_deref() == Some("PoolExhausted")
-                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("late")
-                    })
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    event_seen(&client, &ns, "PoolExhausted", "late").await;
 
     // Deleting web withdraws its address at once and frees it for the waiting Service.
     isp_b.wait_route(&host, Duration::from_secs(10)).await;

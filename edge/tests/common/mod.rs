@@ -129,3 +129,26 @@ pub fn condition<'a>(
 ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     conds.iter().find(|c| c.type_ == t)
 }
+
+/// Waits until an Event with `reason` regarding the object named `name` exists in `ns`.
+pub async fn event_seen(client: &Client, ns: &str, reason: &str, name: &str) {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    eventually(
+        Duration::from_secs(10),
+        &format!("Event {reason} on {name}"),
+        || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await.ok()?;
+                list.items
+                    .iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some(reason)
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
