@@ -68,13 +68,18 @@ async fn node_ready(client: &Client, name: &str, ip: &str, ready: bool) {
 
 /// A LoadBalancer Service of our class with `externalTrafficPolicy: Local`.
 async fn service(client: &Client, ns: &str, name: &str, port: i32) {
+    service_with_policy(client, ns, name, port, "Local").await;
+}
+
+/// A LoadBalancer Service of our class with the given `externalTrafficPolicy`.
+async fn service_with_policy(client: &Client, ns: &str, name: &str, port: i32, policy: &str) {
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
     api.create(
         &PostParams::default(),
         &obj(json!({
             "metadata": {"name": name},
             "spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS,
-                     "externalTrafficPolicy": "Local",
+                     "externalTrafficPolicy": policy,
                      "ports": [{"port": port, "protocol": "TCP"}], "selector": {"app": name}}
         })),
     )
@@ -374,9 +379,18 @@ async fn load_balancer_service_announced_to_both_isps() {
     isp_a.wait_route(&host, Duration::from_secs(10)).await;
 
     // Exhaust the pool (4 addresses: api, web, two more), then one too many.
-    service(&client, &ns, "third", 80).await;
+    // third (policy Cluster) has an endpoint on n1: routed to every Ready node, ECMP.
+    service_with_policy(&client, &ns, "third", 80, "Cluster").await;
+    endpoints(&client, &ns, "third", &[&n1]).await;
     service(&client, &ns, "fourth", 80).await;
-    allocated(&services, "third").await;
+    let third = format!("{}/32", allocated(&services, "third").await);
+    let ecmp = format!("{third} announced on isp-a, isp-b via 10.99.0.11, 10.99.0.12");
+    announced(&services, "third", "True", "Announced", Some(&ecmp)).await;
+    let route = kernel_route(&border, &third);
+    assert!(
+        route.contains("nexthop via 10.99.0.11") && route.contains("nexthop via 10.99.0.12"),
+        "kernel route: {route:?}"
+    );
     allocated(&services, "fourth").await;
     service(&client, &ns, "late", 80).await;
     let exhausted = eventually(Duration::from_secs(20), "late: PoolExhausted", || {
