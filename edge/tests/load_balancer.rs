@@ -1,8 +1,9 @@
 //! End-to-end: LoadBalancer Services over our own BGP edge. A real kube-apiserver (from
 //! `GROUNDWORK_TEST_CONTROLPLANE`), the controller and the edge daemon in-process, BIRD in a
 //! "border" network namespace, two ISPs (GoBGP) and a "nodes" namespace holding the node
-//! addresses the border routes Service addresses to. Nodes and EndpointSlices are created by
-//! the test, as the kubelet and the endpoint controller would. Needs root and the peers;
+//! addresses the border routes Service addresses to. The controller and the daemon run under
+//! the chart's ServiceAccounts (helm install). Nodes and EndpointSlices are created by the
+//! test, as the kubelet and the endpoint controller would. Needs root, the peers and helm;
 //! panics without them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +21,10 @@ use common::{
 };
 use crds::service::{LOAD_BALANCER_CLASS, conditions};
 use crds::{BorderRouter, UpstreamLink};
-use e2e::{RunningController, admin_client, eventually, namespace};
+use e2e::{
+    RunningController, admin_client, client_as_service_account, eventually, helm, namespace,
+    repo_root,
+};
 use edge::metrics::Metrics;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -287,10 +291,24 @@ async fn load_balancer_service_announced_to_both_isps() {
     node(&client, &n1, "10.99.0.11", true).await;
     node(&client, &n2, "10.99.0.12", true).await;
 
-    let mut controller = RunningController::start(client.clone(), &ns).await;
+    // The controller and the daemon run under the chart's ServiceAccounts: exactly its RBAC.
+    let release_ns = namespace(&client, "lb-system").await;
+    let release = format!("lb{}", std::process::id());
+    let chart = repo_root().join("charts/groundwork");
+    helm(&[
+        "install",
+        &release,
+        chart.to_str().unwrap(),
+        "--namespace",
+        &release_ns,
+    ]);
+    let controller_sa =
+        client_as_service_account(&release_ns, &format!("{release}-controller")).await;
+    let edge_sa = client_as_service_account(&release_ns, &format!("{release}-edge")).await;
+    let mut controller = RunningController::start(controller_sa.clone(), &ns).await;
     let metrics = Metrics::new();
     let metrics_addr = serve_metrics(metrics.clone()).await;
-    let (stop, daemon) = start_daemon(&client, &ns, &lab, &bird, metrics);
+    let (stop, daemon) = start_daemon(&edge_sa, &ns, &lab, &bird, metrics);
     isp_a.wait_route(OWN, Duration::from_secs(40)).await;
     isp_b.wait_route(OWN, Duration::from_secs(40)).await;
 
@@ -332,7 +350,7 @@ async fn load_balancer_service_announced_to_both_isps() {
         .await
         .unwrap();
     controller.stop().await;
-    controller = RunningController::start(client.clone(), &ns).await;
+    controller = RunningController::start(controller_sa, &ns).await;
     let metrics = controller.metrics.clone();
     eventually(
         Duration::from_secs(10),
@@ -422,6 +440,7 @@ async fn load_balancer_service_announced_to_both_isps() {
 
     stop_daemon(stop, daemon).await;
     controller.stop().await;
+    helm(&["uninstall", &release, "--namespace", &release_ns]);
     let nodes: Api<Node> = Api::all(client.clone());
     for n in [&n1, &n2] {
         let _ = nodes.delete(n, &DeleteParams::default()).await;
