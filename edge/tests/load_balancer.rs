@@ -22,8 +22,8 @@ use common::{
 use crds::service::{LOAD_BALANCER_CLASS, conditions};
 use crds::{BorderRouter, UpstreamLink};
 use e2e::{
-    RunningController, admin_client, client_as_service_account, eventually, helm, namespace,
-    repo_root,
+    AuditWindow, RunningController, admin_client, client_as_service_account, eventually, helm,
+    namespace, repo_root,
 };
 use edge::metrics::Metrics;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -342,6 +342,16 @@ async fn load_balancer_service_announced_to_both_isps() {
     assert!(route.contains("via 10.99.0.11"), "kernel route: {route:?}");
     let labels = format!("namespace=\"{ns}\",service=\"web\"");
     service_series(metrics_addr, &labels, Some((1.0, 1.0))).await;
+
+    // Idle: nothing changes, so neither the controller nor the daemon writes anything.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window = AuditWindow::open_with_core(&ns);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let writes = window.close::<Service>(&client, "web").await;
+    assert!(
+        writes.is_empty(),
+        "an idle site must cause no writes, got {writes:?}"
+    );
 
     // The controller restarts: web keeps its address (read back from its status) although a
     // lower one is free now; the next Service gets that one, never web's.
