@@ -45,7 +45,8 @@ pub struct Snapshot {
     pub blackholes: Vec<BlackholeRoute>,
     /// The Secrets those links reference, by name.
     pub secrets: BTreeMap<String, Secret>,
-    /// Every Service of type LoadBalancer that is not being deleted (any namespace).
+    /// Every Service that is not being deleted (in the watched namespaces): the LoadBalancer
+    /// ones are candidates, the others may carry a condition of ours to clear (type changed).
     pub services: Vec<Service>,
     /// Every EndpointSlice (any namespace).
     pub slices: Vec<EndpointSlice>,
@@ -233,7 +234,6 @@ impl Stores {
             .services
             .state()
             .into_iter()
-            .filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"))
             .filter(|s| s.metadata.deletion_timestamp.is_none())
             .map(|s| (*s).clone())
             .collect();

@@ -448,6 +448,37 @@ async fn load_balancer_service_announced_to_both_isps() {
     );
     service_series(metrics_addr, &labels, None).await;
 
+    // A Service that stops being a LoadBalancer loses what the controller wrote (its address
+    // and condition), by an empty server-side apply under the controller's field manager.
+    let to_cluster_ip = json!({"spec": {"type": "ClusterIP", "externalTrafficPolicy": null,
+                                        "loadBalancerClass": null, "allocateLoadBalancerNodePorts": null,
+                                        "ports": [{"port": 443, "protocol": "TCP", "nodePort": null}]}});
+    services
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &Patch::Merge(&to_cluster_ip),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "api's status cleared", || {
+        let services = services.clone();
+        async move {
+            let s = services.get("api").await.ok()?.status.unwrap_or_default();
+            let ingress = s
+                .load_balancer
+                .and_then(|lb| lb.ingress)
+                .unwrap_or_default();
+            let ours = s
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_.contains("groundwork.dev/"));
+            (ingress.is_empty() && !ours).then_some(())
+        }
+    })
+    .await;
+
     stop_daemon(stop, daemon).await;
     controller.stop().await;
     helm(&["uninstall", &release, "--namespace", &release_ns]);

@@ -45,14 +45,19 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if paused(svc.as_ref()) {
         return Ok(Action::await_change());
     }
+    let served = validate::served(&svc, ctx.load_balancer_default_class);
+    let current = decide::OwnedStatus::observed(&svc);
+    if !served && current == decide::OwnedStatus::default() {
+        // Not ours, nothing of ours on it: most Services of a cluster end here.
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     // One allocation at a time: read, decide and write under the lock, so a grant is visible
     // to the next Service before the cache has caught up.
     let mut grants = ctx.service_grants.lock().await;
     let facts = read::read(&ctx, &svc, &grants);
-    let outcome = validate::served(&svc, ctx.load_balancer_default_class)
-        .then(|| decide::outcome(validate::request(&svc), &facts.pools, &facts.holders));
-    let current = decide::OwnedStatus::observed(&svc);
+    let outcome =
+        served.then(|| decide::outcome(validate::request(&svc), &facts.pools, &facts.holders));
     let desired = decide::status(
         outcome.as_ref(),
         &current,
