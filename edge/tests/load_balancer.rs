@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::{
     condition, event_seen, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon,
 };
-use crds::service::{LOAD_BALANCER_CLASS, conditions};
+use crds::service::{LOAD_BALANCER_CLASS, annotations, conditions};
 use crds::{BorderRouter, UpstreamLink};
 use e2e::{
     AuditWindow, RunningController, admin_client, client_as_service_account, eventually, helm,
@@ -72,16 +72,23 @@ async fn node_ready(client: &Client, name: &str, ip: &str, ready: bool) {
 
 /// A LoadBalancer Service of our class with `externalTrafficPolicy: Local`.
 async fn service(client: &Client, ns: &str, name: &str, port: i32) {
-    service_with_policy(client, ns, name, port, "Local").await;
+    service_with(client, ns, name, port, "Local", json!({})).await;
 }
 
-/// A LoadBalancer Service of our class with the given `externalTrafficPolicy`.
-async fn service_with_policy(client: &Client, ns: &str, name: &str, port: i32, policy: &str) {
+/// A LoadBalancer Service of our class with the given `externalTrafficPolicy` and annotations.
+async fn service_with(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    port: i32,
+    policy: &str,
+    annotations: serde_json::Value,
+) {
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
     api.create(
         &PostParams::default(),
         &obj(json!({
-            "metadata": {"name": name},
+            "metadata": {"name": name, "annotations": annotations},
             "spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS,
                      "externalTrafficPolicy": policy,
                      "ports": [{"port": port, "protocol": "TCP"}], "selector": {"app": name}}
@@ -406,11 +413,22 @@ async fn load_balancer_service_announced_to_both_isps() {
     node_ready(&client, &n1, "10.99.0.11", true).await;
     isp_a.wait_route(&host, Duration::from_secs(10)).await;
 
-    // Exhaust the pool (4 addresses: api, web, two more), then one too many.
+    // Exhaust the pool (4 addresses: api, web, two more), then one too many. fourth asks for
+    // the pool's last address (the annotation is honoured: it is free and in the pool), third
+    // gets the lowest free one.
+    service_with(
+        &client,
+        &ns,
+        "fourth",
+        80,
+        "Local",
+        json!({annotations::ADDRESS: "203.0.113.67"}),
+    )
+    .await;
+    assert_eq!(allocated(&services, "fourth").await, "203.0.113.67");
     // third (policy Cluster) has an endpoint on n1: routed to every Ready node, ECMP.
-    service_with_policy(&client, &ns, "third", 80, "Cluster").await;
+    service_with(&client, &ns, "third", 80, "Cluster", json!({})).await;
     endpoints(&client, &ns, "third", &[&n1]).await;
-    service(&client, &ns, "fourth", 80).await;
     let third = format!("{}/32", allocated(&services, "third").await);
     let ecmp = format!("{third} announced on isp-a, isp-b via 10.99.0.11, 10.99.0.12");
     announced(&services, "third", "True", "Announced", Some(&ecmp)).await;
@@ -419,7 +437,7 @@ async fn load_balancer_service_announced_to_both_isps() {
         route.contains("nexthop via 10.99.0.11") && route.contains("nexthop via 10.99.0.12"),
         "kernel route: {route:?}"
     );
-    allocated(&services, "fourth").await;
+    assert_eq!(third, "203.0.113.66/32");
     service(&client, &ns, "late", 80).await;
     let exhausted = eventually(Duration::from_secs(20), "late: PoolExhausted", || {
         let services = services.clone();
