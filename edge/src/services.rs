@@ -171,6 +171,7 @@ pub fn select(
             .filter(|ip| node_networks.iter().any(|net| net.contains(ip)))
             .collect();
         let mut prefixes = Vec::new();
+        let mut used = BTreeSet::new();
         for ip in &addresses {
             let family_hops: BTreeSet<IpAddr> = hops
                 .iter()
@@ -179,6 +180,7 @@ pub fn select(
                 .collect();
             if !family_hops.is_empty() {
                 let prefix = IpNet::from(*ip);
+                used.extend(family_hops.iter().copied());
                 out.routes.entry(prefix).or_default().extend(family_hops);
                 prefixes.push(prefix);
             }
@@ -191,7 +193,7 @@ pub fn select(
         } else {
             ServiceMapping::Routed {
                 prefixes,
-                next_hops: hops.into_iter().collect(),
+                next_hops: used.into_iter().collect(),
             }
         };
         out.services.insert(key(svc), mapping);
@@ -293,6 +295,20 @@ mod tests {
         let sel = select(&spec(), &[s], &[slice("web", &[("n3", true)])], &nodes());
         assert_eq!(hops(&sel, "203.0.113.64/32"), ["10.20.0.11", "10.20.0.12"]);
         assert_eq!(hops(&sel, "2001:db8:100:64::1/128"), ["2001:db8:20::11"]);
+    }
+
+    #[test]
+    fn next_hops_of_the_service_families_only() {
+        let s = svc("web", &["203.0.113.64"], "Local");
+        let sel = select(&spec(), &[s], &[slice("web", &[("n1", true)])], &nodes());
+        assert_eq!(
+            sel.services["app/web"],
+            ServiceMapping::Routed {
+                prefixes: vec!["203.0.113.64/32".parse().unwrap()],
+                next_hops: vec!["10.20.0.11".parse().unwrap()],
+            },
+            "n1's IPv6 address is no next hop of an IPv4-only Service"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ const OWN: &str = "203.0.113.0/24";
 /// Four addresses: enough to exhaust in a test.
 const POOL: &str = "203.0.113.64/30";
 const NODE_NET: &str = "10.99.0.0/24";
+const OWN6: &str = "2001:db8:100::/48";
+const POOL6: &str = "2001:db8:100:64::/126";
+const NODE_NET6: &str = "2001:db8:99::/64";
 /// How fast a withdrawal must reach both ISPs.
 const WITHDRAW: Duration = Duration::from_secs(5);
 
@@ -45,7 +48,7 @@ fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
 }
 
 /// A Node with an InternalIP and a Ready condition (its status written as the kubelet would).
-async fn node(client: &Client, name: &str, ip: &str, ready: bool) {
+async fn node(client: &Client, name: &str, ips: &[&str], ready: bool) {
     let nodes: Api<Node> = Api::all(client.clone());
     let _ = nodes
         .create(
@@ -53,13 +56,17 @@ async fn node(client: &Client, name: &str, ip: &str, ready: bool) {
             &obj(json!({"metadata": {"name": name}})),
         )
         .await;
-    node_ready(client, name, ip, ready).await;
+    node_ready(client, name, ips, ready).await;
 }
 
-async fn node_ready(client: &Client, name: &str, ip: &str, ready: bool) {
+async fn node_ready(client: &Client, name: &str, ips: &[&str], ready: bool) {
     let nodes: Api<Node> = Api::all(client.clone());
+    let addresses: Vec<_> = ips
+        .iter()
+        .map(|ip| json!({"type": "InternalIP", "address": ip}))
+        .collect();
     let status = json!({"status": {
-        "addresses": [{"type": "InternalIP", "address": ip}],
+        "addresses": addresses,
         "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
                         "reason": "KubeletReady", "message": "test",
                         "lastHeartbeatTime": "2026-01-01T00:00:00Z",
@@ -170,8 +177,9 @@ async fn announced(
 
 /// The kernel route of `prefix` in namespace `ns` (`ip route show`).
 fn kernel_route(ns: &str, prefix: &str) -> String {
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
     let out = Command::new(support::binary("ip"))
-        .args(["-n", ns, "route", "show", prefix])
+        .args([family, "-n", ns, "route", "show", prefix])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -217,16 +225,20 @@ async fn load_balancer_service_announced_to_both_isps() {
     let isp_b_ns = lab.netns("ispb");
     let nodes_ns = lab.netns("nodes");
     lab.veth(
-        (&border, "upa", &["192.0.2.1/30"]),
-        (&isp_a_ns, "toborder", &["192.0.2.2/30"]),
+        (&border, "upa", &["192.0.2.1/30", "2001:db8:a::1/64"]),
+        (&isp_a_ns, "toborder", &["192.0.2.2/30", "2001:db8:a::2/64"]),
     );
     lab.veth(
-        (&border, "upb", &["192.0.2.5/30"]),
-        (&isp_b_ns, "toborder", &["192.0.2.6/30"]),
+        (&border, "upb", &["192.0.2.5/30", "2001:db8:b::1/64"]),
+        (&isp_b_ns, "toborder", &["192.0.2.6/30", "2001:db8:b::2/64"]),
     );
     lab.veth(
-        (&border, "nodes", &["10.99.0.1/24"]),
-        (&nodes_ns, "nodes", &["10.99.0.11/24", "10.99.0.12/24"]),
+        (&border, "nodes", &["10.99.0.1/24", "2001:db8:99::1/64"]),
+        (
+            &nodes_ns,
+            "nodes",
+            &["10.99.0.11/24", "10.99.0.12/24", "2001:db8:99::11/64"],
+        ),
     );
     let bird = lab.start_bird(&border, "192.0.2.1").await;
     let neighbor = |address: &str| GobgpNeighbor {
@@ -234,26 +246,36 @@ async fn load_balancer_service_announced_to_both_isps() {
         peer_as: 65000,
     };
     let isp_a = lab
-        .start_gobgp(&isp_a_ns, 64500, "192.0.2.2", &[neighbor("192.0.2.1")])
+        .start_gobgp(
+            &isp_a_ns,
+            64500,
+            "192.0.2.2",
+            &[neighbor("192.0.2.1"), neighbor("2001:db8:a::1")],
+        )
         .await;
     let isp_b = lab
-        .start_gobgp(&isp_b_ns, 64510, "192.0.2.6", &[neighbor("192.0.2.5")])
+        .start_gobgp(
+            &isp_b_ns,
+            64510,
+            "192.0.2.6",
+            &[neighbor("192.0.2.5"), neighbor("2001:db8:b::1")],
+        )
         .await;
 
     let pp = PostParams::default();
     let routers: Api<BorderRouter> = Api::namespaced(client.clone(), &ns);
     // Admission: a pool outside ownPrefixes is refused by the API server (CEL).
-    let router = |pool: &str| {
+    let router = |pools: &[&str]| {
         obj::<BorderRouter>(json!({
             "apiVersion": "groundwork.dev/v1alpha1", "kind": "BorderRouter",
             "metadata": {"name": "edge1"},
-            "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN],
-                     "serviceAddressPools": [{"name": "public", "cidrs": [pool]}],
-                     "nodeNetworks": [NODE_NET]}
+            "spec": {"localASN": 65000, "routerID": "192.0.2.1", "ownPrefixes": [OWN, OWN6],
+                     "serviceAddressPools": [{"name": "public", "cidrs": pools}],
+                     "nodeNetworks": [NODE_NET, NODE_NET6]}
         }))
     };
     let refused = routers
-        .create(&pp, &router("198.51.100.0/30"))
+        .create(&pp, &router(&[POOL, "198.51.100.0/30"]))
         .await
         .unwrap_err();
     assert!(
@@ -261,22 +283,22 @@ async fn load_balancer_service_announced_to_both_isps() {
             && e.message.contains("every service address pool CIDR must lie inside one of ownPrefixes")),
         "{refused:?}"
     );
-    routers.create(&pp, &router(POOL)).await.unwrap();
+    routers.create(&pp, &router(&[POOL, POOL6])).await.unwrap();
     let links: Api<UpstreamLink> = Api::namespaced(client.clone(), &ns);
-    for (name, peer_asn, local, peer, export) in [
+    for (name, peer_asn, (local, peer), (local6, peer6), export) in [
         (
             "isp-a",
             64500,
-            "192.0.2.1",
-            "192.0.2.2",
-            json!({"prefixes": [OWN], "communities": ["64500:100"]}),
+            ("192.0.2.1", "192.0.2.2"),
+            ("2001:db8:a::1", "2001:db8:a::2"),
+            json!({"prefixes": [OWN, OWN6], "communities": ["64500:100"]}),
         ),
         (
             "isp-b",
             64510,
-            "192.0.2.5",
-            "192.0.2.6",
-            json!({"prefixes": [OWN], "communities": ["64510:7:1"], "prepend": 2}),
+            ("192.0.2.5", "192.0.2.6"),
+            ("2001:db8:b::1", "2001:db8:b::2"),
+            json!({"prefixes": [OWN, OWN6], "communities": ["64510:7:1"], "prepend": 2}),
         ),
     ] {
         links
@@ -285,6 +307,7 @@ async fn load_balancer_service_announced_to_both_isps() {
                 "metadata": {"name": name},
                 "spec": {"provider": name, "routerRef": "edge1",
                          "bgp": {"peerASN": peer_asn, "ipv4": {"localAddress": local, "peerAddress": peer},
+                                 "ipv6": {"localAddress": local6, "peerAddress": peer6},
                                  "holdTimeSeconds": 3, "keepaliveSeconds": 1},
                          "import": {"mode": "DefaultOnly", "bogonFilter": false},
                          "export": export}
@@ -295,8 +318,9 @@ async fn load_balancer_service_announced_to_both_isps() {
 
     let n1 = format!("{ns}-n1");
     let n2 = format!("{ns}-n2");
-    node(&client, &n1, "10.99.0.11", true).await;
-    node(&client, &n2, "10.99.0.12", true).await;
+    let n1_ips = ["10.99.0.11", "2001:db8:99::11"];
+    node(&client, &n1, &n1_ips, true).await;
+    node(&client, &n2, &["10.99.0.12"], true).await;
 
     // The controller and the daemon run under the chart's ServiceAccounts: exactly its RBAC.
     let release_ns = namespace(&client, "lb-system").await;
@@ -407,10 +431,10 @@ async fn load_balancer_service_announced_to_both_isps() {
     endpoints(&client, &ns, "web", &[&n1]).await;
     isp_a.wait_route(&host, Duration::from_secs(10)).await;
     isp_b.wait_route(&host, Duration::from_secs(10)).await;
-    node_ready(&client, &n1, "10.99.0.11", false).await;
+    node_ready(&client, &n1, &n1_ips, false).await;
     both_gone(&[&isp_a, &isp_b], &host).await;
     announced(&services, "web", "False", "NoNextHop", None).await;
-    node_ready(&client, &n1, "10.99.0.11", true).await;
+    node_ready(&client, &n1, &n1_ips, true).await;
     isp_a.wait_route(&host, Duration::from_secs(10)).await;
 
     // Exhaust the pool (4 addresses: api, web, two more), then one too many. fourth asks for
@@ -497,8 +521,52 @@ async fn load_balancer_service_announced_to_both_isps() {
     })
     .await;
 
-    stop_daemon(stop, daemon).await;
+    // IPv6. This bare API server is single-stack: it cannot give a Service an IPv6 family. So
+    // the controller stops and the test writes what the controller writes for an IPv6 address
+    // (the contract the daemon reads), under the controller's field manager.
     controller.stop().await;
+    isp_a.wait_route(OWN6, Duration::from_secs(20)).await;
+    isp_b.wait_route(OWN6, Duration::from_secs(20)).await;
+    service(&client, &ns, "web6", 80).await;
+    endpoints(&client, &ns, "web6", &[&n1]).await;
+    let ip6 = "2001:db8:100:64::1";
+    let status = json!({"apiVersion": "v1", "kind": "Service", "status": {
+        "loadBalancer": {"ingress": [{"ip": ip6}]},
+        "conditions": [{"type": conditions::ADDRESS_ALLOCATED, "status": "True", "reason": "Allocated",
+                        "message": format!("allocated {ip6}"), "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    services
+        .patch_status(
+            "web6",
+            &PatchParams::apply(crds::field_managers::CONTROLLER).force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    let host6 = format!("{ip6}/128");
+    let at_a = isp_a.wait_route(&host6, Duration::from_secs(10)).await;
+    assert_eq!(
+        (at_a.as_path, at_a.communities),
+        (vec![65000], vec![(64500, 100)])
+    );
+    let at_b = isp_b.wait_route(&host6, Duration::from_secs(10)).await;
+    assert_eq!(
+        (at_b.as_path, at_b.large_communities),
+        (vec![65000, 65000, 65000], vec![(64510, 7, 1)])
+    );
+    let v6 = format!("{host6} announced on isp-a, isp-b via 2001:db8:99::11");
+    announced(&services, "web6", "True", "Announced", Some(&v6)).await;
+    let route = kernel_route(&border, &host6);
+    assert!(
+        route.contains("via 2001:db8:99::11"),
+        "kernel route: {route:?}"
+    );
+    services
+        .delete("web6", &DeleteParams::default())
+        .await
+        .unwrap();
+    both_gone(&[&isp_a, &isp_b], &host6).await;
+
+    stop_daemon(stop, daemon).await;
     helm(&["uninstall", &release, "--namespace", &release_ns]);
     let nodes: Api<Node> = Api::all(client.clone());
     for n in [&n1, &n2] {
