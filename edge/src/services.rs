@@ -2,8 +2,9 @@
 //! it forwards them to.
 //!
 //! A Service is a candidate when it is of type LoadBalancer, the controller reports its
-//! addresses allocated (`groundwork.dev/AddressAllocated=True`) and they lie in one of this
-//! router's `serviceAddressPools`. Its next hops are the InternalIPs, on the router's
+//! addresses managed (it carries `groundwork.dev/AddressAllocated`, True or — while a change
+//! fails and the working addresses are kept — False) and they lie in one of this router's
+//! `serviceAddressPools`. Its next hops are the InternalIPs, on the router's
 //! `nodeNetworks`, of the Ready nodes that can serve it: with `externalTrafficPolicy: Local`
 //! the nodes holding a ready endpoint in its EndpointSlices; otherwise every Ready node, as
 //! long as the Service has a ready endpoint at all. No next hop, no announcement.
@@ -67,12 +68,14 @@ fn nets(cidrs: &[String]) -> Vec<IpNet> {
 fn candidate_addresses(svc: &Service, pools: &[IpNet]) -> Option<Vec<IpAddr>> {
     let spec = svc.spec.as_ref()?;
     let status = svc.status.as_ref()?;
-    let allocated = status
+    // The controller's condition says the addresses are its own; a False one still comes
+    // with the addresses that keep working.
+    let managed = status
         .conditions
         .iter()
         .flatten()
-        .any(|c| c.type_ == ADDRESS_ALLOCATED && c.status == "True");
-    if spec.type_.as_deref() != Some("LoadBalancer") || !allocated {
+        .any(|c| c.type_ == ADDRESS_ALLOCATED);
+    if spec.type_.as_deref() != Some("LoadBalancer") || !managed {
         return None;
     }
     let addresses: Vec<IpAddr> = status
@@ -327,20 +330,28 @@ mod tests {
     }
 
     #[test]
-    fn only_allocated_addresses_in_our_pools_are_candidates() {
-        let mut pending = svc("a", &["203.0.113.65"], "Cluster");
-        pending
-            .status
-            .as_mut()
-            .unwrap()
-            .conditions
-            .as_mut()
-            .unwrap()[0]
-            .status = "False".into();
-        let foreign = svc("b", &["198.51.100.7"], "Cluster");
-        let slices = [slice("a", &[("n1", true)]), slice("b", &[("n1", true)])];
-        let sel = select(&spec(), &[pending, foreign], &slices, &nodes());
-        assert!(sel.services.is_empty() && sel.routes.is_empty());
+    fn only_managed_addresses_in_our_pools_are_candidates() {
+        let mut foreign_ingress = svc("a", &["203.0.113.65"], "Cluster");
+        foreign_ingress.status.as_mut().unwrap().conditions = None;
+        let other_pool = svc("b", &["198.51.100.7"], "Cluster");
+        let mut kept = svc("c", &["203.0.113.66"], "Cluster");
+        kept.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "False".into();
+        let slices = [
+            slice("a", &[("n1", true)]),
+            slice("b", &[("n1", true)]),
+            slice("c", &[("n1", true)]),
+        ];
+        let sel = select(
+            &spec(),
+            &[foreign_ingress, other_pool, kept],
+            &slices,
+            &nodes(),
+        );
+        assert_eq!(
+            sel.services.keys().collect::<Vec<_>>(),
+            ["app/c"],
+            "an address kept while a change fails stays announced"
+        );
     }
 
     #[test]

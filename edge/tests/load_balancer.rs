@@ -437,6 +437,34 @@ async fn load_balancer_service_announced_to_both_isps() {
     node_ready(&client, &n1, &n1_ips, true).await;
     isp_a.wait_route(&host, Duration::from_secs(10)).await;
 
+    // web asks for api's address: refused (AddressInUse), and web keeps its working address,
+    // still announced; asking for nothing again makes it whole.
+    let ask = |address: Option<&str>| json!({"metadata": {"annotations": {annotations::ADDRESS: address}}});
+    let pp_merge = PatchParams::default();
+    services
+        .patch("web", &pp_merge, &Patch::Merge(&ask(Some(&early_ip))))
+        .await
+        .unwrap();
+    let refused = eventually(Duration::from_secs(10), "web: AddressInUse", || {
+        let services = services.clone();
+        async move {
+            let s = services.get("web").await.ok()?.status?;
+            let c = condition(s.conditions.as_deref()?, conditions::ADDRESS_ALLOCATED)?;
+            let kept = s.load_balancer?.ingress?.first()?.ip.clone()?;
+            (c.reason == "AddressInUse").then_some(kept)
+        }
+    })
+    .await;
+    assert_eq!(refused, ip, "a refused change keeps the working address");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(isp_a.route(&host).is_some() && isp_b.route(&host).is_some());
+    announced(&services, "web", "True", "Announced", None).await;
+    services
+        .patch("web", &pp_merge, &Patch::Merge(&ask(None)))
+        .await
+        .unwrap();
+    assert_eq!(allocated(&services, "web").await, ip);
+
     // Exhaust the pool (4 addresses: api, web, two more), then one too many. fourth asks for
     // the pool's last address (the annotation is honoured: it is free and in the pool), third
     // gets the lowest free one.
