@@ -83,6 +83,8 @@ async fn service(client: &Client, ns: &str, name: &str, port: i32) {
 }
 
 /// A LoadBalancer Service of our class with the given `externalTrafficPolicy` and annotations.
+/// No selector: its EndpointSlices are the test's alone, also where a kube-controller-manager
+/// runs.
 async fn service_with(
     client: &Client,
     ns: &str,
@@ -98,7 +100,7 @@ async fn service_with(
             "metadata": {"name": name, "annotations": annotations},
             "spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS,
                      "externalTrafficPolicy": policy,
-                     "ports": [{"port": port, "protocol": "TCP"}], "selector": {"app": name}}
+                     "ports": [{"port": port, "protocol": "TCP"}]}
         })),
     )
     .await
