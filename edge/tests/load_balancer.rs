@@ -204,6 +204,27 @@ async fn service_series(addr: std::net::SocketAddr, labels: &str, expected: Opti
     .await;
 }
 
+/// Waits until the controller's metric `name{labels}` satisfies `ok`.
+async fn controller_series(
+    controller: &RunningController,
+    name: &str,
+    labels: &str,
+    ok: impl Fn(f64) -> bool,
+) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("controller {name}{{{labels}}}"),
+        || {
+            let mut body = String::new();
+            let encoded =
+                prometheus_client::encoding::text::encode(&mut body, &controller.metrics.registry);
+            let done = encoded.is_ok() && series(&body, name, labels).is_some_and(&ok);
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+}
+
 async fn both_gone(isps: &[&Gobgp], prefix: &str) {
     for isp in isps {
         isp.wait_gone(prefix, WITHDRAW).await;
@@ -394,17 +415,11 @@ async fn load_balancer_service_announced_to_both_isps() {
         .unwrap();
     controller.stop().await;
     controller = RunningController::start(controller_sa, &ns).await;
-    let metrics = controller.metrics.clone();
-    eventually(
-        Duration::from_secs(10),
-        "web reconciled after the restart",
-        || {
-            let mut body = String::new();
-            let encoded = prometheus_client::encoding::text::encode(&mut body, &metrics.registry);
-            let done = encoded.is_ok()
-                && series(&body, "groundwork_reconciles_total", "kind=\"Service\"") >= Some(1.0);
-            async move { done.then_some(()) }
-        },
+    controller_series(
+        &controller,
+        "groundwork_reconciles_total",
+        "kind=\"Service\"",
+        |v| v >= 1.0,
     )
     .await;
     assert_eq!(
@@ -504,6 +519,21 @@ async fn load_balancer_service_announced_to_both_isps() {
     .await;
     assert!(exhausted.contains("edge1/public"), "{exhausted}");
     event_seen(&client, &ns, "PoolExhausted", "late").await;
+    let pool = "pool=\"edge1/public\"";
+    controller_series(
+        &controller,
+        "groundwork_service_pool_addresses_used",
+        pool,
+        |v| v == 4.0,
+    )
+    .await;
+    controller_series(
+        &controller,
+        "groundwork_service_pool_addresses",
+        pool,
+        |v| v == 8.0,
+    )
+    .await;
 
     // Deleting web withdraws its address at once and frees it for the waiting Service.
     isp_b.wait_route(&host, Duration::from_secs(10)).await;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::error::AllocError;
 use super::model::{Family, Holder, Pool, Request};
+use crate::metrics::PoolSample;
 
 /// At most this many addresses of one pool network are scanned for a free one.
 const SCAN_LIMIT: usize = 1 << 16;
@@ -122,6 +123,31 @@ fn addresses(net: &IpNet) -> impl Iterator<Item = IpAddr> + '_ {
         )),
         IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(first + i)),
     })
+}
+
+/// How full every pool is: the distinct addresses held by `holders` and by the Service just
+/// decided (`own`), and the pool's size (saturating at `u64::MAX`).
+pub fn usage(pools: &[Pool], holders: &[Holder], own: &[IpAddr]) -> Vec<PoolSample> {
+    let held: std::collections::BTreeSet<&IpAddr> = holders
+        .iter()
+        .flat_map(|h| h.addresses.iter())
+        .chain(own)
+        .collect();
+    pools
+        .iter()
+        .map(|p| PoolSample {
+            pool: p.id.clone(),
+            used: held.iter().filter(|ip| p.contains(ip)).count() as u64,
+            size: p
+                .nets
+                .iter()
+                .map(|n| {
+                    1u64.checked_shl(u32::from(n.max_prefix_len() - n.prefix_len()))
+                        .unwrap_or(u64::MAX)
+                })
+                .fold(0u64, u64::saturating_add),
+        })
+        .collect()
 }
 
 /// The addresses of `current` that a Service may keep while its allocation fails (in a pool,
@@ -405,6 +431,32 @@ mod tests {
             "the manual pool has no IPv6"
         );
         assert_eq!(allocate(&req(), &[], &[]).unwrap_err().reason(), "NoPool");
+    }
+
+    #[test]
+    fn usage_counts_distinct_held_addresses_per_pool() {
+        let holders = [
+            holder("a", &["203.0.113.64"], Some("k"), 80),
+            holder("b", &["203.0.113.64"], Some("k"), 443),
+        ];
+        let mut big = pool("v6", &["2001:db8:100::/48"], true);
+        big.id = "edge1/v6".into();
+        let u = usage(&[pools()[0].clone(), big], &holders, &[ip("203.0.113.65")]);
+        assert_eq!(
+            u,
+            vec![
+                PoolSample {
+                    pool: "edge1/web".into(),
+                    used: 2,
+                    size: 4
+                },
+                PoolSample {
+                    pool: "edge1/v6".into(),
+                    used: 0,
+                    size: u64::MAX
+                },
+            ]
+        );
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         &Time(jiff::Timestamp::now()),
     );
     apply::status(&ctx, KIND, svc.as_ref(), Some(&current), &desired).await?;
+    ctx.metrics.pools(&decide::usage(
+        &facts.pools,
+        &facts.holders,
+        &desired.addresses(),
+    ));
     if let Some(uid) = svc.uid() {
         grants.insert(uid, desired.addresses());
     }
