@@ -496,7 +496,8 @@ async fn load_balancer_service_announced_to_both_isps() {
     .await;
     assert_eq!(allocated(&services, "fourth").await, "203.0.113.67");
     // third (policy Cluster) has an endpoint on n1: routed to every Ready node, ECMP.
-    service_with(&client, &ns, "third", 80, "Cluster", json!({})).await;
+    let shared = json!({annotations::SHARING_KEY: "third"});
+    service_with(&client, &ns, "third", 80, "Cluster", shared.clone()).await;
     endpoints(&client, &ns, "third", &[&n1]).await;
     let third = format!("{}/32", allocated(&services, "third").await);
     let ecmp = format!("{third} announced on isp-a, isp-b via 10.99.0.11, 10.99.0.12");
@@ -507,6 +508,16 @@ async fn load_balancer_service_announced_to_both_isps() {
         "kernel route: {route:?}"
     );
     assert_eq!(third, "203.0.113.66/32");
+    // With the same sharing key and another port, a Service shares third's address (asked
+    // for); its endpoint on n2 adds n2 for the shared /32 (union of the Services' next hops).
+    service_with(&client, &ns, "third-tls", 443, "Local", shared).await;
+    endpoints(&client, &ns, "third-tls", &[&n2]).await;
+    assert_eq!(
+        format!("{}/32", allocated(&services, "third-tls").await),
+        third
+    );
+    let alone = format!("{third} announced on isp-a, isp-b via 10.99.0.12");
+    announced(&services, "third-tls", "True", "Announced", Some(&alone)).await;
     service(&client, &ns, "late", 80).await;
     let exhausted = eventually(Duration::from_secs(20), "late: PoolExhausted", || {
         let services = services.clone();
