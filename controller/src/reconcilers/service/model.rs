@@ -94,3 +94,20 @@ pub struct Request {
     /// Its sharing terms.
     pub sharing: Sharing,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharing_needs_the_same_key_and_distinct_ports() {
+        let s = |key: Option<&str>, port: i32| Sharing {
+            key: key.map(str::to_string),
+            ports: [("TCP".to_string(), port)].into(),
+        };
+        assert!(s(Some("a"), 80).compatible(&s(Some("a"), 443)));
+        assert!(!s(Some("a"), 80).compatible(&s(Some("a"), 80)));
+        assert!(!s(Some("a"), 80).compatible(&s(Some("b"), 443)));
+        assert!(!s(None, 80).compatible(&s(None, 443)));
+    }
+}
