@@ -73,7 +73,7 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     if let Some(uid) = svc.uid() {
         grants.insert(uid, desired.addresses());
     }
-    let live: Vec<String> = ctx
+    let live: std::collections::BTreeSet<String> = ctx
         .services
         .state()
         .iter()
@@ -84,7 +84,8 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(match outcome.map(|o| o.result) {
         Some(Err(e)) => {
-            tracing::info!(service = %svc.name_any(), reason = e.reason(), error = %e, "no address allocated; retrying");
+            // The transition was logged and announced once (condition + Event); retries are quiet.
+            tracing::debug!(service = %svc.name_any(), reason = e.reason(), error = %e, "no address allocated; retrying");
             Action::requeue(RETRY)
         }
         _ => Action::requeue(ctx.resync),
