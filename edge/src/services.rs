@@ -109,24 +109,32 @@ fn internal_ips(node: &Node) -> impl Iterator<Item = IpAddr> + '_ {
         .filter_map(|a| a.address.parse().ok())
 }
 
-/// The nodes holding a ready endpoint of `svc` (an endpoint without a `ready` condition counts
-/// as ready, as the API documents).
-fn endpoint_nodes<'a>(svc: &Service, slices: &'a [EndpointSlice]) -> BTreeSet<&'a str> {
-    let (ns, name) = (&svc.metadata.namespace, &svc.metadata.name);
-    slices
-        .iter()
-        .filter(|s| &s.metadata.namespace == ns)
-        .filter(|s| {
-            s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                == name.as_ref()
-        })
-        .flat_map(|s| s.endpoints.iter())
-        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
-        .filter_map(|e| e.node_name.as_deref())
-        .collect()
+/// The nodes holding a ready endpoint, by Service (`namespace/name`, from the slices'
+/// `kubernetes.io/service-name` label); an endpoint without a `ready` condition counts as
+/// ready, as the API documents. One pass over the slices for all Services.
+fn endpoint_nodes(slices: &[EndpointSlice]) -> BTreeMap<ServiceKey, BTreeSet<&str>> {
+    let mut out: BTreeMap<ServiceKey, BTreeSet<&str>> = BTreeMap::new();
+    for slice in slices {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let key = format!(
+            "{}/{service}",
+            slice.metadata.namespace.as_deref().unwrap_or_default()
+        );
+        let nodes = slice
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+            .filter_map(|e| e.node_name.as_deref());
+        out.entry(key).or_default().extend(nodes);
+    }
+    out
 }
 
 /// Selects the candidates of the router `spec` among `services`.
@@ -147,12 +155,14 @@ pub fn select(
         .filter(|n| ready(n))
         .filter_map(|n| Some((n.metadata.name.as_deref()?, n)))
         .collect();
+    let endpoints_by_service = endpoint_nodes(slices);
+    let no_endpoints = BTreeSet::new();
     let mut out = Selection::default();
     for svc in services {
         let Some(addresses) = candidate_addresses(svc, &pools) else {
             continue;
         };
-        let endpoints = endpoint_nodes(svc, slices);
+        let endpoints = endpoints_by_service.get(&key(svc)).unwrap_or(&no_endpoints);
         let local = svc
             .spec
             .as_ref()
@@ -191,7 +201,7 @@ pub fn select(
         let mapping = if prefixes.is_empty() {
             ServiceMapping::Withdrawn(Problem::new(
                 reasons::NO_NEXT_HOP,
-                no_next_hop(local, &endpoints, serving.len()),
+                no_next_hop(local, endpoints, serving.len()),
             ))
         } else {
             ServiceMapping::Routed {

@@ -89,12 +89,13 @@ fn allocate_one(
     if let Some(ip) = shared {
         return Ok(*ip);
     }
-    let held = |ip: &IpAddr| holders.iter().any(|h| h.addresses.contains(ip));
+    let held: std::collections::BTreeSet<&IpAddr> =
+        holders.iter().flat_map(|h| h.addresses.iter()).collect();
     eligible
         .iter()
         .flat_map(|p| p.nets.iter())
         .filter(|n| net_family(n) == family)
-        .find_map(|net| addresses(net).find(|ip| !held(ip)))
+        .find_map(|net| addresses(net).find(|ip| !held.contains(ip)))
         .ok_or_else(|| AllocError::Exhausted {
             family,
             pools: eligible
