@@ -26,7 +26,7 @@ use crate::metrics::{LinkSample, Metrics, ServiceLabels};
 use crate::read::{Snapshot, Stores};
 use crate::services::{self, ServiceMapping};
 use crate::status::{
-    self, LinkInput, LinkStatus, Observation, ServiceInput, ServiceStatus, StatusWriter,
+    self, Carrying, LinkInput, LinkStatus, Observation, ServiceInput, ServiceStatus, StatusWriter,
 };
 
 /// What the daemon needs to know.
@@ -153,7 +153,7 @@ impl Daemon {
         snap: &Snapshot,
         mapped: Option<&Mapped>,
         config: Result<&ConfigState, (&'static str, &str)>,
-        carrying: &[String],
+        carrying: &Carrying,
         now: Timestamp,
     ) {
         let type_ = crds::service::conditions::announced(&self.opts.router);
@@ -329,13 +329,7 @@ impl Daemon {
             self.applier.invalidate();
         }
         let mut samples: Vec<(String, LinkSample)> = Vec::new();
-        let carrying: Vec<String> = observations
-            .iter()
-            .filter(|(_, o)| {
-                matches!(o, Observation::Sessions(s) if s.iter().any(routing::SessionStatus::is_established))
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
+        let carrying = Carrying::observed(&observations);
         for link in &snap.links {
             let name = link.name_any();
             let mapping = mapped.as_ref().ok().and_then(|m| m.links.get(&name));

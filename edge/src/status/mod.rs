@@ -12,5 +12,5 @@ pub use compute::{
     router_status,
 };
 pub use observe::{Observation, bird_alive, poll};
-pub use service::{ServiceInput, ServiceStatus, service_status};
+pub use service::{Carrying, ServiceInput, ServiceStatus, service_status};
 pub use write::StatusWriter;

@@ -2,6 +2,10 @@
 //! `<router>.border.groundwork.dev/Announced` condition, saying which links carry the
 //! Service's addresses toward which nodes, and since when.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -11,6 +15,7 @@ use serde::Serialize;
 use crate::apply::ConfigState;
 use crate::conditions;
 use crate::services::ServiceMapping;
+use crate::status::observe::Observation;
 use crds::ConditionStatus;
 use crds::service::reasons;
 
@@ -42,6 +47,44 @@ impl ServiceStatus {
     }
 }
 
+/// The links with an Established session, per address family: they carry every Service
+/// route of that family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Carrying {
+    /// Links with an Established IPv4 session.
+    pub v4: Vec<String>,
+    /// Links with an Established IPv6 session.
+    pub v6: Vec<String>,
+}
+
+impl Carrying {
+    /// From what BIRD says about every link (a session's family is its neighbor's).
+    pub fn observed(observations: &BTreeMap<String, Observation>) -> Self {
+        let mut out = Self::default();
+        for (link, observation) in observations {
+            let Observation::Sessions(sessions) = observation else {
+                continue;
+            };
+            for session in sessions.iter().filter(|s| s.is_established()) {
+                match session.neighbor {
+                    Some(IpAddr::V4(_)) => out.v4.push(link.clone()),
+                    Some(IpAddr::V6(_)) => out.v6.push(link.clone()),
+                    None => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The links carrying `prefix`.
+    pub fn of(&self, prefix: &IpNet) -> &[String] {
+        match prefix {
+            IpNet::V4(_) => &self.v4,
+            IpNet::V6(_) => &self.v6,
+        }
+    }
+}
+
 /// The inputs of one Service's status.
 pub struct ServiceInput<'a> {
     /// This router's condition type.
@@ -54,8 +97,8 @@ pub struct ServiceInput<'a> {
     pub mapping: Option<&'a ServiceMapping>,
     /// The router's configuration state.
     pub config: Result<&'a ConfigState, (&'static str, &'a str)>,
-    /// The links with an Established session (they carry every Service route).
-    pub carrying: &'a [String],
+    /// The links carrying each family.
+    pub carrying: &'a Carrying,
     /// Now.
     pub now: Timestamp,
 }
@@ -87,33 +130,43 @@ pub fn service_status(input: ServiceInput<'_>) -> ServiceStatus {
             reason,
             message.clone(),
         ),
-        (Some(ServiceMapping::Routed { .. }), Ok(ConfigState::Applied { .. }))
-            if input.carrying.is_empty() =>
-        {
-            Desired::new(
-                input.type_.to_string(),
-                ConditionStatus::False,
-                reasons::NO_LINK,
-                "no UpstreamLink of the router has an Established session: not announced",
-            )
-        }
         (
             Some(ServiceMapping::Routed {
                 prefixes,
                 next_hops,
             }),
             Ok(ConfigState::Applied { .. }),
-        ) => Desired::new(
-            input.type_.to_string(),
-            ConditionStatus::True,
-            reasons::ANNOUNCED,
-            format!(
-                "{} announced on {} via {}",
-                join(prefixes),
-                input.carrying.join(", "),
-                join(next_hops)
-            ),
-        ),
+        ) => {
+            let carried: Vec<String> = prefixes
+                .iter()
+                .filter(|p| !input.carrying.of(p).is_empty())
+                .map(|p| format!("{p} announced on {}", input.carrying.of(p).join(", ")))
+                .collect();
+            let missing: Vec<String> = prefixes
+                .iter()
+                .filter(|p| input.carrying.of(p).is_empty())
+                .map(|p| format!("{p} not announced (no Established session of its family)"))
+                .collect();
+            if carried.is_empty() {
+                Desired::new(
+                    input.type_.to_string(),
+                    ConditionStatus::False,
+                    reasons::NO_LINK,
+                    format!(
+                        "no UpstreamLink of the router has an Established session of the address family: {}",
+                        missing.join("; ")
+                    ),
+                )
+            } else {
+                let all: Vec<String> = carried.into_iter().chain(missing).collect();
+                Desired::new(
+                    input.type_.to_string(),
+                    ConditionStatus::True,
+                    reasons::ANNOUNCED,
+                    format!("{} via {}", all.join("; "), join(next_hops)),
+                )
+            }
+        }
     };
     ServiceStatus {
         conditions: merge(
@@ -156,7 +209,7 @@ mod tests {
         current: &'a ServiceStatus,
         mapping: Option<&'a ServiceMapping>,
         config: &'a ConfigState,
-        carrying: &'a [String],
+        carrying: &'a Carrying,
         now: &str,
     ) -> ServiceInput<'a> {
         ServiceInput {
@@ -172,7 +225,11 @@ mod tests {
 
     #[test]
     fn announced_names_links_and_next_hops_and_keeps_its_time() {
-        let (cfg, links) = (applied(), vec!["isp-a".to_string(), "isp-b".to_string()]);
+        let cfg = applied();
+        let links = Carrying {
+            v4: vec!["isp-a".to_string(), "isp-b".to_string()],
+            v6: vec!["isp-a".to_string()],
+        };
         let none = ServiceStatus::default();
         let m = routed();
         let first = service_status(input(&none, Some(&m), &cfg, &links, "2026-01-01T00:00:00Z"));
@@ -197,14 +254,28 @@ mod tests {
         let cfg = applied();
         let none = ServiceStatus::default();
         let m = routed();
-        let s = service_status(input(&none, Some(&m), &cfg, &[], "2026-01-01T00:00:00Z"));
-        assert_eq!(s.conditions[0].reason, "NoLink");
+        let v6_only = Carrying {
+            v4: vec![],
+            v6: vec!["isp-a".to_string()],
+        };
+        let s = service_status(input(
+            &none,
+            Some(&m),
+            &cfg,
+            &v6_only,
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(
+            s.conditions[0].reason, "NoLink",
+            "an IPv6 session carries no /32"
+        );
         let w = ServiceMapping::Withdrawn(Problem::new("NoNextHop", "no ready endpoint"));
-        let s = service_status(input(&s, Some(&w), &cfg, &[], "2026-01-01T00:00:00Z"));
+        let none_up = Carrying::default();
+        let s = service_status(input(&s, Some(&w), &cfg, &none_up, "2026-01-01T00:00:00Z"));
         assert_eq!(s.conditions[0].reason, "NoNextHop");
         assert!(!s.announced());
         assert_eq!(
-            service_status(input(&s, None, &cfg, &[], "2026-01-01T00:00:00Z")),
+            service_status(input(&s, None, &cfg, &none_up, "2026-01-01T00:00:00Z")),
             ServiceStatus::default()
         );
     }
