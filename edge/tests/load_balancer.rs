@@ -225,10 +225,17 @@ async fn controller_series(
     .await;
 }
 
+/// Waits until `prefix` has left every ISP's RIB (at most [`WITHDRAW`]) and prints how long it
+/// took.
 async fn both_gone(isps: &[&Gobgp], prefix: &str) {
+    let started = std::time::Instant::now();
     for isp in isps {
         isp.wait_gone(prefix, WITHDRAW).await;
     }
+    eprintln!(
+        "{prefix} withdrawn from every ISP in {:?}",
+        started.elapsed()
+    );
 }
 
 /// Service → address from the pool → announced to both ISPs with each link's communities and
@@ -347,7 +354,8 @@ async fn load_balancer_service_announced_to_both_isps() {
 
     // The controller and the daemon run under the chart's ServiceAccounts: exactly its RBAC.
     let release_ns = namespace(&client, "lb-system").await;
-    let release = format!("lb{}", std::process::id());
+    // Unique like the namespace (a PID alone repeats, and a failed run leaves its ClusterRoles).
+    let release = release_ns.replace("lb-system-", "lb");
     let chart = repo_root().join("charts/groundwork");
     helm(&[
         "install",
