@@ -63,6 +63,11 @@ pub struct Config {
     /// probe shows the API server enforcing it. Unset: no check (a controller run by hand).
     #[arg(long, env = "GROUNDWORK_ADMISSION_POLICY")]
     pub admission_policy: Option<String>,
+    /// Also serve LoadBalancer Services that set no `spec.loadBalancerClass` (Groundwork as
+    /// the cluster's default load balancer); Services of our class `groundwork.dev/border`
+    /// are always served.
+    #[arg(long, env = "GROUNDWORK_LOAD_BALANCER_DEFAULT_CLASS")]
+    pub load_balancer_default_class: bool,
     /// Log output.
     #[command(flatten)]
     pub log: logging::LogArgs,

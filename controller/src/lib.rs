@@ -3,8 +3,8 @@
 //! - The floor: [`config`], [`metrics`], [`health`] (the endpoints), [`agent_logs`],
 //!   [`ipam`], [`refresh_slots`], [`leader`], [`admission`], [`view`]. They import nothing else of this crate
 //!   ([`health`] only the floor: metrics, agent logs, the view).
-//! - The [`reconcilers`] wing: the caches and the Rack, Server and UpstreamLink controllers,
-//!   run by the leader. The [`boot_services`] wing: DHCP, TFTP, HTTP boot, metadata and the
+//! - The [`reconcilers`] wing: the caches and the Rack, Server, UpstreamLink and LoadBalancer
+//!   Service controllers, run by the leader. The [`boot_services`] wing: DHCP, TFTP, HTTP boot, metadata and the
 //!   agent API, run by every replica from their own caches. They talk only through the API
 //!   objects (a Server's `status.bootProgress` and the contracts in `crds` and `proto`):
 //!   **neither wing imports the other**, and inside a wing a folder's children import

@@ -1,5 +1,7 @@
 //! Prometheus metrics: reconciles, durations, errors by kind and reason, status writes.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -39,6 +41,24 @@ pub struct FailureLabels {
     pub reason: &'static str,
 }
 
+/// Labels naming a LoadBalancer address pool.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `router/pool`.
+    pub pool: String,
+}
+
+/// How full one LoadBalancer address pool is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSample {
+    /// `router/pool`.
+    pub pool: String,
+    /// Addresses held by Services.
+    pub used: u64,
+    /// Addresses in the pool (saturating).
+    pub size: u64,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -50,6 +70,9 @@ pub struct Metrics {
     invalid_objects: Family<KindLabels, Gauge>,
     phases: Family<PhaseLabels, Histogram>,
     provisioning_failures: Family<FailureLabels, Counter>,
+    pool_used: Family<PoolLabels, Gauge>,
+    pool_size: Family<PoolLabels, Gauge>,
+    known_pools: Mutex<BTreeSet<String>>,
     /// The boot services' metrics (DHCP, TFTP, HTTP boot).
     pub boot: boot::metrics::Metrics,
 }
@@ -99,6 +122,18 @@ impl Default for Metrics {
             "Stored objects that cannot be read with the current types",
             invalid_objects.clone(),
         );
+        let pool_used = Family::<PoolLabels, Gauge>::default();
+        let pool_size = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "service_pool_addresses_used",
+            "LoadBalancer addresses of the pool held by Services",
+            pool_used.clone(),
+        );
+        registry.register(
+            "service_pool_addresses",
+            "Addresses in the LoadBalancer address pool",
+            pool_size.clone(),
+        );
         let boot = boot::metrics::Metrics::default();
         boot.register(&mut registry);
         Self {
@@ -110,12 +145,38 @@ impl Default for Metrics {
             invalid_objects,
             phases,
             provisioning_failures,
+            pool_used,
+            pool_size,
+            known_pools: Mutex::default(),
             boot,
         }
     }
 }
 
 impl Metrics {
+    /// Sets the LoadBalancer pools' usage to `samples` and drops the series of pools no longer
+    /// among them.
+    pub fn pools(&self, samples: &[PoolSample]) {
+        let Ok(mut known) = self.known_pools.lock() else {
+            return;
+        };
+        let now: BTreeSet<String> = samples.iter().map(|s| s.pool.clone()).collect();
+        for gone in known.difference(&now) {
+            let labels = PoolLabels { pool: gone.clone() };
+            self.pool_used.remove(&labels);
+            self.pool_size.remove(&labels);
+        }
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for s in samples {
+            let labels = PoolLabels {
+                pool: s.pool.clone(),
+            };
+            self.pool_used.get_or_create(&labels).set(clamp(s.used));
+            self.pool_size.get_or_create(&labels).set(clamp(s.size));
+        }
+        *known = now;
+    }
+
     /// Records one reconciliation of `kind` that took `elapsed`.
     pub fn reconciled(&self, kind: &'static str, elapsed: Duration) {
         self.reconciles.get_or_create(&KindLabels { kind }).inc();

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.serviceAddressPools) || self.serviceAddressPools.all(p, p.cidrs.all(c, !isCIDR(c) || self.ownPrefixes.exists(o, isCIDR(o) && cidr(o).containsCIDR(c))))").message("every service address pool CIDR must lie inside one of ownPrefixes").field_path(".serviceAddressPools"))]
 pub struct BorderRouterSpec {
     /// Our autonomous system number (1–4294967295, not 23456).
     #[serde(rename = "localASN")]
@@ -53,6 +54,46 @@ pub struct BorderRouterSpec {
     #[x_kube(validation = Rule::new("self.all(p, isCIDR(p))").message("every own prefix must be a CIDR such as 203.0.113.0/24"))]
     #[schemars(length(min = 1, max = 64), inner(length(max = 49)))]
     pub own_prefixes: Vec<String>,
+    /// Address pools for Services of type LoadBalancer with the class `groundwork.dev/border`
+    /// (see docs/load-balancer.md). Every pool CIDR must lie inside `ownPrefixes` (checked at
+    /// admission); each allocated address is announced as a /32 or /128 on every UpstreamLink
+    /// of this router, with that link's export communities and prepends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub service_address_pools: Vec<ServiceAddressPool>,
+    /// Networks (CIDR) directly attached to this router on which the nodes' InternalIP
+    /// addresses live. A Service address is routed to the nodes that can serve it by static
+    /// routes whose next hops are those nodes' InternalIPs (several nodes: ECMP); nodes whose
+    /// InternalIP lies in none of these networks are never used as next hops.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(n, isCIDR(n))").message("every node network must be a CIDR such as 10.20.0.0/24"))]
+    #[schemars(length(max = 16), inner(length(max = 49)))]
+    pub node_networks: Vec<String>,
+}
+
+/// A named pool of our own addresses handed to LoadBalancer Services.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAddressPool {
+    /// The pool's name (a DNS label), which a Service may ask for with the
+    /// `groundwork.dev/address-pool` annotation.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("name must be a DNS label such as public-web"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// The pool's addresses as CIDRs (IPv4 and IPv6 may mix); every address of a CIDR,
+    /// network and broadcast included, is assignable, since each is routed as a host route.
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("every pool CIDR must be a CIDR such as 203.0.113.64/28"))]
+    #[schemars(length(min = 1, max = 16), inner(length(max = 49)))]
+    pub cidrs: Vec<String>,
+    /// Whether Services that name no pool get addresses from this one (default true); a pool
+    /// with `autoAssign: false` serves only Services that name it.
+    #[serde(default = "auto_assign_default")]
+    pub auto_assign: bool,
+}
+
+fn auto_assign_default() -> bool {
+    true
 }
 
 /// What the edge daemon observed on a border router.

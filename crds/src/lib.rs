@@ -17,11 +17,12 @@ pub mod common;
 pub mod provider;
 pub mod rack;
 pub mod server;
+pub mod service;
 pub mod upstream;
 
 pub use border::{
     BlackholeRoute, BlackholeRouteSpec, BlackholeRouteStatus, BorderRouter, BorderRouterSpec,
-    BorderRouterStatus,
+    BorderRouterStatus, ServiceAddressPool,
 };
 pub use common::{
     ConditionStatus, SecretKeyRef, annotations, condition_types, field_managers, reasons,

@@ -122,6 +122,7 @@ async fn main() {
     let opts = edge::run::Options {
         router: "edge1".into(),
         namespace: ns.clone(),
+        service_namespace: Some(ns.clone()),
         config_dir: conf_dir.clone(),
         bird_socket: bird.socket.clone(),
         bird_binary: support::binary("bird"),

@@ -16,6 +16,10 @@ struct Flags {
     /// Namespace (site) of the BorderRouter, its UpstreamLinks and BlackholeRoutes.
     #[arg(long, env = "GROUNDWORK_NAMESPACE")]
     namespace: String,
+    /// Announce only the LoadBalancer Services of this namespace (default: every namespace);
+    /// set it when the controller serves one namespace (`--namespace`), so the two agree.
+    #[arg(long, env = "GROUNDWORK_SERVICE_NAMESPACE")]
+    service_namespace: Option<String>,
     /// Directory the BIRD configuration is written to (BIRD must be able to read it).
     #[arg(long, default_value = "/etc/bird/groundwork")]
     config_dir: PathBuf,
@@ -73,6 +77,7 @@ async fn main() -> std::process::ExitCode {
     let opts = Options {
         router: flags.router,
         namespace: flags.namespace,
+        service_namespace: flags.service_namespace,
         config_dir: flags.config_dir,
         bird_socket: flags.bird_socket,
         bird_binary: flags.bird_binary,

@@ -15,32 +15,16 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use routing::{
     AddressPair, AdminState, Blackhole, Community, ExportPolicy, Failover, ImportMode,
-    ImportPolicy, Link, LinkRole, MaxPrefix, MaxPrefixAction, Password, RouterConfig,
+    ImportPolicy, Link, LinkRole, MaxPrefix, MaxPrefixAction, Password, RouterConfig, ServiceRoute,
 };
 
 use crate::conditions::reasons;
 use crate::expiry;
+pub use crate::problem::Problem;
+use crate::services::{Selection, ServiceKey, ServiceMapping};
 
 /// Default key of the password inside the referenced Secret.
 pub const DEFAULT_PASSWORD_KEY: &str = "password";
-
-/// Why an object (or part of it) is not in the running configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Stable CamelCase reason (the `routing::validate` reasons where they apply).
-    pub reason: &'static str,
-    /// Human message (never contains a password).
-    pub message: String,
-}
-
-impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
-    }
-}
 
 /// What became of one UpstreamLink.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,15 +61,19 @@ pub struct Mapped {
     pub links: BTreeMap<String, LinkMapping>,
     /// Every BlackholeRoute of the router, by name.
     pub blackholes: BTreeMap<String, BlackholeMapping>,
+    /// Every LoadBalancer Service with addresses in the router's pools, by `namespace/name`.
+    pub services: BTreeMap<ServiceKey, ServiceMapping>,
 }
 
 /// Maps the objects of one router. `links` and `blackholes` must already be those whose
-/// `routerRef` names `router`; `secrets` are the namespace's Secrets by name.
+/// `routerRef` names `router`; `secrets` are the namespace's Secrets by name; `services` the
+/// router's Service addresses and their next hops ([`crate::services::select`]).
 pub fn map(
     router: &BorderRouter,
     links: &[UpstreamLink],
     blackholes: &[BlackholeRoute],
     secrets: &BTreeMap<String, Secret>,
+    services: &Selection,
     now: Timestamp,
 ) -> Result<Mapped, Problem> {
     let mut config = router_base(router)?;
@@ -132,11 +120,54 @@ pub fn map(
         bh_out.insert(name, outcome);
     }
 
+    let services = service_routes(services, &mut config);
+
     Ok(Mapped {
         config,
         links: link_out,
         blackholes: bh_out,
+        services,
     })
+}
+
+/// Adds the Service routes to `config`, one address at a time (in address order), each
+/// validated together with everything accepted before it; a Service with a refused address
+/// is reported withdrawn with the validation's reason.
+fn service_routes(
+    selection: &Selection,
+    config: &mut RouterConfig,
+) -> BTreeMap<ServiceKey, ServiceMapping> {
+    let mut refused: BTreeMap<IpNet, Problem> = BTreeMap::new();
+    for (prefix, hops) in &selection.routes {
+        let mut candidate = config.clone();
+        candidate.service_routes.push(ServiceRoute {
+            prefix: *prefix,
+            next_hops: hops.iter().copied().collect(),
+        });
+        match routing::validate(&candidate) {
+            Ok(()) => *config = candidate,
+            Err(e) => {
+                refused.insert(*prefix, Problem::new(e.reason(), e.to_string()));
+            }
+        }
+    }
+    selection
+        .services
+        .iter()
+        .map(|(key, mapping)| {
+            let problem = match mapping {
+                ServiceMapping::Routed { prefixes, .. } => {
+                    prefixes.iter().find_map(|p| refused.get(p))
+                }
+                ServiceMapping::Withdrawn(_) => None,
+            };
+            let mapping = match problem {
+                Some(p) => ServiceMapping::Withdrawn(p.clone()),
+                None => mapping.clone(),
+            };
+            (key.clone(), mapping)
+        })
+        .collect()
 }
 
 fn name_of(meta: &kube::api::ObjectMeta) -> String {
@@ -169,6 +200,7 @@ fn router_base(router: &BorderRouter) -> Result<RouterConfig, Problem> {
         own_prefixes,
         links: Vec::new(),
         blackholes: Vec::new(),
+        service_routes: Vec::new(),
     };
     routing::validate(&config).map_err(|e| Problem::new(e.reason(), e.to_string()))?;
     Ok(config)
@@ -461,6 +493,7 @@ mod tests {
             &[link("isp1", "192.0.2.2", &["203.0.113.0/24"])],
             &[],
             &secrets(),
+            &Selection::default(),
             now(),
         )
         .unwrap();
@@ -490,6 +523,7 @@ mod tests {
             )],
             &[],
             &secrets(),
+            &Selection::default(),
             now(),
         )
         .unwrap();
@@ -509,6 +543,7 @@ mod tests {
             ],
             &[],
             &BTreeMap::new(),
+            &Selection::default(),
             now(),
         )
         .unwrap();
@@ -519,7 +554,15 @@ mod tests {
         );
         let mut s = secrets();
         s.get_mut("isp-md5").unwrap().data = Some(BTreeMap::new());
-        let m = map(&router(), &[link("isp1", "192.0.2.2", &[])], &[], &s, now()).unwrap();
+        let m = map(
+            &router(),
+            &[link("isp1", "192.0.2.2", &[])],
+            &[],
+            &s,
+            &Selection::default(),
+            now(),
+        )
+        .unwrap();
         assert_eq!(
             m.links["isp1"].problem.as_ref().unwrap().reason,
             "SecretKeyMissing"
@@ -536,6 +579,7 @@ mod tests {
             ],
             &[],
             &secrets(),
+            &Selection::default(),
             now(),
         )
         .unwrap();
@@ -559,6 +603,7 @@ mod tests {
             &[link("isp1", "192.0.2.2", &[])],
             &bhs,
             &secrets(),
+            &Selection::default(),
             now(),
         )
         .unwrap();
@@ -573,11 +618,40 @@ mod tests {
     }
 
     #[test]
+    fn service_routes_are_added_or_reported_withdrawn() {
+        let mut selection = Selection::default();
+        let hops: std::collections::BTreeSet<IpAddr> = ["10.20.0.11".parse().unwrap()].into();
+        for (key, prefix) in [
+            ("app/ok", "203.0.113.64/32"),
+            ("app/out", "198.51.100.9/32"),
+        ] {
+            let prefix: IpNet = prefix.parse().unwrap();
+            selection.routes.insert(prefix, hops.clone());
+            selection.services.insert(
+                key.into(),
+                ServiceMapping::Routed {
+                    prefixes: vec![prefix],
+                    next_hops: hops.iter().copied().collect(),
+                },
+            );
+        }
+        let m = map(&router(), &[], &[], &secrets(), &selection, now()).unwrap();
+        assert_eq!(m.config.service_routes.len(), 1);
+        assert_eq!(m.services["app/ok"], selection.services["app/ok"]);
+        match &m.services["app/out"] {
+            ServiceMapping::Withdrawn(p) => assert_eq!(p.reason, "ServiceNotOwned"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn invalid_router_is_an_error() {
         let mut r = router();
         r.spec.own_prefixes = vec!["203.0.113.5/24".into()];
         assert_eq!(
-            map(&r, &[], &[], &secrets(), now()).unwrap_err().reason,
+            map(&r, &[], &[], &secrets(), &Selection::default(), now())
+                .unwrap_err()
+                .reason,
             "PrefixNotCanonical"
         );
     }
@@ -590,8 +664,8 @@ mod tests {
         ];
         let b = [a[1].clone(), a[0].clone()];
         assert_eq!(
-            map(&router(), &a, &[], &secrets(), now()).unwrap(),
-            map(&router(), &b, &[], &secrets(), now()).unwrap()
+            map(&router(), &a, &[], &secrets(), &Selection::default(), now()).unwrap(),
+            map(&router(), &b, &[], &secrets(), &Selection::default(), now()).unwrap()
         );
     }
 }

@@ -49,6 +49,15 @@ pub struct LinkLabels {
     pub link: String,
 }
 
+/// Labels of a LoadBalancer Service this router announces (or withdrew).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub service: String,
+}
+
 /// Labels of one link in one BGP state.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -115,6 +124,9 @@ pub struct Metrics {
     applies: Family<ApplyLabels, Counter>,
     apply_seconds: Family<RouterLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     known: Mutex<BTreeSet<LinkLabels>>,
+    service_announced: Family<ServiceLabels, Gauge>,
+    service_next_hops: Family<ServiceLabels, Gauge>,
+    known_services: Mutex<BTreeSet<ServiceLabels>>,
 }
 
 impl Default for Metrics {
@@ -131,8 +143,21 @@ impl Default for Metrics {
             applies: Family::default(),
             apply_seconds: Family::default(),
             known: Mutex::new(BTreeSet::new()),
+            service_announced: Family::default(),
+            service_next_hops: Family::default(),
+            known_services: Mutex::new(BTreeSet::new()),
             registry: Registry::default(),
         };
+        registry.register(
+            "service_announced",
+            "1 when the LoadBalancer Service's addresses are announced on at least one link",
+            m.service_announced.clone(),
+        );
+        registry.register(
+            "service_next_hops",
+            "Nodes the Service's addresses are routed to (0: withdrawn)",
+            m.service_next_hops.clone(),
+        );
         registry.register(
             "link_session_established",
             "1 when every BGP session of the link is Established",
@@ -250,6 +275,28 @@ impl Metrics {
             }
             known.remove(&l);
         }
+    }
+
+    /// Sets the series of the router's LoadBalancer Services to `samples` (announced, next
+    /// hops) and drops the series of Services no longer among them.
+    pub fn services(&self, samples: &[(ServiceLabels, bool, usize)]) {
+        let Ok(mut known) = self.known_services.lock() else {
+            return;
+        };
+        let now: BTreeSet<ServiceLabels> = samples.iter().map(|(l, ..)| l.clone()).collect();
+        for gone in known.difference(&now) {
+            self.service_announced.remove(gone);
+            self.service_next_hops.remove(gone);
+        }
+        for (labels, announced, hops) in samples {
+            self.service_announced
+                .get_or_create(labels)
+                .set(i64::from(*announced));
+            self.service_next_hops
+                .get_or_create(labels)
+                .set(i64::try_from(*hops).unwrap_or(i64::MAX));
+        }
+        *known = now;
     }
 
     /// Records one configuration apply (`Err(reason)` when it failed).

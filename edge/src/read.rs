@@ -1,16 +1,18 @@
 //! Read: watch this router's objects into in-memory stores.
 //!
-//! Four reflectors: the BorderRouter named on the command line, the namespace's
-//! UpstreamLinks and BlackholeRoutes (filtered to this router when read), and the namespace's
+//! Seven reflectors: the BorderRouter named on the command line, the namespace's
+//! UpstreamLinks and BlackholeRoutes (filtered to this router when read), the namespace's
 //! Secrets (only the ones referenced by a link are handed on; their data never leaves the
-//! process except into BIRD's 0600 secrets file). Every watch event wakes the reconcile loop.
+//! process except into BIRD's 0600 secrets file), and, for LoadBalancer Services, the
+//! cluster's Services, EndpointSlices and Nodes. Every watch event wakes the reconcile loop.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crds::{BlackholeRoute, BorderRouter, UpstreamLink};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -26,6 +28,9 @@ pub struct Stores {
     links: Store<UpstreamLink>,
     blackholes: Store<BlackholeRoute>,
     secrets: Store<Secret>,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    nodes: Store<Node>,
     namespace: String,
 }
 
@@ -40,6 +45,13 @@ pub struct Snapshot {
     pub blackholes: Vec<BlackholeRoute>,
     /// The Secrets those links reference, by name.
     pub secrets: BTreeMap<String, Secret>,
+    /// Every Service that is not being deleted (in the watched namespaces): the LoadBalancer
+    /// ones are candidates, the others may carry a condition of ours to clear (type changed).
+    pub services: Vec<Service>,
+    /// Every EndpointSlice (any namespace).
+    pub slices: Vec<EndpointSlice>,
+    /// Every Node.
+    pub nodes: Vec<Node>,
 }
 
 fn spawn_watch<K>(
@@ -76,11 +88,31 @@ where
     (reader, task)
 }
 
+/// An API of one namespace, or of all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Every object of a store.
+fn cloned<K>(store: &Store<K>) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.state().into_iter().map(|o| (*o).clone()).collect()
+}
+
 impl Stores {
     /// Starts the watches; every event notifies `notify`.
     pub fn start(
         client: &Client,
         namespace: &str,
+        service_namespace: Option<&str>,
         router: &str,
         notify: Arc<Notify>,
     ) -> (Self, Vec<JoinHandle<()>>) {
@@ -103,17 +135,31 @@ impl Stores {
         let (secrets, t4) = spawn_watch(
             Api::namespaced(client.clone(), namespace),
             watcher::Config::default(),
-            notify,
+            notify.clone(),
         );
+        let (services, t5) = spawn_watch(
+            scoped(client, service_namespace),
+            watcher::Config::default(),
+            notify.clone(),
+        );
+        let (slices, t6) = spawn_watch(
+            scoped(client, service_namespace),
+            watcher::Config::default(),
+            notify.clone(),
+        );
+        let (nodes, t7) = spawn_watch(Api::all(client.clone()), watcher::Config::default(), notify);
         (
             Self {
                 routers,
                 links,
                 blackholes,
                 secrets,
+                services,
+                slices,
+                nodes,
                 namespace: namespace.to_string(),
             },
-            vec![t1, t2, t3, t4],
+            vec![t1, t2, t3, t4, t5, t6, t7],
         )
     }
 
@@ -142,6 +188,15 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(err("Secret"))?;
+        self.services
+            .wait_until_ready()
+            .await
+            .map_err(err("Service"))?;
+        self.slices
+            .wait_until_ready()
+            .await
+            .map_err(err("EndpointSlice"))?;
+        self.nodes.wait_until_ready().await.map_err(err("Node"))?;
         Ok(())
     }
 
@@ -175,11 +230,21 @@ impl Stores {
                 secrets.insert(r.name.clone(), (*s).clone());
             }
         }
+        let services = self
+            .services
+            .state()
+            .into_iter()
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
+            .map(|s| (*s).clone())
+            .collect();
         Snapshot {
             router,
             links,
             blackholes,
             secrets,
+            services,
+            slices: cloned(&self.slices),
+            nodes: cloned(&self.nodes),
         }
     }
 }

@@ -22,9 +22,12 @@ use tokio::sync::Notify;
 use crate::apply::{ConfigApplier, ConfigState};
 use crate::error::Error;
 use crate::map::{self, Mapped, Problem};
-use crate::metrics::{LinkSample, Metrics};
+use crate::metrics::{LinkSample, Metrics, ServiceLabels};
 use crate::read::{Snapshot, Stores};
-use crate::status::{self, LinkInput, LinkStatus, Observation, StatusWriter};
+use crate::services::{self, ServiceMapping};
+use crate::status::{
+    self, Carrying, LinkInput, LinkStatus, Observation, ServiceInput, ServiceStatus, StatusWriter,
+};
 
 /// What the daemon needs to know.
 #[derive(Clone, Debug)]
@@ -33,6 +36,8 @@ pub struct Options {
     pub router: String,
     /// Its namespace (the site).
     pub namespace: String,
+    /// The namespace whose LoadBalancer Services are announced (`None`: every namespace).
+    pub service_namespace: Option<String>,
     /// Where the BIRD configuration is written.
     pub config_dir: PathBuf,
     /// BIRD's control socket.
@@ -49,6 +54,7 @@ pub struct Options {
 
 struct Daemon {
     opts: Options,
+    client: Client,
     applier: ConfigApplier,
     bird: Option<BirdClient>,
     writer: StatusWriter,
@@ -67,7 +73,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let notify = Arc::new(Notify::new());
-    let (stores, tasks) = Stores::start(&client, &opts.namespace, &opts.router, notify.clone());
+    let (stores, tasks) = Stores::start(
+        &client,
+        &opts.namespace,
+        opts.service_namespace.as_deref(),
+        &opts.router,
+        notify.clone(),
+    );
     tokio::pin!(shutdown);
     tokio::select! {
         r = stores.wait_ready() => r?,
@@ -79,6 +91,7 @@ pub async fn run(
         ..Default::default()
     };
     let mut daemon = Daemon {
+        client: client.clone(),
         applier: ConfigApplier::new(&opts.config_dir, &opts.bird_socket, options)
             .with_bird_binary(&opts.bird_binary),
         bird: None,
@@ -133,6 +146,77 @@ pub async fn run(
 }
 
 impl Daemon {
+    /// Writes this router's Announced condition on every LoadBalancer Service that has (or had)
+    /// one, and the per-Service metrics.
+    async fn services(
+        &self,
+        snap: &Snapshot,
+        mapped: Option<&Mapped>,
+        config: Result<&ConfigState, (&'static str, &str)>,
+        carrying: &Carrying,
+        now: Timestamp,
+    ) {
+        let type_ = crds::service::conditions::announced(&self.opts.router);
+        let manager = crds::service::edge_field_manager(&self.opts.router);
+        let mut samples = Vec::new();
+        for svc in &snap.services {
+            let key = services::key(svc);
+            let mapping = mapped.and_then(|m| m.services.get(&key));
+            let current = ServiceStatus::observed(svc, &type_);
+            let desired = status::service_status(ServiceInput {
+                type_: &type_,
+                current: &current,
+                generation: svc.metadata.generation,
+                mapping,
+                config,
+                carrying,
+                now,
+            });
+            if let Some(mapping) = mapping {
+                let hops = match mapping {
+                    ServiceMapping::Routed { next_hops, .. } => next_hops.len(),
+                    ServiceMapping::Withdrawn(_) => 0,
+                };
+                let labels = ServiceLabels {
+                    namespace: svc.namespace().unwrap_or_default(),
+                    service: svc.name_any(),
+                };
+                samples.push((labels, desired.announced(), hops));
+            }
+            if desired.announced() != current.announced() {
+                tracing::info!(service = %key, announced = desired.announced(), "service announcement changed");
+            }
+            let api: Api<k8s_openapi::api::core::v1::Service> =
+                Api::namespaced(self.client.clone(), &svc.namespace().unwrap_or_default());
+            // One Service's failed write never holds up the others (nor the metrics).
+            match kube_kit::status::apply_if_changed(
+                &api,
+                &manager,
+                &svc.name_any(),
+                Some(&current),
+                &desired,
+            )
+            .await
+            {
+                Ok(true) => {
+                    events::announce(
+                        &self.recorder,
+                        svc,
+                        &current.conditions,
+                        &desired.conditions,
+                        FirstStatus::Everything,
+                    )
+                    .await;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(service = %key, error = %e, reason = "StatusWriteFailed", "cannot write the Service's status; retrying on the next tick");
+                }
+            }
+        }
+        self.opts.metrics.services(&samples);
+    }
+
     /// The metrics sample of one link (flaps counted once, whatever the status writes do).
     fn sample(
         &mut self,
@@ -175,13 +259,20 @@ impl Daemon {
     }
 
     async fn reconcile(&mut self, snap: Snapshot) -> Result<(), Error> {
-        let Some(router) = snap.router else {
+        let Some(router) = snap.router.as_ref() else {
             tracing::debug!(router = %self.opts.router, "BorderRouter not found; BIRD left as it is");
             return Ok(());
         };
         let now = Timestamp::now();
-        let mapped: Result<Mapped, Problem> =
-            map::map(&router, &snap.links, &snap.blackholes, &snap.secrets, now);
+        let selection = services::select(&router.spec, &snap.services, &snap.slices, &snap.nodes);
+        let mapped: Result<Mapped, Problem> = map::map(
+            router,
+            &snap.links,
+            &snap.blackholes,
+            &snap.secrets,
+            &selection,
+            now,
+        );
         let state: Result<ConfigState, Problem> = match &mapped {
             Ok(m) => Ok(self.applier.apply(&m.config).await),
             Err(p) => Err(p.clone()),
@@ -218,7 +309,7 @@ impl Daemon {
         {
             events::announce(
                 &self.recorder,
-                &router,
+                router,
                 &current.conditions,
                 &desired.conditions,
                 FirstStatus::Everything,
@@ -238,6 +329,7 @@ impl Daemon {
             self.applier.invalidate();
         }
         let mut samples: Vec<(String, LinkSample)> = Vec::new();
+        let carrying = Carrying::observed(&observations);
         for link in &snap.links {
             let name = link.name_any();
             let mapping = mapped.as_ref().ok().and_then(|m| m.links.get(&name));
@@ -312,6 +404,10 @@ impl Daemon {
                 .await;
             }
         }
+        // LoadBalancer Services.
+        self.services(&snap, mapped.as_ref().ok(), config, &carrying, now)
+            .await;
+
         for (name, mut sample) in samples {
             sample.blackholes_announced = announced
                 .iter()

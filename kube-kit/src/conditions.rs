@@ -1,14 +1,16 @@
 //! Building a status's conditions: desired conditions are merged with the current ones so a
 //! condition's `lastTransitionTime` only moves when its status flips (no write storms).
 
+use std::borrow::Cow;
+
 use crds::ConditionStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// A condition the decide stage wants, without timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
-    /// Condition type, e.g. `Ready`.
-    pub type_: &'static str,
+    /// Condition type, e.g. `Ready` (owned when derived at run time, e.g. per router).
+    pub type_: Cow<'static, str>,
     /// True, False or Unknown.
     pub status: ConditionStatus,
     /// CamelCase reason.
@@ -20,13 +22,13 @@ pub struct Desired {
 impl Desired {
     /// A condition of `type_` with the given status, reason and message.
     pub fn new(
-        type_: &'static str,
+        type_: impl Into<Cow<'static, str>>,
         status: ConditionStatus,
         reason: &'static str,
         message: impl Into<String>,
     ) -> Self {
         Self {
-            type_,
+            type_: type_.into(),
             status,
             reason,
             message: message.into(),

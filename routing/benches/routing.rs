@@ -64,6 +64,7 @@ fn config(l: Link) -> RouterConfig {
         own_prefixes: vec!["203.0.113.0/24".parse().unwrap()],
         links: vec![l],
         blackholes: vec![],
+        service_routes: vec![],
     }
 }
 

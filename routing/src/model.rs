@@ -4,14 +4,15 @@
 //! `UpstreamLink` and `BlackholeRoute` objects onto these structs.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// Everything one border router should run: its identity, the prefixes it
-/// originates, its upstream links and the active blackhole (RTBH) requests.
+/// originates, its upstream links, the active blackhole (RTBH) requests and the
+/// LoadBalancer Service addresses it routes to the nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouterConfig {
@@ -26,6 +27,10 @@ pub struct RouterConfig {
     pub links: Vec<Link>,
     /// Remotely triggered blackhole requests.
     pub blackholes: Vec<Blackhole>,
+    /// Service addresses routed to the nodes that serve them and announced on
+    /// every link with the link's export communities and prepends.
+    #[serde(default)]
+    pub service_routes: Vec<ServiceRoute>,
 }
 
 /// What the far end of a link is to us.
@@ -311,6 +316,20 @@ pub struct Blackhole {
     /// Communities added to BLACKHOLE and NO_EXPORT (e.g. a provider's own RTBH community).
     #[serde(default)]
     pub extra_communities: Vec<Community>,
+}
+
+/// One LoadBalancer Service address: a host route inside our own prefixes,
+/// forwarded to the nodes that can serve it (equal-cost multipath) and
+/// announced on every link. A blackhole for the same prefix wins: the service
+/// route is then neither installed nor announced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRoute {
+    /// A /32 or /128 inside our own prefixes.
+    pub prefix: IpNet,
+    /// Node addresses of the prefix's family on networks directly attached to
+    /// the router (at least one); BIRD forwards to all of them.
+    pub next_hops: Vec<IpAddr>,
 }
 
 /// An address family.

@@ -56,6 +56,16 @@ pub fn blackhole_static(family: Family) -> String {
     format!("gw_rtbh_{}", family.suffix())
 }
 
+/// Static protocol holding the LoadBalancer Service routes (toward the nodes).
+pub fn service_static(family: Family) -> String {
+    format!("gw_svc_{}", family.suffix())
+}
+
+/// Kernel protocol installing the Service routes into the router's forwarding table.
+pub fn kernel(family: Family) -> String {
+    format!("gw_kernel_{}", family.suffix())
+}
+
 /// The BFD protocol.
 pub const BFD_PROTOCOL: &str = "gw_bfd";
 /// The device protocol.

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{
     AdminState, Blackhole, Community, Family, ImportMode, Link, LinkRole, MaxPrefixAction,
-    RouterConfig,
+    RouterConfig, ServiceRoute,
 };
 use crate::names;
 use crate::validate::{ValidationErrors, validate};
@@ -272,6 +272,7 @@ fn render_statics(o: &mut String, cfg: &RouterConfig) {
             line(o, "}");
         }
         let bh = by_family(cfg.blackholes.iter().map(|b| b.prefix), family);
+        render_service_routes(o, cfg, family);
         if !bh.is_empty() {
             line(o, "");
             line(o, "# Remotely triggered blackholes (RTBH).");
@@ -286,6 +287,50 @@ fn render_statics(o: &mut String, cfg: &RouterConfig) {
             line(o, "}");
         }
     }
+}
+
+/// The service routes of `family` that no blackhole overrides, by prefix.
+fn service_routes(cfg: &RouterConfig, family: Family) -> Vec<&ServiceRoute> {
+    let mut v: Vec<&ServiceRoute> = cfg
+        .service_routes
+        .iter()
+        .filter(|r| Family::of(&r.prefix) == family)
+        .filter(|r| !cfg.blackholes.iter().any(|b| b.prefix == r.prefix))
+        .collect();
+    v.sort_by_key(|r| r.prefix);
+    v
+}
+
+/// The Service addresses as multipath static routes toward the nodes, and a kernel protocol
+/// that installs exactly those into the router's forwarding table (ECMP). Nothing is written
+/// when there are none, so configurations without Services stay as they were.
+fn render_service_routes(o: &mut String, cfg: &RouterConfig, family: Family) {
+    let routes = service_routes(cfg, family);
+    if routes.is_empty() {
+        return;
+    }
+    let proto = names::service_static(family);
+    line(o, "");
+    line(
+        o,
+        "# LoadBalancer Service addresses, routed to the nodes that serve them (ECMP).",
+    );
+    line(o, &format!("protocol static {proto} {{"));
+    line(o, &format!("  {};", family.channel()));
+    for route in routes {
+        let hops: BTreeSet<_> = route.next_hops.iter().collect();
+        let vias: Vec<String> = hops.iter().map(|h| format!("via {h}")).collect();
+        line(o, &format!("  route {} {};", route.prefix, vias.join(" ")));
+    }
+    line(o, "}");
+    line(o, "");
+    line(o, &format!("protocol kernel {} {{", names::kernel(family)));
+    line(o, "  merge paths on;");
+    line(o, &format!("  {} {{", family.channel()));
+    line(o, "    import none;");
+    line(o, &format!("    export where proto = \"{proto}\";"));
+    line(o, "  };");
+    line(o, "}");
 }
 
 const BOGONS_V4: &[&str] = &[
@@ -414,6 +459,16 @@ fn render_link(
         line(body, "    accept;");
         line(body, "  }");
     }
+    if !service_routes(cfg, family).is_empty() {
+        line(
+            body,
+            &format!(
+                "  if source = RTS_STATIC && proto = \"{}\" then {{",
+                names::service_static(family)
+            ),
+        );
+        export_attributes(body, link, drain);
+    }
     let exports = by_family(link.export.prefixes.iter().copied(), family);
     if !exports.is_empty() {
         line(
@@ -424,20 +479,7 @@ fn render_link(
                 net_set(&exports)
             ),
         );
-        let extra = if drain {
-            Some(Community::GRACEFUL_SHUTDOWN)
-        } else {
-            None
-        };
-        let cs = sorted_communities(link.export.communities.iter().copied().chain(extra));
-        for c in &cs {
-            line(body, &format!("    {}", community_stmt(c)));
-        }
-        for _ in 0..link.effective_prepend() {
-            line(body, "    bgp_path.prepend(GW_LOCAL_ASN);");
-        }
-        line(body, "    accept;");
-        line(body, "  }");
+        export_attributes(body, link, drain);
     }
     line(body, "  reject;");
     emit_filter(out, &export_filter, body);
@@ -521,6 +563,21 @@ fn render_link(
     line(out, "  };");
     line(out, "}");
     proto
+}
+
+/// The body of an export clause: the link's communities (plus GRACEFUL_SHUTDOWN while
+/// draining), its prepends, accept.
+fn export_attributes(body: &mut String, link: &Link, drain: bool) {
+    let extra = drain.then_some(Community::GRACEFUL_SHUTDOWN);
+    let cs = sorted_communities(link.export.communities.iter().copied().chain(extra));
+    for c in &cs {
+        line(body, &format!("    {}", community_stmt(c)));
+    }
+    for _ in 0..link.effective_prepend() {
+        line(body, "    bgp_path.prepend(GW_LOCAL_ASN);");
+    }
+    line(body, "    accept;");
+    line(body, "  }");
 }
 
 fn render_import_filter(

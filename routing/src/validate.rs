@@ -130,6 +130,26 @@ pub enum ValidationError {
         /// The unknown link name.
         link: String,
     },
+    /// A service route that is not a /32 or /128 inside our own prefixes.
+    #[error("service address {prefix} is not a host route inside our own prefixes")]
+    ServiceNotOwned {
+        /// The prefix.
+        prefix: IpNet,
+    },
+    /// A service route without a next hop, or with one of the other family.
+    #[error("service address {prefix} needs next hops of its own family (got {next_hops:?})")]
+    InvalidNextHops {
+        /// The prefix.
+        prefix: IpNet,
+        /// The next hops given.
+        next_hops: Vec<IpAddr>,
+    },
+    /// Two service routes for one prefix (shared addresses must be merged first).
+    #[error("service address {prefix} appears twice")]
+    DuplicateServiceRoute {
+        /// The prefix.
+        prefix: IpNet,
+    },
 }
 
 impl ValidationError {
@@ -152,6 +172,9 @@ impl ValidationError {
             ValidationError::BlackholeNotOwned { .. } => "BlackholeNotOwned",
             ValidationError::BlackholeNotHostRoute { .. } => "BlackholeNotHostRoute",
             ValidationError::UnknownLink { .. } => "UnknownLink",
+            ValidationError::ServiceNotOwned { .. } => "ServiceNotOwned",
+            ValidationError::InvalidNextHops { .. } => "InvalidNextHops",
+            ValidationError::DuplicateServiceRoute { .. } => "DuplicateServiceRoute",
         }
     }
 }
@@ -279,10 +302,32 @@ pub fn validate(cfg: &RouterConfig) -> Result<(), ValidationErrors> {
         }
     }
 
+    validate_service_routes(cfg, &mut errs);
+
     if errs.is_empty() {
         Ok(())
     } else {
         Err(ValidationErrors(errs))
+    }
+}
+
+fn validate_service_routes(cfg: &RouterConfig, errs: &mut Vec<ValidationError>) {
+    let mut seen = BTreeSet::new();
+    for route in &cfg.service_routes {
+        let prefix = route.prefix;
+        if prefix.prefix_len() != prefix.max_prefix_len() || !owned_by(&cfg.own_prefixes, &prefix) {
+            errs.push(ValidationError::ServiceNotOwned { prefix });
+        }
+        let family_ok = |hop: &IpAddr| hop.is_ipv4() == matches!(prefix, IpNet::V4(_));
+        if route.next_hops.is_empty() || !route.next_hops.iter().all(family_ok) {
+            errs.push(ValidationError::InvalidNextHops {
+                prefix,
+                next_hops: route.next_hops.clone(),
+            });
+        }
+        if !seen.insert(prefix) {
+            errs.push(ValidationError::DuplicateServiceRoute { prefix });
+        }
     }
 }
 
@@ -382,6 +427,7 @@ mod tests {
             own_prefixes: vec!["203.0.113.0/24".parse().unwrap()],
             links: vec![link("isp1", [192, 0, 2, 2])],
             blackholes: vec![],
+            service_routes: vec![],
         }
     }
 
@@ -420,6 +466,35 @@ mod tests {
         // A more specific of an own prefix is fine.
         let mut c = cfg();
         c.links[0].export.prefixes = vec!["203.0.113.128/25".parse().unwrap()];
+        assert!(validate(&c).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_service_routes() {
+        let route = |prefix: &str, hops: &[&str]| ServiceRoute {
+            prefix: prefix.parse().unwrap(),
+            next_hops: hops.iter().map(|h| h.parse().unwrap()).collect(),
+        };
+        let mut c = cfg();
+        c.service_routes = vec![
+            route("203.0.113.64/32", &["10.20.0.11", "10.20.0.12"]),
+            route("203.0.113.65/32", &[]),
+            route("203.0.113.66/32", &["2001:db8::1"]),
+            route("198.51.100.1/32", &["10.20.0.11"]),
+            route("203.0.113.64/28", &["10.20.0.11"]),
+            route("203.0.113.64/32", &["10.20.0.13"]),
+        ];
+        assert_eq!(
+            reasons(&c),
+            vec![
+                "InvalidNextHops",
+                "InvalidNextHops",
+                "ServiceNotOwned",
+                "ServiceNotOwned",
+                "DuplicateServiceRoute"
+            ]
+        );
+        c.service_routes.truncate(1);
         assert!(validate(&c).is_ok());
     }
 

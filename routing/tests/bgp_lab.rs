@@ -67,6 +67,7 @@ fn config(links: Vec<Link>) -> RouterConfig {
         own_prefixes: vec![OWN.parse().unwrap(), OWN6.parse().unwrap()],
         links,
         blackholes: vec![],
+        service_routes: vec![],
     }
 }
 

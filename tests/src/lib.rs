@@ -325,6 +325,12 @@ impl AuditWindow {
         Self::open_for(namespace, &["groundwork.dev", "events.k8s.io"])
     }
 
+    /// [`AuditWindow::open`], counting writes to the core group (`""`: Services, their status)
+    /// too.
+    pub fn open_with_core(namespace: &str) -> Self {
+        Self::open_for(namespace, &["groundwork.dev", ""])
+    }
+
     fn open_for(namespace: &str, groups: &'static [&'static str]) -> Self {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -347,8 +353,8 @@ impl AuditWindow {
     }
 
     /// Ends the window with a write of its own — the annotation [`AUDIT_MARKER_ANNOTATION`] set
-    /// on the namespace's groundwork.dev object `marker` — and returns the writes to groundwork.dev
-    /// objects in the namespace recorded before it, as `verb resource/subresource name`.
+    /// on the namespace's object `marker` of a counted group — and returns the writes to the
+    /// counted groups' objects in the namespace recorded before it, as `verb resource/subresource name`.
     /// Panics on a line that is not an audit event, when the marker write is not found within
     /// 10 s, or when the reader would not have counted it as a write.
     pub async fn close<K>(self, client: &Client, marker: &str) -> Vec<String>
@@ -407,7 +413,9 @@ impl AuditWindow {
                 "line {n} of the audit window is not an audit event: {e}"
             );
             let field = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-            let ours = self.groups.iter().any(|g| e["objectRef"]["apiGroup"] == *g)
+            // The core group has no apiGroup in the audit log.
+            let group = e["objectRef"]["apiGroup"].as_str().unwrap_or("");
+            let ours = self.groups.contains(&group)
                 && e["objectRef"]["namespace"] == self.namespace.as_str();
             let writing = matches!(
                 e["verb"].as_str(),

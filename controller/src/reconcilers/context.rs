@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crds::{Rack, Server, UpstreamLink};
-use k8s_openapi::api::core::v1::Secret;
+use crds::{BorderRouter, Rack, Server, UpstreamLink};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::Client;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::events::Recorder;
@@ -13,6 +13,10 @@ use kube::runtime::reflector::Store;
 
 use crate::health::Health;
 use crate::metrics::Metrics;
+
+/// LoadBalancer addresses written by this process, by Service UID, until the cache shows
+/// them: two Services allocated one after the other never get the same address.
+pub type ServiceGrants = std::collections::BTreeMap<String, Vec<std::net::IpAddr>>;
 
 /// Shared state handed to every reconciliation.
 pub struct Context {
@@ -28,6 +32,15 @@ pub struct Context {
     pub servers: Store<DeserializeGuard<Server>>,
     /// Cached UpstreamLinks.
     pub links: Store<DeserializeGuard<UpstreamLink>>,
+    /// Cached BorderRouters (their Service address pools).
+    pub routers: Store<DeserializeGuard<BorderRouter>>,
+    /// Cached Services (LoadBalancer addresses in their status).
+    pub services: Store<Service>,
+    /// Service addresses granted by this process that the cache may not show yet; the lock
+    /// also makes allocations one at a time.
+    pub service_grants: tokio::sync::Mutex<ServiceGrants>,
+    /// Serve LoadBalancer Services without a class too.
+    pub load_balancer_default_class: bool,
     /// Cached Secret metadata (never their data).
     pub secrets: Store<PartialObjectMeta<Secret>>,
     /// Re-check interval when nothing changes.

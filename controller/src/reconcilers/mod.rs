@@ -1,5 +1,5 @@
-//! The reconcilers wing: the caches and the three controllers (Rack, Server, UpstreamLink),
-//! run by the leader until shutdown. Nothing here imports the boot services wing.
+//! The reconcilers wing: the caches and the four controllers (Rack, Server, UpstreamLink and
+//! LoadBalancer Service), run by the leader until shutdown. Nothing here imports the boot services wing.
 
 pub mod apply;
 pub mod bmc_pool;
@@ -9,6 +9,7 @@ pub mod rack;
 pub mod reconcile;
 pub mod references;
 pub mod server;
+pub mod service;
 pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
@@ -16,9 +17,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crds::{Rack, Server, UpstreamLink};
+use crds::{BorderRouter, Rack, Server, UpstreamLink};
 use futures::{Stream, StreamExt, future};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -104,6 +105,9 @@ pub async fn run(
     let (servers, server_writer) = reflector::store_shared::<DeserializeGuard<Server>>(BUFFER);
     let (links, link_writer) = reflector::store_shared::<DeserializeGuard<UpstreamLink>>(BUFFER);
     let (secrets, secret_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(BUFFER);
+    let (routers, router_writer) =
+        reflector::store_shared::<DeserializeGuard<BorderRouter>>(BUFFER);
+    let (services, service_writer) = reflector::store_shared::<Service>(BUFFER);
 
     let subscribe = |w: &reflector::store::Writer<_>| w.subscribe();
     let (Some(racks_for_racks), Some(racks_for_peers), Some(racks_for_servers)) = (
@@ -126,8 +130,20 @@ pub async fn run(
         return;
     };
 
-    let synced = Arc::new(Synced::new(health.clone(), 4));
-    let (s1, s2, s3, s4) = (synced.clone(), synced.clone(), synced.clone(), synced);
+    let (Some(services_for_services), Some(routers_for_services)) =
+        (service_writer.subscribe(), router_writer.subscribe())
+    else {
+        return;
+    };
+
+    let synced = Arc::new(Synced::new(health.clone(), 6));
+    let (s1, s2, s3, s4) = (
+        synced.clone(),
+        synced.clone(),
+        synced.clone(),
+        synced.clone(),
+    );
+    let (s5, s6) = (synced.clone(), synced);
     // A deleted Rack reaches no subscriber: the Racks that overlapped it are sent from here.
     let (rack_gone, racks_to_recheck) = futures::channel::mpsc::unbounded();
     let racks_after_delete = racks.clone();
@@ -156,13 +172,43 @@ pub async fn run(
     .modify(kube_kit::store::without_managed_fields)
     .reflect_shared(link_writer)
     .for_each(move |r| s3.observe("UpstreamLink", r));
-    let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc)
+    let secret_watch = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), wc.clone())
         .default_backoff()
         .modify(kube_kit::store::without_managed_fields)
         .reflect_shared(secret_writer)
         .for_each(move |r| s4.observe("Secret", r));
+    let router_watch = watcher(
+        api::<DeserializeGuard<BorderRouter>>(&client, ns),
+        wc.clone(),
+    )
+    .default_backoff()
+    .modify(kube_kit::store::without_managed_fields)
+    .reflect_shared(router_writer)
+    .for_each(move |r| s5.observe("BorderRouter", r));
+    // A deleted Service frees its addresses: the Services still waiting for one look again.
+    let (service_gone, services_to_retry) = futures::channel::mpsc::unbounded();
+    let services_after_delete = services.clone();
+    let service_watch = watcher(api::<Service>(&client, ns), wc)
+        .default_backoff()
+        .modify(kube_kit::store::without_managed_fields)
+        .reflect_shared(service_writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(_)) = event {
+                for waiting in service::waiting(&services_after_delete) {
+                    let _ = service_gone.unbounded_send(waiting);
+                }
+            }
+        })
+        .for_each(move |r| s6.observe("Service", r));
     let watches = tokio::spawn(async move {
-        tokio::join!(rack_watch, server_watch, link_watch, secret_watch);
+        tokio::join!(
+            rack_watch,
+            server_watch,
+            link_watch,
+            secret_watch,
+            router_watch,
+            service_watch
+        );
     });
 
     let reporter = Reporter {
@@ -177,6 +223,10 @@ pub async fn run(
         servers: servers.clone(),
         links: links.clone(),
         secrets: secrets.clone(),
+        routers: routers.clone(),
+        services: services.clone(),
+        service_grants: tokio::sync::Mutex::default(),
+        load_balancer_default_class: config.load_balancer_default_class,
         resync: Duration::from_secs(config.resync_seconds),
         reported_invalid: Mutex::default(),
         health: health.clone(),
@@ -252,6 +302,25 @@ pub async fn run(
     )
     .for_each(|_| future::ready(()));
 
+    let services_waiting = services.clone();
+    let service_controller = Controller::for_shared_stream(services_for_services, services)
+        .with_config(cc.clone())
+        // A pool changed: the Services still waiting for an address look again.
+        .watches_shared_stream(
+            intent_changed(routers_for_services, |_| None),
+            move |_: Arc<DeserializeGuard<BorderRouter>>| service::waiting(&services_waiting),
+        )
+        .reconcile_on(services_to_retry)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            service::reconcile,
+            |_, e: &reconcile::Error, ctx: Arc<Context>| {
+                backoff(&ctx, service::KIND, e.metric_label(), e)
+            },
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
     let link_peers: Store<DeserializeGuard<UpstreamLink>> = links.clone();
     let link_controller = Controller::for_shared_stream(links_for_links, links.clone())
         .with_config(cc)
@@ -286,7 +355,12 @@ pub async fn run(
         )
         .for_each(|_| future::ready(()));
 
-    tokio::join!(rack_controller, server_controller, link_controller);
+    tokio::join!(
+        rack_controller,
+        server_controller,
+        link_controller,
+        service_controller
+    );
     health.ready.store(false, Ordering::Relaxed);
     watches.abort();
     info!("controllers stopped");

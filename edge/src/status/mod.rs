@@ -4,6 +4,7 @@
 
 pub mod compute;
 pub mod observe;
+pub mod service;
 pub mod write;
 
 pub use compute::{
@@ -11,4 +12,5 @@ pub use compute::{
     router_status,
 };
 pub use observe::{Observation, bird_alive, poll};
+pub use service::{Carrying, ServiceInput, ServiceStatus, service_status};
 pub use write::StatusWriter;
