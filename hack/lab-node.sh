@@ -99,16 +99,19 @@ mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
 echo "$name" >"$dir/name"
 mkdir -p "$dir"/{containerd,run,kubelet,logs,pod-logs,cni/net.d,cni/state}
 
-# containerd's sandbox image: the node OS's pause, built by its own tool (cached).
+# containerd's sandbox image and the demo app, as in the node OS: its pause and hello, built by its
+# own tool (cached). `groundwork.dev/hello:v1` answers "hello from $NODE_NAME" on :8080.
 pause_image=registry.k8s.io/pause:3.10.2
-key="$(cat "$GW_ROOT"/hack/node-os/go.{mod,sum} "$GW_ROOT"/hack/node-os/cmd/{mkimage,pause}/main.go | sha256sum | cut -c1-16)"
-pause="$GW_CACHE/lab-node/pause-$key.tar"
-if [[ ! -f "$pause" ]]; then
+hello_image=groundwork.dev/hello:v1
+key="$(cat "$GW_ROOT"/hack/node-os/go.{mod,sum} "$GW_ROOT"/hack/node-os/cmd/{mkimage,pause,hello}/main.go | sha256sum | cut -c1-16)"
+pause="$GW_CACHE/lab-node/pause-$key.tar" hello="$GW_CACHE/lab-node/hello-$key.tar"
+if [[ ! -f "$pause" || ! -f "$hello" ]]; then
   mkdir -p "$GW_CACHE/lab-node"
   tmp="$(mktemp -d)"
-  (cd "$GW_ROOT/hack/node-os" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/" ./cmd/mkimage ./cmd/pause)
+  (cd "$GW_ROOT/hack/node-os" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/" ./cmd/mkimage ./cmd/pause ./cmd/hello)
   "$tmp/mkimage" -name "$pause_image" -o "$pause.tmp" -entrypoint /pause "$tmp/pause:/pause" >/dev/null
-  mv "$pause.tmp" "$pause"; rm -rf "$tmp"
+  "$tmp/mkimage" -name "$hello_image" -o "$hello.tmp" -entrypoint /hello "$tmp/hello:/hello" >/dev/null
+  mv "$pause.tmp" "$pause"; mv "$hello.tmp" "$hello"; rm -rf "$tmp"
 fi
 
 kubelet_kc="$("$GW_ROOT/hack/controlplane.sh" user "$cp" "node-$name" "/O=system:nodes/CN=system:node:$name")"
@@ -210,7 +213,7 @@ mkdir -p "/sys/fs/cgroup/pids/gw-node-$name/runtime" && echo \$\$ >"/sys/fs/cgro
 containerd --config "$dir/containerd.toml" >"$dir/logs/containerd.log" 2>&1 &
 echo \$! >"$dir/containerd.pid"
 for _ in \$(seq 100); do ctr --address "$dir/run/containerd.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-for img in "$pause" ${images[*]:+$(printf '"%s" ' "${images[@]}")}; do
+for img in "$pause" "$hello" ${images[*]:+$(printf '"%s" ' "${images[@]}")}; do
   ctr --address "$dir/run/containerd.sock" -n k8s.io images import "\$img" >>"$dir/logs/import.log" 2>&1 || { echo "import of \$img failed" >&2; exit 1; }
 done
 "$k8s/kube-proxy" --config "$dir/kube-proxy.yaml" >"$dir/logs/kube-proxy.log" 2>&1 &

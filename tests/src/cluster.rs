@@ -556,3 +556,44 @@ pub async fn rig() -> Rig {
         lab,
     }
 }
+
+/// A node of hack/lab-node.sh (containerd, kubelet and kube-proxy on this kernel, in a network
+/// namespace the caller made), stopped (every process of its cgroup) on drop; its logs are
+/// printed first when the test is failing.
+pub struct LabNode {
+    dir: PathBuf,
+}
+
+impl LabNode {
+    /// `hack/lab-node.sh up DIR --cp CP --name NAME --netns NS --address ADDRESS EXTRA...`;
+    /// returns once the Node is Ready.
+    pub fn up(
+        dir: PathBuf,
+        cp: &ControlPlane,
+        name: &str,
+        netns: &str,
+        address: &str,
+        extra: &[&str],
+    ) -> Self {
+        let node = Self { dir };
+        run(Command::new(repo_root().join("hack/lab-node.sh"))
+            .arg("up")
+            .arg(&node.dir)
+            .args(["--cp", &cp.path(), "--name", name])
+            .args(["--netns", netns, "--address", address])
+            .args(extra));
+        node
+    }
+}
+
+impl Drop for LabNode {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            crate::netlab::dump_logs_of(&self.dir.join("logs"));
+        }
+        let _ = Command::new(repo_root().join("hack/lab-node.sh"))
+            .arg("down")
+            .arg(&self.dir)
+            .status();
+    }
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crds::Server;
 use crds::server::ServerState;
-use e2e::cluster::{ControlPlane, kubectl};
+use e2e::cluster::{ControlPlane, LabNode, kubectl};
 use e2e::netlab::{require, run};
 use e2e::provisioning::{self, Rig};
 use e2e::{client_for, eventually, repo_root};
@@ -38,73 +38,56 @@ const SYSTEM: &str = "groundwork-system";
 const SITE: &str = "site";
 const LEASE_SECONDS: u64 = 10;
 
-/// A node of hack/lab-node.sh, stopped (every process of its cgroup) on drop.
-struct LabNode {
-    dir: PathBuf,
-}
-
-impl LabNode {
-    /// Node `infra-<i>` in a new namespace on the rig's segment with `10.62.0.<2+i>`
-    /// (provisioning) and `10.72.0.24<i>` (its InternalIP), the image archive imported.
-    fn up(rig: &mut Rig, cp: &ControlPlane, i: u8, archive: &Path) -> Self {
-        let ns = rig.lab.netns(&format!("n{i}"));
-        let boot_ns = rig.boot_ns.clone();
-        let prov = format!("10.62.0.{}/24", 2 + i);
-        rig.lab.veth(
-            &boot_ns,
-            &format!("n{i}"),
-            Some("br0"),
-            None,
-            &ns,
-            "prov",
-            None,
-            Some(&prov),
-        );
-        let address = format!("10.72.0.24{i}");
-        run(Command::new("ip").args([
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{address}/24"),
-            "dev",
-            "prov",
-        ]));
-        run(Command::new("ip").args([
-            "-n",
-            &ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            provisioning::NODE_GATEWAY,
-        ]));
-        let node = Self {
-            dir: rig.lab.dir().join(format!("node-{i}")),
-        };
-        run(Command::new(repo_root().join("hack/lab-node.sh"))
-            .arg("up")
-            .arg(&node.dir)
-            .args(["--cp", &cp.path(), "--name", &format!("infra-{i}")])
-            .args(["--netns", &ns, "--address", &address])
-            .args(["--label", "groundwork.dev/infra=true"])
-            .args(["--taint", "groundwork.dev/infra=true:NoSchedule"])
-            .arg("--image")
-            .arg(archive));
-        node
-    }
-}
-
-impl Drop for LabNode {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            e2e::netlab::dump_logs_of(&self.dir.join("logs"));
-        }
-        let _ = Command::new(repo_root().join("hack/lab-node.sh"))
-            .arg("down")
-            .arg(&self.dir)
-            .status();
-    }
+/// Node `infra-<i>` in a new namespace on the rig's segment with `10.62.0.<2+i>`
+/// (provisioning) and `10.72.0.24<i>` (its InternalIP), the image archive imported.
+fn lab_node(rig: &mut Rig, cp: &ControlPlane, i: u8, archive: &Path) -> LabNode {
+    let ns = rig.lab.netns(&format!("n{i}"));
+    let boot_ns = rig.boot_ns.clone();
+    let prov = format!("10.62.0.{}/24", 2 + i);
+    rig.lab.veth(
+        &boot_ns,
+        &format!("n{i}"),
+        Some("br0"),
+        None,
+        &ns,
+        "prov",
+        None,
+        Some(&prov),
+    );
+    let address = format!("10.72.0.24{i}");
+    run(Command::new("ip").args([
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        &format!("{address}/24"),
+        "dev",
+        "prov",
+    ]));
+    run(Command::new("ip").args([
+        "-n",
+        &ns,
+        "route",
+        "add",
+        "default",
+        "via",
+        provisioning::NODE_GATEWAY,
+    ]));
+    LabNode::up(
+        rig.lab.dir().join(format!("node-{i}")),
+        cp,
+        &format!("infra-{i}"),
+        &ns,
+        &address,
+        &[
+            "--label",
+            "groundwork.dev/infra=true",
+            "--taint",
+            "groundwork.dev/infra=true:NoSchedule",
+            "--image",
+            &archive.display().to_string(),
+        ],
+    )
 }
 
 fn helm(cp: &ControlPlane, args: &[&str]) -> String {
@@ -211,7 +194,7 @@ async fn helm_install_runs_the_site_through_its_pods_and_survives_leader_loss_up
 
     let mut nodes = Vec::new();
     for i in 1..=2 {
-        nodes.push(LabNode::up(&mut rig, &cp, i, Path::new(archive)));
+        nodes.push(lab_node(&mut rig, &cp, i, Path::new(archive)));
     }
     let before = all_objects(&cp);
 

@@ -1,6 +1,9 @@
 //! What the edge end-to-end tests share: CRDs installed, the daemon run in-process, its
 //! metrics scraped over HTTP, conditions looked up.
 
+// Each test binary uses a part of these.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
