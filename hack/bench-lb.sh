@@ -24,5 +24,5 @@ if ! GW_BENCH_LB_ROUNDS="$rounds" cargo test -q -p edge --test service_traffic -
   tail -60 "$log" >&2
   gw_die "bench-lb failed (full output: $log)"
 fi
-grep -E '^(bench-lb|round|hand round|Service created|announce|withdraw|\(by hand| {20,})' "$log"
+grep -E '^(bench-lb|round|hand round|Service created|announce|withdraw|\(by hand|  \(scaled| {20,})' "$log"
 rm -f "$log"
