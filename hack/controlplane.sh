@@ -147,7 +147,7 @@ echo "http://127.0.0.1:$etcd_port" > "$dir/etcd-url"
 "$bins/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --cert-dir "$pki" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --secure-port "$api_port" --bind-address "$api_ip" --advertise-address "$api_ip" \
-  --service-cluster-ip-range 10.96.0.0/24 --service-account-issuer https://kubernetes.default.svc \
+  --service-cluster-ip-range 10.96.0.0/24,fd00:10:96::/112 --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --client-ca-file "$pki/ca.crt" "${extra[@]}" \
   --max-requests-inflight 2000 --max-mutating-requests-inflight 1000 \
@@ -213,7 +213,7 @@ start_component kube-controller-manager --controllers '*,bootstrapsigner,tokencl
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --use-service-account-credentials --service-account-private-key-file "$pki/sa.key" \
   --root-ca-file "$pki/ca.crt" --allocate-node-cidrs --cluster-cidr 10.244.0.0/16 \
-  --service-cluster-ip-range 10.96.0.0/24
+  --service-cluster-ip-range 10.96.0.0/24,fd00:10:96::/112
 start_component kube-scheduler
 for _ in $(seq 300); do
   ok=1

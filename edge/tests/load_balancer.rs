@@ -600,27 +600,32 @@ async fn load_balancer_service_announced_to_both_isps() {
     })
     .await;
 
-    // IPv6. This bare API server is single-stack: it cannot give a Service an IPv6 family. So
-    // the controller stops and the test writes what the controller writes for an IPv6 address
-    // (the contract the daemon reads), under the controller's field manager.
-    controller.stop().await;
+    // IPv6: the API server is dual-stack (hack/controlplane.sh), so an IPv6 Service gets its
+    // address from the pool's IPv6 CIDR by the controller itself.
     isp_a.wait_route(OWN6, Duration::from_secs(20)).await;
     isp_b.wait_route(OWN6, Duration::from_secs(20)).await;
-    service(&client, &ns, "web6", 80).await;
+    let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &obj(json!({
+            "metadata": {"name": "web6"},
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": LOAD_BALANCER_CLASS,
+                     "externalTrafficPolicy": "Local", "ipFamilies": ["IPv6"],
+                     "ipFamilyPolicy": "SingleStack",
+                     "ports": [{"port": 80, "protocol": "TCP"}]}
+        })),
+    )
+    .await
+    .unwrap();
     endpoints(&client, &ns, "web6", &[&n1]).await;
-    let ip6 = "2001:db8:100:64::1";
-    let status = json!({"apiVersion": "v1", "kind": "Service", "status": {
-        "loadBalancer": {"ingress": [{"ip": ip6}]},
-        "conditions": [{"type": conditions::ADDRESS_ALLOCATED, "status": "True", "reason": "Allocated",
-                        "message": format!("allocated {ip6}"), "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-    services
-        .patch_status(
-            "web6",
-            &PatchParams::apply(crds::field_managers::CONTROLLER).force(),
-            &Patch::Apply(&status),
-        )
-        .await
-        .unwrap();
+    let ip6 = allocated(&services, "web6").await;
+    assert!(
+        POOL6
+            .parse::<ipnet::IpNet>()
+            .unwrap()
+            .contains(&ip6.parse::<std::net::IpAddr>().unwrap()),
+        "{ip6} not in {POOL6}"
+    );
     let host6 = format!("{ip6}/128");
     let at_a = isp_a.wait_route(&host6, Duration::from_secs(10)).await;
     assert_eq!(
@@ -646,6 +651,7 @@ async fn load_balancer_service_announced_to_both_isps() {
     both_gone(&[&isp_a, &isp_b], &host6).await;
 
     stop_daemon(stop, daemon).await;
+    controller.stop().await;
     helm(&["uninstall", &release, "--namespace", &release_ns]);
     let nodes: Api<Node> = Api::all(client.clone());
     for n in [&n1, &n2] {
