@@ -17,7 +17,7 @@
 //! (outside the addresses the site hands out: provisioning .11 + rack unit, node network from .2).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
