@@ -38,9 +38,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Racks, servers by state, servers and upstream links (with BGP session state) of a site.
+    /// Racks, servers by state, servers, upstream links (with BGP session state) and the public
+    /// (LoadBalancer Service) addresses with the servers carrying them, of a site.
     Status,
-    /// Elevation of one rack, top U first, with power declared against budget and uplinks.
+    /// Elevation of one rack, top U first, with the public addresses each server carries, power
+    /// declared against budget and uplinks.
     Rack {
         /// Name of the Rack.
         name: String,
