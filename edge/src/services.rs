@@ -45,6 +45,9 @@ pub struct Selection {
     pub services: BTreeMap<ServiceKey, ServiceMapping>,
     /// Every routed address with its next hops.
     pub routes: BTreeMap<IpNet, BTreeSet<IpAddr>>,
+    /// The Node (by name) of every next hop in [`Self::routes`]: which machines carry an
+    /// address, for views of the site (the router itself needs only the addresses).
+    pub next_hop_nodes: BTreeMap<IpAddr, BTreeSet<String>>,
 }
 
 /// The key of a Service.
@@ -178,11 +181,14 @@ pub fn select(
         } else {
             ready_nodes.values().copied().collect()
         };
-        let hops: BTreeSet<IpAddr> = serving
-            .iter()
-            .flat_map(|n| internal_ips(n))
-            .filter(|ip| node_networks.iter().any(|net| net.contains(ip)))
-            .collect();
+        let mut hop_nodes: BTreeMap<IpAddr, BTreeSet<&str>> = BTreeMap::new();
+        for node in &serving {
+            let name = node.metadata.name.as_deref().unwrap_or_default();
+            for ip in internal_ips(node).filter(|ip| node_networks.iter().any(|n| n.contains(ip))) {
+                hop_nodes.entry(ip).or_default().insert(name);
+            }
+        }
+        let hops: BTreeSet<IpAddr> = hop_nodes.keys().copied().collect();
         let mut prefixes = Vec::new();
         let mut used = BTreeSet::new();
         for ip in &addresses {
@@ -197,6 +203,13 @@ pub fn select(
                 out.routes.entry(prefix).or_default().extend(family_hops);
                 prefixes.push(prefix);
             }
+        }
+        for hop in &used {
+            let names = hop_nodes.get(hop).into_iter().flatten();
+            out.next_hop_nodes
+                .entry(*hop)
+                .or_default()
+                .extend(names.map(|n| n.to_string()));
         }
         let mapping = if prefixes.is_empty() {
             ServiceMapping::Withdrawn(Problem::new(
@@ -362,6 +375,34 @@ mod tests {
             ["app/c"],
             "an address kept while a change fails stays announced"
         );
+    }
+
+    #[test]
+    fn next_hops_name_their_nodes() {
+        let s = svc("web", &["203.0.113.64", "2001:db8:100:64::1"], "Local");
+        let slices = [slice("web", &[("n1", true), ("n3", true)])];
+        let sel = select(&spec(), &[s], &slices, &nodes());
+        let named: Vec<(String, Vec<&str>)> = sel
+            .next_hop_nodes
+            .iter()
+            .map(|(ip, n)| (ip.to_string(), n.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("10.20.0.11".to_string(), vec!["n1"]),
+                ("2001:db8:20::11".to_string(), vec!["n1"]),
+            ],
+            "every next hop named, and only next hops (n3 is NotReady)"
+        );
+        // A Service without next hops names no node.
+        let sel = select(
+            &spec(),
+            &[svc("web", &["203.0.113.64"], "Local")],
+            &[],
+            &nodes(),
+        );
+        assert!(sel.next_hop_nodes.is_empty());
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! with the field manager `kubectl-groundwork`; the controller does the BMC work, so nothing
 //! here bypasses it.
 
+mod public;
 mod render;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use crds::{Rack, Server, UpstreamLink};
+use crds::{BorderRouter, Rack, Server, UpstreamLink};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Config};
+
+use crate::public::{Inputs, Public};
 
 #[derive(Parser)]
 #[command(
@@ -33,9 +38,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Racks, servers by state, servers and upstream links (with BGP session state) of a site.
+    /// Racks, servers by state, servers, upstream links (with BGP session state) and the public
+    /// (LoadBalancer Service) addresses with the servers carrying them, of a site.
     Status,
-    /// Elevation of one rack, top U first, with power declared against budget and uplinks.
+    /// Elevation of one rack, top U first, with the public addresses each server carries, power
+    /// declared against budget and uplinks.
     Rack {
         /// Name of the Rack.
         name: String,
@@ -107,7 +114,10 @@ async fn run(cli: Cli) -> Result<String> {
                 .await
                 .context("listing upstreamlinks")?
                 .items;
-            Ok(render::render_status(&ns, &racks, &servers, &links))
+            let public = public(&client, &ns, &servers).await;
+            Ok(render::render_status(
+                &ns, &racks, &servers, &links, &public,
+            ))
         }
         Command::Rack { name } => {
             let rack = racks
@@ -120,7 +130,8 @@ async fn run(cli: Cli) -> Result<String> {
                 .await
                 .context("listing upstreamlinks")?
                 .items;
-            Ok(render::render_rack(&rack, &servers, &links))
+            let public = public(&client, &ns, &servers).await;
+            Ok(render::render_rack(&rack, &servers, &links, &public))
         }
         Command::Power { state, server } => {
             let online = matches!(state, PowerArg::On);
@@ -181,6 +192,68 @@ async fn run(cli: Cli) -> Result<String> {
                 crds::annotations::REBOOT
             ))
         }
+    }
+}
+
+/// Reading one kind for the public addresses failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list {what}: {reason}")]
+struct ReadError {
+    /// The kind and scope, e.g. `services in all namespaces`.
+    what: String,
+    /// The API server's message (e.g. RBAC's `services is forbidden: ...`), or the client's.
+    reason: String,
+}
+
+/// Lists every `K` of `api`, saying which (`what`) on failure.
+async fn list_all<K>(api: Api<K>, what: &str) -> Result<Vec<K>, ReadError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| ReadError {
+            what: what.to_string(),
+            reason: match e {
+                kube::Error::Api(status) => status.message,
+                other => other.to_string(),
+            },
+        })
+}
+
+/// The site's BorderRouters and, when it has any, every Service, EndpointSlice and Node.
+async fn public_inputs(client: &Client, ns: &str) -> Result<Inputs, ReadError> {
+    let routers = list_all(
+        Api::<BorderRouter>::namespaced(client.clone(), ns),
+        &format!("borderrouters in namespace {ns}"),
+    )
+    .await?;
+    if routers.is_empty() {
+        return Ok(Inputs::default());
+    }
+    Ok(Inputs {
+        routers,
+        services: list_all(
+            Api::<Service>::all(client.clone()),
+            "services in all namespaces",
+        )
+        .await?,
+        slices: list_all(
+            Api::<EndpointSlice>::all(client.clone()),
+            "endpointslices in all namespaces",
+        )
+        .await?,
+        nodes: list_all(Api::<Node>::all(client.clone()), "nodes").await?,
+    })
+}
+
+/// The public addresses of the site, or — when reading what they derive from fails (RBAC,
+/// for instance) — why not, so the rest of the view is still shown.
+async fn public(client: &Client, ns: &str, servers: &[Server]) -> Public {
+    match public_inputs(client, ns).await {
+        Ok(inputs) => Public::Shown(public::addresses(ns, servers, &inputs)),
+        Err(e) => Public::Unavailable(e.to_string()),
     }
 }
 

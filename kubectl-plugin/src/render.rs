@@ -9,6 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
+use crate::public::{Public, Route};
+
 /// Shown for a value the API does not (yet) report.
 const NONE: &str = "-";
 
@@ -89,12 +91,14 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `site status`: racks, servers by state, servers and upstream links of one namespace.
+/// `site status`: racks, servers by state, servers, upstream links and the public addresses
+/// (which servers carry each) of one namespace.
 pub fn render_status(
     namespace: &str,
     racks: &[Rack],
     servers: &[Server],
     links: &[UpstreamLink],
+    public: &Public,
 ) -> String {
     let mut out = format!("Site (namespace) {namespace}\n\nRACKS\n");
     if racks.is_empty() {
@@ -187,7 +191,74 @@ pub fn render_status(
     } else {
         out.push_str(&links_table(links));
     }
+
+    out.push_str("\nPUBLIC ADDRESSES\n");
+    out.push_str(&public_table(public));
     out
+}
+
+/// Every routed Service address with the servers carrying it and what its router reports
+/// (the links it is announced on), then the Services of the pools that are not routed.
+fn public_table(public: &Public) -> String {
+    let addresses = match public {
+        Public::Unavailable(why) => return format!("not shown: {why}\n"),
+        Public::Shown(a) if a.routes.is_empty() && a.withdrawn.is_empty() => {
+            return "(none)\n".into();
+        }
+        Public::Shown(a) => a,
+    };
+    let rows: Vec<Vec<String>> = addresses
+        .routes
+        .iter()
+        .map(|r| {
+            vec![
+                r.prefix.addr().to_string(),
+                r.service.clone(),
+                r.router.clone(),
+                r.carriers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.announced.as_ref().map_or_else(
+                    || NONE.to_string(),
+                    |c| format!("{} {}: {}", c.status, c.reason, c.message),
+                ),
+            ]
+        })
+        .collect();
+    let mut out = if rows.is_empty() {
+        String::new()
+    } else {
+        table(
+            &["ADDRESS", "SERVICE", "ROUTER", "SERVERS", "ANNOUNCED"],
+            &rows,
+        )
+    };
+    for w in &addresses.withdrawn {
+        let _ = writeln!(
+            out,
+            "{} (router {}): not routed, {}: {}",
+            w.service, w.router, w.problem.reason, w.problem.message
+        );
+    }
+    out
+}
+
+/// The public addresses one server carries, by Service: `203.0.113.64, 2001:db8::1 (app/web)`.
+fn carried(routes: &[&Route]) -> String {
+    let mut by_service: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in routes {
+        by_service
+            .entry(r.service.as_str())
+            .or_default()
+            .push(r.prefix.addr().to_string());
+    }
+    by_service
+        .iter()
+        .map(|(service, addrs)| format!("{} ({service})", addrs.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn links_table(links: &[UpstreamLink]) -> String {
@@ -229,7 +300,13 @@ fn power_summary(declared: u64, budget: u32) -> String {
 /// `rack NAME`: the elevation, one line per U from the top down, then power and uplinks.
 /// Positions come from the Servers' spec (`rackRef`, `rackUnit`, `heightU`), so the picture is
 /// right even before the controller has reported; state and power come from their status.
-pub fn render_rack(rack: &Rack, servers: &[Server], links: &[UpstreamLink]) -> String {
+/// A server that is a next hop of public addresses says which (`public: ADDRESS (SERVICE)`).
+pub fn render_rack(
+    rack: &Rack,
+    servers: &[Server],
+    links: &[UpstreamLink],
+    public: &Public,
+) -> String {
     let name = rack.name_any();
     let members: Vec<&Server> = servers
         .iter()
@@ -242,6 +319,9 @@ pub fn render_rack(rack: &Rack, servers: &[Server], links: &[UpstreamLink]) -> S
         rack.spec.location.summary(),
         ready(rack.status.as_ref().map(|s| s.conditions.as_slice())),
     );
+    if let Public::Unavailable(why) = public {
+        let _ = writeln!(out, "Public addresses not shown: {why}");
+    }
     let digits = height.max(1).to_string().len();
     for u in (1..=height).rev() {
         let mut cells: Vec<String> = members
@@ -250,12 +330,19 @@ pub fn render_rack(rack: &Rack, servers: &[Server], links: &[UpstreamLink]) -> S
                 let bottom = s.spec.rack_unit?;
                 let top = crds::rack::top_unit(bottom, s.spec.height_u);
                 if u == top {
-                    Some(format!(
+                    let mut cell = format!(
                         "{}  {}  power {}",
                         s.name_any(),
                         server_state(s),
                         server_power(s)
-                    ))
+                    );
+                    if let Public::Shown(addresses) = public {
+                        let routes = addresses.of_server(&s.name_any());
+                        if !routes.is_empty() {
+                            let _ = write!(cell, "  public: {}", carried(&routes));
+                        }
+                    }
+                    Some(cell)
                 } else if (bottom..top).contains(&u) {
                     Some(format!("^ {}", s.name_any()))
                 } else {
@@ -370,6 +457,7 @@ pub fn render_rack(rack: &Rack, servers: &[Server], links: &[UpstreamLink]) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::public::{Addresses, Carrier, Withdrawn};
     use serde_json::json;
 
     fn rack() -> Rack {
@@ -414,6 +502,110 @@ mod tests {
         .unwrap_or_else(|e| panic!("link fixture: {e}"))
     }
 
+    /// No public addresses.
+    fn none() -> Public {
+        Public::Shown(Addresses::default())
+    }
+
+    fn announced(message: &str) -> Condition {
+        serde_json::from_value(json!({"type": "edge1.border.groundwork.dev/Announced",
+            "status": "True", "reason": "Announced", "message": message,
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+        .unwrap()
+    }
+
+    /// `a` carries 203.0.113.64 and 2001:db8::1 of app/web and, with `b`, 203.0.113.66 of
+    /// app/api; app/idle is not routed.
+    fn public() -> Public {
+        let route = |prefix: &str, service: &str, carriers: &[&str], ann: Option<&str>| Route {
+            prefix: prefix.parse().unwrap(),
+            service: service.into(),
+            router: "edge1".into(),
+            carriers: carriers
+                .iter()
+                .map(|c| match c.strip_prefix("node/") {
+                    Some(n) => Carrier::Node(n.into()),
+                    None => Carrier::Server(c.to_string()),
+                })
+                .collect(),
+            announced: ann.map(announced),
+        };
+        Public::Shown(Addresses {
+            routes: vec![
+                route(
+                    "203.0.113.64/32",
+                    "app/web",
+                    &["a"],
+                    Some("203.0.113.64/32 announced on isp-a via 10.20.0.11"),
+                ),
+                route("203.0.113.66/32", "app/api", &["a", "b", "node/k9"], None),
+                route("2001:db8::1/128", "app/web", &["a"], None),
+            ],
+            withdrawn: vec![Withdrawn {
+                service: "app/idle".into(),
+                router: "edge1".into(),
+                problem: edge::problem::Problem::new("NoNextHop", "no ready endpoint"),
+            }],
+        })
+    }
+
+    #[test]
+    fn elevation_names_the_public_addresses_each_server_carries() {
+        let servers = vec![
+            server("a", Some(1), 2, 300, json!({"state": "Provisioned"})),
+            server("b", Some(4), 1, 200, json!({})),
+            server("c", Some(5), 1, 200, json!({})),
+        ];
+        let out = render_rack(&rack(), &servers, &[], &public());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            &lines[1..7],
+            &[
+                "U6 | [switch] tor-a",
+                "U5 | c  -  power - (want on)",
+                "U4 | b  -  power - (want on)  public: 203.0.113.66 (app/api)",
+                "U3 |",
+                "U2 | a  Provisioned  power - (want on)  public: 203.0.113.66 (app/api); \
+                 203.0.113.64, 2001:db8::1 (app/web)",
+                "U1 | ^ a",
+            ],
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn elevation_without_public_addresses_says_why_once() {
+        let servers = vec![server("a", Some(1), 1, 300, json!({}))];
+        let why = "cannot list services in all namespaces: services is forbidden";
+        let out = render_rack(&rack(), &servers, &[], &Public::Unavailable(why.into()));
+        assert_eq!(
+            out.lines().nth(1),
+            Some(format!("Public addresses not shown: {why}").as_str()),
+            "{out}"
+        );
+        assert!(out.contains("U1 | a  -  power - (want on)\n"), "{out}");
+        assert_eq!(out.matches("public").count(), 0, "{out}");
+    }
+
+    #[test]
+    fn status_lists_public_addresses_with_servers_and_announcement() {
+        let out = render_status("site", &[], &[], &[], &public());
+        let section = out.split("PUBLIC ADDRESSES\n").nth(1).unwrap();
+        assert_eq!(
+            section,
+            "ADDRESS       SERVICE  ROUTER  SERVERS        ANNOUNCED\n\
+             203.0.113.64  app/web  edge1   a              True Announced: 203.0.113.64/32 announced on isp-a via 10.20.0.11\n\
+             203.0.113.66  app/api  edge1   a, b, node/k9  -\n\
+             2001:db8::1   app/web  edge1   a              -\n\
+             app/idle (router edge1): not routed, NoNextHop: no ready endpoint\n"
+        );
+        let out = render_status("site", &[], &[], &[], &Public::Unavailable("denied".into()));
+        assert!(
+            out.ends_with("PUBLIC ADDRESSES\nnot shown: denied\n"),
+            "{out}"
+        );
+    }
+
     #[test]
     fn elevation_puts_each_server_at_its_units_top_down() {
         let servers = vec![
@@ -426,7 +618,7 @@ mod tests {
             ),
             server("b", Some(4), 1, 200, json!({})),
         ];
-        let out = render_rack(&rack(), &servers, &[]);
+        let out = render_rack(&rack(), &servers, &[], &none());
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             &lines[1..7],
@@ -455,7 +647,7 @@ mod tests {
             server("c", None, 1, 0, json!({})),
             server("d", Some(6), 2, 0, json!({})),
         ];
-        let out = render_rack(&rack(), &servers, &[]);
+        let out = render_rack(&rack(), &servers, &[], &none());
         assert!(out.contains("U2 | CONFLICT: a  -  power - (want on) | b  -  power - (want on)\n"));
         assert!(out.contains("Not placed (no rackUnit, or above U6): c, d\n"));
         assert!(out.contains("(160%)  OVER BUDGET\n"));
@@ -469,7 +661,7 @@ mod tests {
             server("c", Some(4), 1, 0, json!({"state": "Error"})),
             server("d", None, 1, 0, json!({})),
         ];
-        let out = render_status("site", &[rack()], &servers, &[link()]);
+        let out = render_status("site", &[rack()], &servers, &[link()], &none());
         assert!(
             out.contains("(unreported)=1  Available=2  Error=1\n"),
             "{out}"
@@ -492,8 +684,8 @@ mod tests {
 
     #[test]
     fn empty_site_says_none() {
-        let out = render_status("site", &[], &[], &[]);
-        assert_eq!(out.matches("(none)").count(), 4);
+        let out = render_status("site", &[], &[], &[], &none());
+        assert_eq!(out.matches("(none)").count(), 5);
     }
 
     #[test]
