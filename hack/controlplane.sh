@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real local Kubernetes control plane: etcd + kube-apiserver on free loopback ports.
 #
-#   hack/controlplane.sh up   DIR [--cluster [--node-address IP]]
+#   hack/controlplane.sh up   DIR [--cluster [--node-address IP] [--node-grace SECONDS]]
 #                                   start (if not running), write DIR/kubeconfig, wait for /readyz
 #   hack/controlplane.sh down DIR   stop every process by PID (hack/capi.sh's too) and remove DIR
 #   hack/controlplane.sh env  DIR   print `export KUBECONFIG=...` lines
@@ -21,12 +21,15 @@
 # --node-address IP: the API server listens on IP instead of 127.0.0.1, IP is in its certificate
 # and in DIR/kubeconfig. IP must already be an address of this host on an interface into a
 # network namespace of ours (gw_host_veth in hack/lib.sh), never an external one.
+# --node-grace SECONDS: a Node is NotReady after SECONDS without a heartbeat (kube-controller-
+# manager's --node-monitor-grace-period; Kubernetes' default 50 s). hack/lab-node.sh's kubelets
+# renew their Lease every 3 s, so 15 s is safe for them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 (($# >= 2)) || gw_usage
 cmd="$1" dir="$2"
 shift 2
-cluster=0 node_ip=""
+cluster=0 node_ip="" node_grace=""
 if [[ "$cmd" == user ]]; then
   (($# == 2)) || gw_usage 2 "user needs NAME SUBJECT"
   user_name="$1" user_subject="$2"; shift 2
@@ -35,11 +38,13 @@ while (($#)); do
   case "$1" in
   --cluster) cluster=1 ;;
   --node-address) node_ip="${2:?--node-address needs an IP}"; shift ;;
+  --node-grace) node_grace="${2:?--node-grace needs SECONDS}"; shift ;;
   *) gw_usage 2 "unknown option $1" ;;
   esac
   shift
 done
 [[ -z "$node_ip" ]] || ((cluster)) || gw_usage 2 "--node-address needs --cluster"
+[[ -z "$node_grace" ]] || ((cluster)) || gw_usage 2 "--node-grace needs --cluster"
 here="$GW_ROOT/hack"
 mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
 
@@ -213,7 +218,7 @@ start_component kube-controller-manager --controllers '*,bootstrapsigner,tokencl
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --use-service-account-credentials --service-account-private-key-file "$pki/sa.key" \
   --root-ca-file "$pki/ca.crt" --allocate-node-cidrs --cluster-cidr 10.244.0.0/16 \
-  --service-cluster-ip-range 10.96.0.0/24,fd00:10:96::/112
+  --service-cluster-ip-range 10.96.0.0/24,fd00:10:96::/112 ${node_grace:+--node-monitor-grace-period "${node_grace}s"}
 start_component kube-scheduler
 for _ in $(seq 300); do
   ok=1

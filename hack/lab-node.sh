@@ -175,6 +175,9 @@ authorization: {mode: Webhook}
 evictionHard: {memory.available: 50Mi, nodefs.available: 200Mi, imagefs.available: 200Mi}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+# Lease renewed every 3 s (a quarter of it): a control plane with a short node grace period
+# (controlplane.sh --node-grace) sees a dead node in seconds.
+nodeLeaseDurationSeconds: 12
 YAML
   if ((${#taints[@]})); then
     echo "registerWithTaints:"

@@ -91,7 +91,8 @@ impl Site {
         let tor = net.netns("tor");
         net.bridge(&tor, "br0", "10.75.0.2/24");
         let host = host_port(&net, &tor, "br0", &format!("{HOST}/24"));
-        let cp = ControlPlane::up_at(net.dir().join("cp"), HOST);
+        // A dead node is NotReady after 15 s (Kubernetes' default: 50 s).
+        let cp = ControlPlane::up_with(net.dir().join("cp"), HOST, &["--node-grace", "15"]);
         let client = client_for(&cp.kubeconfig()).await;
         install_crds(&client).await;
 
@@ -499,7 +500,7 @@ async fn traffic_from_an_isp_reaches_the_pods_through_our_border() {
     let moved = site.answered(Duration::from_secs(150)).await;
     assert_eq!(moved, other);
     eprintln!(
-        "node {} killed: traffic on {} after {:?} (the Node's NotReady grace period)",
+        "node {} killed: traffic on {} after {:?} (the Node's NotReady grace period: 15 s)",
         site.node_names[serving],
         site.node_names[other],
         killed.elapsed()

@@ -49,11 +49,16 @@ impl ControlPlane {
 
     /// `hack/controlplane.sh up DIR --cluster --node-address ADDRESS` (one of this host's).
     pub fn up_at(dir: PathBuf, address: &str) -> Self {
+        Self::up_with(dir, address, &[])
+    }
+
+    /// [`Self::up_at`] with more options of `hack/controlplane.sh up` (e.g. `--node-grace 15`).
+    pub fn up_with(dir: PathBuf, address: &str, options: &[&str]) -> Self {
         let cp = Self { dir };
-        script(
-            "hack/controlplane.sh",
-            &["up", &cp.path(), "--cluster", "--node-address", address],
-        );
+        let path = cp.path();
+        let mut args = vec!["up", &path, "--cluster", "--node-address", address];
+        args.extend_from_slice(options);
+        script("hack/controlplane.sh", &args);
         cp
     }
 
