@@ -15,7 +15,8 @@
 //! ISP B's namespace reaches the Pod; the address survives a controller restart; scaling to zero
 //! withdraws it (Local policy) and scaling back announces it again; the node that serves it is
 //! killed and traffic moves to the other node once the Node is NotReady; deleting the Service
-//! withdraws it and frees the address for a waiting Service. Needs root and the peers.
+//! withdraws it and frees the address for a waiting Service; ISP A fails and the address stays
+//! reachable through ISP B. Needs root and the peers.
 //!
 //! `hack/bench-lb.sh` runs [`bench_lb`] on the same site: announce and withdrawal times beside
 //! the same steps done by hand with `birdc`.
@@ -542,6 +543,17 @@ async fn traffic_from_an_isp_reaches_the_pods_through_our_border() {
         .await
         .unwrap();
     site.isp_a.wait_route(&prefix, SECONDS).await;
+    site.answered(SECONDS).await;
+
+    // ISP A fails: the address stays announced through ISP B, the requests are answered, and
+    // the condition names the link that carries it.
+    let isp_a = site.isp_a.name.clone();
+    site.lab.kill(&isp_a);
+    site.condition("late", &announced, reasons::ANNOUNCED, |m| {
+        m.starts_with(&format!("{prefix} announced on isp-b via"))
+    })
+    .await;
+    site.at_isp_b(SECONDS).await;
     site.answered(SECONDS).await;
 
     stop_daemon(stop, daemon).await;
