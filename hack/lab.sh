@@ -656,7 +656,7 @@ echo "  ISP B's kernel: $(ip -n gw-lab-isp-b route show "$lb_addr/32")"
 echo "  ISP B's route to it: $(ip -n gw-lab-isp-b route get "$lb_addr" | head -n 1)"
 answer=""
 for _ in $(seq 150); do
-  answer="$(ip netns exec gw-lab-isp-b curl -s --max-time 2 "http://$lb_addr/" 2>/dev/null)" && [[ "$answer" == hello* ]] && break
+  answer="$(ip netns exec gw-lab-isp-b curl -s --connect-timeout 0.5 --max-time 2 "http://$lb_addr/" 2>/dev/null)" && [[ "$answer" == hello* ]] && break
   answer=""
   sleep 0.2
 done
