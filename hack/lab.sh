@@ -13,7 +13,10 @@
 # server a01-u05 is a real QEMU machine behind its IPMI BMC: the lab asks to inspect it and
 # shows it network-booting into the Groundwork ramdisk; then Cluster API (core + kubeadm bootstrap,
 # as processes) and the Groundwork provider turn a01-u07 (rack a01) and a02-u01 (rack a02) into
-# Kubernetes nodes of the lab's own cluster that run a two-replica app. Needs root (network namespaces).
+# Kubernetes nodes of the lab's own cluster (node OS with kube-proxy) that run a two-replica app;
+# its LoadBalancer Service gets a public address from edge1's pool, which BIRD routes to the nodes
+# (the border router has a port on both racks' node networks) and announces to both ISPs, and the
+# lab fetches the app from inside ISP B's namespace. Needs root (network namespaces).
 #
 #   hack/lab.sh up     bring everything up and show the site converging (the README's main command)
 #   hack/lab.sh down   stop every process the lab started and remove its state
