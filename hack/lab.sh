@@ -13,7 +13,10 @@
 # server a01-u05 is a real QEMU machine behind its IPMI BMC: the lab asks to inspect it and
 # shows it network-booting into the Groundwork ramdisk; then Cluster API (core + kubeadm bootstrap,
 # as processes) and the Groundwork provider turn a01-u07 (rack a01) and a02-u01 (rack a02) into
-# Kubernetes nodes of the lab's own cluster that run a two-replica app. Needs root (network namespaces).
+# Kubernetes nodes of the lab's own cluster (node OS with kube-proxy) that run a two-replica app;
+# its LoadBalancer Service gets a public address from edge1's pool, which BIRD routes to the nodes
+# (the border router has a port on both racks' node networks) and announces to both ISPs, and the
+# lab fetches the app from inside ISP B's namespace. Needs root (network namespaces).
 #
 #   hack/lab.sh up     bring everything up and show the site converging (the README's main command)
 #   hack/lab.sh down   stop every process the lab started and remove its state
@@ -252,6 +255,24 @@ veth() { # border-if border-addr isp-ns isp-addr
 }
 veth eth1 192.0.2.2/30 gw-lab-isp-a 192.0.2.1/30
 veth eth2 198.51.100.2/30 gw-lab-isp-b 198.51.100.1/30
+# The path from the border router to the racks' node networks (BorderRouter edge1's
+# nodeNetworks): a port on each rack's bridge in gw-lab-boot (the racks' ToR). 10.20.0.5 lies in
+# rack a01's reserved range (10.20.0.1-9: .1 ToR, .2 DNS, .3/.4 infra nodes), 10.21.0.5 in a02's
+# (the lab's Rack a02 reserves 10.21.0.1-9): the node IPAM never hands them to a server. A Service
+# address routed here by BIRD (its kernel protocol exports only the Service routes) reaches the
+# node directly; the ToR's default route leads back through the border, so the nodes' replies
+# to ISP addresses take it too. Nothing leaves the lab: the border's kernel has no default route.
+gw_step "the border router on the racks' node networks: gw-lab-border tor-a01 10.20.0.5/24 on br-prov, tor-a02 10.21.0.5/24 on br-a02, forwarding; the ToR (gw-lab-boot) routes the Internet via the border (default via 10.20.0.5)"
+for net in tor-a01:br-prov:10.20.0.5/24 tor-a02:br-a02:10.21.0.5/24; do
+  IFS=: read -r ifname br addr <<<"$net"
+  ip link add "$ifname" netns gw-lab-border type veth peer name "border-${ifname#tor-}" netns gw-lab-boot \
+    || die "cannot create the veth pair $ifname (gw-lab-border) <-> border-${ifname#tor-} (gw-lab-boot)"
+  ip -n gw-lab-boot link set "border-${ifname#tor-}" master "$br" up
+  ip -n gw-lab-border addr add "$addr" dev "$ifname"
+  ip -n gw-lab-border link set "$ifname" up
+done
+ip netns exec gw-lab-border sysctl -qw net.ipv4.ip_forward=1
+ip -n gw-lab-boot route add default via 10.20.0.5 || die "cannot add the ToR's default route via the border (ip -n gw-lab-boot route)"
 spawn() { # name netns program args...: runs in the namespace, PID in .lab/<name>.pid
   local name="$1" ns="$2"; shift 2
   nohup ip netns exec "$ns" "$@" </dev/null >"$lab/$name.log" 2>&1 &
@@ -441,7 +462,8 @@ spec:
   failureDomain: fra1-a02
   networks:
     provisioning: {subnet: 10.11.0.0/24, gateway: 10.11.0.2}
-    node: {subnet: 10.21.0.0/24, gateway: 10.21.0.1}
+    # .1 ToR gateway, .5 the border router's port (hack/lab.sh): never handed to a server.
+    node: {subnet: 10.21.0.0/24, gateway: 10.21.0.1, reserved: [{start: 10.21.0.1, end: 10.21.0.9}]}
 ---
 apiVersion: groundwork.dev/v1alpha1
 kind: Server
@@ -587,6 +609,63 @@ done
 printf '  %s\n' "${answers[@]}"
 kc get pods -o wide -l app=hello | sed 's/^/  /'
 
+gw_step "a LoadBalancer Service for the app (class groundwork.dev/border, externalTrafficPolicy: Local, port 80 -> 8080): the controller gives it an address from edge1's pool, the edge daemon routes it to the nodes holding a hello Pod and announces it to both ISPs; kube-proxy on each node DNATs it to its Pod; ISP B fetches the app over the route it learned from us"
+lb_class=groundwork.dev/border # crds::service::LOAD_BALANCER_CLASS
+announced=edge1.border.groundwork.dev/Announced
+usec() { echo "${EPOCHREALTIME/./}"; }
+since() { echo "$((($(usec) - t_svc) / 1000)) ms"; }
+t_svc="$(usec)"
+kc apply -f - >/dev/null <<EOF7
+apiVersion: v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: $lb_class
+  externalTrafficPolicy: Local
+  selector: {app: hello}
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+EOF7
+svc_cond() { # condition type -> "status reason: message"
+  kc get service hello -o jsonpath="{.status.conditions[?(@.type==\"$1\")].status} {.status.conditions[?(@.type==\"$1\")].reason}: {.status.conditions[?(@.type==\"$1\")].message}"
+}
+lb_addr=""
+for _ in $(seq 150); do
+  lb_addr="$(kc get service hello -o jsonpath='{.status.loadBalancer.ingress[0].ip}')"
+  [[ -z "$lb_addr" ]] || break
+  sleep 0.2
+done
+[[ -n "$lb_addr" ]] || die "Service default/hello got no address in 30 s (AddressAllocated: $(svc_cond groundwork.dev/AddressAllocated); kubectl describe service hello, kubectl -n groundwork-system logs deploy/groundwork-controller)"
+echo "  public address $lb_addr after $(since) (AddressAllocated $(svc_cond groundwork.dev/AddressAllocated))"
+isp_a_has() { isp_a global rib -a ipv4 "$lb_addr/32" 2>/dev/null | grep -q "$lb_addr/32"; }
+isp_b_has() { [[ -n "$(ip -n gw-lab-isp-b route show "$lb_addr/32" proto bgp 2>/dev/null)" ]]; }
+t_a="" t_b=""
+for _ in $(seq 150); do
+  [[ -n "$t_a" ]] || ! isp_a_has || t_a="$(since)"
+  [[ -n "$t_b" ]] || ! isp_b_has || t_b="$(since)"
+  [[ -n "$t_a" && -n "$t_b" ]] && break
+  sleep 0.2
+done
+if [[ -z "$t_a" || -z "$t_b" ]]; then
+  edge_logs
+  die "$lb_addr/32 did not reach both ISPs in 30 s (ISP A: ${t_a:-no}, ISP B's kernel: ${t_b:-no}; $announced: $(svc_cond "$announced"); birdc -s .lab/bird/bird.ctl show route protocol gw_svc_v4, kubectl -n groundwork-system logs deploy/groundwork-edge-edge1)"
+fi
+echo "  announced: ISP A's RIB has $lb_addr/32 after $t_a, ISP B's kernel after $t_b"
+echo "  $announced: $(svc_cond "$announced")"
+echo "  the border's route (BIRD -> gw-lab-border's kernel): $(ip -n gw-lab-border route show "$lb_addr" | tr -s ' \n' ' ')"
+isp_a global rib -a ipv4 "$lb_addr/32" | sed 's/^/  ISP A: /'
+isp_b -c "show ip route $lb_addr/32" | sed -n '1,/^$/p' | grep -v '^$' | sed 's/^/  ISP B: /'
+echo "  ISP B's kernel: $(ip -n gw-lab-isp-b route show "$lb_addr/32")"
+echo "  ISP B's route to it: $(ip -n gw-lab-isp-b route get "$lb_addr" | head -n 1)"
+answer=""
+for _ in $(seq 150); do
+  answer="$(ip netns exec gw-lab-isp-b curl -s --connect-timeout 0.5 --max-time 2 "http://$lb_addr/" 2>/dev/null)" && [[ "$answer" == hello* ]] && break
+  answer=""
+  sleep 0.2
+done
+[[ -n "$answer" ]] || die "the app did not answer http://$lb_addr/ from gw-lab-isp-b in 30 s although both ISPs have the route (ip -n gw-lab-border route; kube-proxy on the nodes: kubectl get --raw /api/v1/nodes/a01-u07/proxy/logs/kube-proxy.log; .lab/a01-u07.serial)"
+echo "  ip netns exec gw-lab-isp-b curl -s http://$lb_addr/ -> $answer (first answer $(since) after the Service's creation)"
+
 gw_step "site fra1:"
 kc get groundwork -n fra1
 cat <<EOF2
@@ -620,5 +699,12 @@ The lab is up ($SECONDS s).
   kubectl get nodes -L topology.kubernetes.io/zone                             # the nodes, zone = rack
   kubectl scale machinedeployment -n fra1 workers --replicas 1                # release a node: its server is cleaned, back in the pool
   kubectl -n groundwork-system logs deploy/groundwork-provider               # the Cluster API provider's log
+  kubectl get service hello -o wide         # the app's LoadBalancer Service: external IP $lb_addr
+  kubectl get service hello -o jsonpath='{.status.conditions}'                # AddressAllocated, $announced
+  ip netns exec gw-lab-isp-b curl -s http://$lb_addr/   # the app from ISP B, over the route it learned from us
+  ip -n gw-lab-isp-b route show $lb_addr                # proto bgp: installed by ISP B's zebra
+  ip -n gw-lab-border route                 # the border's kernel: Service routes to the nodes (ECMP)
+  birdc -s $lab/bird/bird.ctl show route protocol gw_svc_v4   # the Service routes in BIRD
+  kubectl get --raw /api/v1/nodes/a01-u07/proxy/logs/kube-proxy.log          # kube-proxy on a node (its /var/log)
   hack/lab.sh down                          # stop everything
 EOF2

@@ -25,9 +25,13 @@
 #    kube-public, readable anonymously and signed for each bootstrap token by the controller
 #    manager's bootstrap signer, and the RBAC of node bootstrap). The token that phase insists on
 #    creating is deleted again: CABPK makes one per Machine.
+#  - cluster-wide, ClusterRoleBinding groundwork-lab:node-proxier: ClusterRole system:node-proxier
+#    for Group system:nodes, because the node OS runs kube-proxy with the kubelet's credentials
+#    (see the binding below for why).
 # down deletes the control-plane object and the two Secrets (delete the Cluster first: Cluster API
 # treats a control plane that vanishes after initialization as an error); the cluster-wide kubeadm
-# objects stay (they describe the API server, not the Cluster object, and `up` rewrites them).
+# objects and the node-proxier binding stay (they describe the API server, not the Cluster object,
+# and `up` rewrites them).
 # Run up after the control plane has its final address: cluster-info carries DIR/kubeconfig's server.
 # Kubernetes version of the kubeadm configuration: GW_K8S_VERSION (default: the lab's binaries').
 set -euo pipefail
@@ -150,6 +154,21 @@ rules:
 - apiGroups: [$group]
   resources: [externalcontrolplanes, externalcontrolplanes/status]
   verbs: [get, list, watch, create, update, patch, delete]
+---
+# kube-proxy on the nodes. The node OS (hack/node-os) runs it as a host service with the kubelet's
+# own credentials (/etc/kubernetes/kubelet.conf: user system:node:NAME, group system:nodes), not
+# as kubeadm's DaemonSet with the kube-system/kube-proxy ServiceAccount (no addon phase runs
+# here, and no image registry is reachable). The Node authorizer only grants a node what its own
+# Pods need (their Services for environment variables, its Node object…), not the cluster-wide
+# list/watch of EndpointSlices that kube-proxy needs: so the nodes get kube-proxy's own
+# ClusterRole, as kubeadm gives it to its kube-proxy ServiceAccount (binding kubeadm:node-proxier).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: groundwork-lab:node-proxier
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:node-proxier"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:nodes"}
 EOF
 kc wait --for condition=Established --timeout 60s "crd/externalcontrolplanes.$group" >/dev/null
 

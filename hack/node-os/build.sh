@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the node OS disk image: an installed OS that runs containerd and, once kubeadm joined it,
-# the kubelet — from package registries only (Debian packages, Go modules).
+# the kubelet and kube-proxy — from package registries only (Debian packages, Go modules).
 #   hack/node-os/build.sh OUTFILE  ->  OUTFILE (raw), OUTFILE.sha256, OUTFILE.zst (zstd -19),
 #                                      OUTFILE.zst.sha256 ("<hex>  <file name>", like test-os.sh)
 # The image (same family as hack/boot/test-os.sh, so the agent writes it and both firmwares boot it;
@@ -10,8 +10,8 @@
 #      busybox initramfs (hack/node-os/initramfs-init.sh) that mounts partition 2 by its label
 #      and switch_roots into it;
 #   2. ext4 root (label gwnode-root, built with mke2fs -d: nothing is mounted): busybox, glibc,
-#      containerd + runc + CNI plugins + iptables + bash (Debian bookworm .debs, dpkg -x), kubelet
-#      and kubeadm (hack/k8s-bins/build.sh, or the directory in GW_NODE_OS_K8S_BINS), the Go
+#      containerd + runc + CNI plugins + iptables + bash (Debian bookworm .debs, dpkg -x), kubelet,
+#      kubeadm and kube-proxy (hack/k8s-bins/build.sh, or the directory in GW_NODE_OS_K8S_BINS), the Go
 #      programs of hack/node-os (gw-init as /sbin/init, gw-cloud-init, the pause and hello
 #      images written by mkimage), hack/node-os/rootfs/ (boot script, systemctl shim, containerd
 #      and CNI config) and the kernel modules containers need (with modules.dep).
@@ -57,8 +57,8 @@ for c in syslinux mcopy mmd mkfs.vfat sfdisk objcopy objdump zstd cpio mke2fs de
 done
 gw_go
 k8s="${GW_NODE_OS_K8S_BINS:-$("$GW_ROOT/hack/k8s-bins/build.sh")}"
-for b in kubelet kubeadm; do
-  [[ -x "$k8s/$b" ]] || gw_die "no $b in $k8s (hack/k8s-bins/build.sh builds it with issue 14 part 1; or set GW_NODE_OS_K8S_BINS to a directory holding kubelet and kubeadm)"
+for b in kubelet kubeadm kube-proxy; do
+  [[ -x "$k8s/$b" ]] || gw_die "no $b in $k8s (hack/k8s-bins/build.sh builds it; or set GW_NODE_OS_K8S_BINS to a directory holding kubelet, kubeadm and kube-proxy)"
 done
 
 # The .debs, downloaded once per version set (apt-get download: the ordinary client).
@@ -88,7 +88,7 @@ key="$({
   syslinux --version 2>&1 | head -n 1
   mke2fs -V 2>&1 | head -n 1
   go version
-  sha256sum "$k8s/kubelet" "$k8s/kubeadm" | cut -c1-64
+  sha256sum "$k8s/kubelet" "$k8s/kubeadm" "$k8s/kube-proxy" | cut -c1-64
 } | sha256sum | cut -c1-64)"
 
 # A deb by package name from the cache.
@@ -134,7 +134,7 @@ rootfs() { # DIR -> DIR/root filled
   install -m 0755 "$tmp/go/gw-init" "$r/sbin/init"
   install -m 0755 "$tmp/go/gw-cloud-init" "$r/usr/bin/gw-cloud-init"
   ln -sf gw-cloud-init "$r/usr/bin/cloud-init"
-  install -m 0755 "$k8s/kubelet" "$k8s/kubeadm" "$r/usr/bin/"
+  install -m 0755 "$k8s/kubelet" "$k8s/kubeadm" "$k8s/kube-proxy" "$r/usr/bin/"
   mkdir -p "$r/usr/lib/groundwork/images"
   "$tmp/go/mkimage" -name "$pause_image" -o "$r/usr/lib/groundwork/images/pause.tar" -entrypoint /pause "$tmp/go/pause:/pause" >/dev/null
   "$tmp/go/mkimage" -name "$hello_image" -o "$r/usr/lib/groundwork/images/hello.tar" -entrypoint /hello "$tmp/go/hello:/hello" >/dev/null
@@ -142,7 +142,7 @@ rootfs() { # DIR -> DIR/root filled
   echo "$hello_image" >"$r/usr/lib/groundwork/images/hello.name"
   rm -rf "$tmp/go"
   # Accounts, identity, the kernel config (kubeadm's SystemVerification reads it).
-  mkdir -p "$r"/{root,var/lib/kubelet,var/log,etc/kubernetes/manifests,boot,run,tmp,proc,sys,dev,mnt}
+  mkdir -p "$r"/{root,var/lib/kubelet,var/log,etc/kubernetes/manifests,etc/cni/net.d,boot,run,tmp,proc,sys,dev,mnt}
   # /var/run is /run (kubeadm's default CRI socket is unix:///var/run/containerd/containerd.sock).
   rm -rf "$r/var/run" "$r/var/lock"
   ln -s /run "$r/var/run"

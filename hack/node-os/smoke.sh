@@ -86,12 +86,15 @@ if grep -q 'Running pre-flight checks' /tmp/preflight.log && ! grep -q 'ERROR\|f
 else
   echo "smoke: kubeadm join preflight checks FAILED"
 fi
+echo "smoke: kube-proxy $(kube-proxy --version 2>&1)"
 mkdir -p /var/lib/kubelet /etc/kubernetes/manifests
 cat >/var/lib/kubelet/config.yaml <<'YAML'
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: systemd
 failSwapOn: false
+# containerd writes the CNI network from this (a joined kubelet: the Node's spec.podCIDRs).
+podCIDR: 10.88.0.0/16
 staticPodPath: /etc/kubernetes/manifests
 authentication:
   anonymous: {enabled: true}
@@ -176,6 +179,7 @@ checks=(
   "pre-kubeadm command|pre-kubeadm: smoke-node-0 hello from a gzip\\+base64 file"
   "kubeadm's join preflight checks pass|smoke: kubeadm join preflight checks passed"
   "kubelet started (systemctl shim)|groundwork-node: kubelet started"
+  "kube-proxy runs, supervised (waits for the join)|smoke: kube-proxy Kubernetes v|groundwork-node: kube-proxy started"
   "CABPK sentinel|gw-cloud-init: cluster-api bootstrap succeeded"
   "runner finished without errors|gw-cloud-init: finished[[:space:]]*$"
   "app Pod answers|smoke: app answered: hello from smoke-node-0"
@@ -200,7 +204,7 @@ while :; do
     fi
   done
   ((pending)) || break
-  if grep -Eq 'Kernel panic|gw-cloud-init: ERROR|rescue shell|groundwork-node: (kubelet|containerd) exited' "$work/serial.log" 2>/dev/null || ! kill -0 "$qemu_pid" 2>/dev/null || ((el >= timeout * 10)); then
+  if grep -Eq 'Kernel panic|gw-cloud-init: ERROR|rescue shell|groundwork-node: (kubelet|containerd|kube-proxy) exited' "$work/serial.log" 2>/dev/null || ! kill -0 "$qemu_pid" 2>/dev/null || ((el >= timeout * 10)); then
     failed=1
     break
   fi

@@ -5,7 +5,7 @@
 #   -> NoCloud config drive at /run/cidata -> hostname, /etc/hosts -> network (gw-cloud-init net:
 #   the netplan network-config, else DHCP) -> check-in to Groundwork (gw-cloud-init checkin) -> containerd (supervised) -> the pre-built images
 #   imported into containerd's k8s.io namespace -> kubelet, when kubeadm configured and enabled it
-#   on an earlier boot -> the cloud-config runner (gw-cloud-init: bootcmd, write_files, runcmd,
+#   on an earlier boot -> kube-proxy (it waits for the node's kubeconfig) -> the cloud-config runner (gw-cloud-init: bootcmd, write_files, runcmd,
 #   whose `kubeadm join` starts the kubelet through the systemctl shim).
 # Console lines start with "groundwork-node:" (the smoke test and the lab read them).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -115,6 +115,11 @@ log "images: $(ctr -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
 
 if systemctl -q is-enabled kubelet && [ -f /var/lib/kubelet/config.yaml ]; then
   systemctl start kubelet
+fi
+# kube-proxy (enabled in the image): its service waits for the kubelet's kubeconfig, i.e. until
+# `kubeadm join` has joined the node (at once on a reboot after joining).
+if systemctl -q is-enabled kube-proxy; then
+  systemctl start kube-proxy
 fi
 
 # --- user-data (cloud-config) -------------------------------------------------------------
