@@ -666,8 +666,9 @@ done
 [[ -n "$answer" ]] || die "the app did not answer http://$lb_addr/ from gw-lab-isp-b in 30 s although both ISPs have the route (ip -n gw-lab-border route; kube-proxy on the nodes: kubectl get --raw /api/v1/nodes/a01-u07/proxy/logs/kube-proxy.log; .lab/a01-u07.serial)"
 echo "  ip netns exec gw-lab-isp-b curl -s http://$lb_addr/ -> $answer (first answer $(since) after the Service's creation)"
 
-gw_step "site fra1:"
+gw_step "site fra1 (kubectl groundwork status: the servers that carry the public address):"
 kc get groundwork -n fra1
+KUBECONFIG="$lab/kubeconfig" "$CARGO_TARGET_DIR/debug/kubectl-groundwork" -n fra1 status | sed -n '/PUBLIC ADDRESSES/,$p' | sed 's/^/  /'
 cat <<EOF2
 
 The lab is up ($SECONDS s).
@@ -706,5 +707,6 @@ The lab is up ($SECONDS s).
   ip -n gw-lab-border route                 # the border's kernel: Service routes to the nodes (ECMP)
   birdc -s $lab/bird/bird.ctl show route protocol gw_svc_v4   # the Service routes in BIRD
   kubectl get --raw /api/v1/nodes/a01-u07/proxy/logs/kube-proxy.log          # kube-proxy on a node (its /var/log)
+  $CARGO_TARGET_DIR/debug/kubectl-groundwork -n fra1 rack a02               # rack a02, with the public address its server carries
   hack/lab.sh down                          # stop everything
 EOF2
