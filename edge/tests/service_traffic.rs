@@ -35,7 +35,7 @@ use common::{condition, install_crds, serve_metrics, start_daemon, stop_daemon};
 use crds::service::{LOAD_BALANCER_CLASS, SERVICE_NAME_LABEL, conditions, reasons};
 use crds::{BorderRouter, UpstreamLink};
 use e2e::cluster::{ControlPlane, HostLink, LabNode, host_port};
-use e2e::netlab::{NetLab, run};
+use e2e::netlab::{NetLab, require, run};
 use e2e::{RunningController, client_for, eventually, namespace};
 use edge::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -85,6 +85,7 @@ struct Site {
 
 impl Site {
     async fn up() -> Self {
+        require("curl");
         let mut net = NetLab::new();
         let id = net.dir().file_name().unwrap().to_string_lossy().to_string();
         // The node network: a bridge (the racks' top-of-rack switch) that this host, the border
