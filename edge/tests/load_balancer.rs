@@ -17,7 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    condition, event_seen, install_crds, scrape, series, serve_metrics, start_daemon, stop_daemon,
+    condition, event_seen, install_crds, obj, scrape, series, serve_metrics, start_daemon,
+    stop_daemon,
 };
 use crds::service::{LOAD_BALANCER_CLASS, annotations, conditions};
 use crds::{BorderRouter, UpstreamLink};
@@ -42,10 +43,6 @@ const POOL6: &str = "2001:db8:100:64::/126";
 const NODE_NET6: &str = "2001:db8:99::/64";
 /// How fast a withdrawal must reach both ISPs.
 const WITHDRAW: Duration = Duration::from_secs(5);
-
-fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
-    serde_json::from_value(v).unwrap()
-}
 
 /// A Node with an InternalIP and a Ready condition (its status written as the kubelet would).
 async fn node(client: &Client, name: &str, ips: &[&str], ready: bool) {

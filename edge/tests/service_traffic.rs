@@ -31,7 +31,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{condition, install_crds, serve_metrics, start_daemon, stop_daemon};
+use common::{condition, install_crds, obj, serve_metrics, start_daemon, stop_daemon};
 use crds::service::{LOAD_BALANCER_CLASS, SERVICE_NAME_LABEL, conditions, reasons};
 use crds::{BorderRouter, UpstreamLink};
 use e2e::cluster::{ControlPlane, HostLink, LabNode, host_port};
@@ -59,10 +59,6 @@ const ADDRESS: &str = "203.0.113.64";
 const ISP_B: &str = "192.0.2.6";
 /// Bound on a withdrawal or an announcement reaching both ISPs.
 const SECONDS: Duration = Duration::from_secs(10);
-
-fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
-    serde_json::from_value(v).unwrap()
-}
 
 /// The site: fields drop in order, the nodes before their control plane, the control plane
 /// before the network it listens on.
